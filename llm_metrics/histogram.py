@@ -1,0 +1,370 @@
+"""Mergeable log-bucketed histogram with 1% relative accuracy (DDSketch-style).
+
+Why not Locust's histogram: it rounds to about two significant digits, too coarse for per-token gaps.
+Why not ``hdrhistogram``: measured 1.35 µs per record against ~0.35 µs here, and the hot path records
+about 64 values per streamed request (design.md section 6).
+
+Bucketing. A positive value ``v`` goes to bucket ``i = ceil(log(v) / log(gamma))`` with
+``gamma = (1 + a) / (1 - a)`` and ``a = 0.01``. Bucket ``i`` covers ``(gamma**(i-1), gamma**i]``; its
+representative value ``2 * gamma**i / (gamma + 1)`` is within ``a`` (relative) of every value in it.
+Values at or below ``ZERO_FLOOR`` (including 0) go to a dedicated zero bucket. Negative values are clamped
+to 0 (zero bucket) and counted in ``clamped``. NaN and infinities are not recorded; they are counted in
+``invalid`` so that a broken measurement is visible without poisoning ``sum``.
+
+Exact parts. ``count``, ``sum``, ``min`` and ``max`` are exact. ``percentile(p)`` uses nearest rank over
+the buckets (rank ``ceil(p/100 * count)``, at least 1), so it is within 1% of the exact nearest-rank
+sample; the estimate is clamped to ``[min, max]`` and ``p0``/``p100`` return ``min``/``max`` exactly.
+
+Merging adds bucket counts, so merging the histograms of two data sets gives exactly the histogram of
+their union (``sum`` up to float rounding). ``__eq__`` compares ``sum`` with a relative tolerance of 1e-9.
+
+Wire format (``to_wire``): a plain list, msgpack- and JSON-friendly, no map keys at all::
+
+    [1, count, sum, min, max, zero, clamped, invalid, keys, counts]
+
+``min``/``max`` are ``None`` when empty; ``keys`` holds the sorted bucket indexes delta-encoded (first
+index, then differences, mostly 1, one byte each in msgpack) and ``counts`` the matching counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "GAMMA",
+    "RELATIVE_ACCURACY",
+    "ZERO_FLOOR",
+    "Histogram",
+    "bucket_index",
+    "bucket_value",
+    "nearest_rank",
+]
+
+RELATIVE_ACCURACY = 0.01
+GAMMA = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+ZERO_FLOOR = 1e-9
+"""Values at or below this go to the zero bucket (1e-9 ms is a picosecond; counts are integers)."""
+_MAX_VALUE = 1e300
+_INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
+_VALUE_FACTOR = 2.0 / (GAMMA + 1.0)
+_WIRE_VERSION = 1
+
+_log = math.log
+_ceil = math.ceil
+_inf = math.inf
+
+
+def bucket_index(v: float) -> int:
+    """Bucket index of a positive value above ``ZERO_FLOOR``."""
+    return _ceil(_log(v) * _INV_LOG_GAMMA)
+
+
+def nearest_rank(p: float, n: int) -> int:
+    """1-based nearest rank of percentile ``p`` among ``n`` sorted values: ``ceil(p/100 * n)``, at least 1.
+
+    ``p * n / 100`` is rounded to 9 decimals first so that float noise (``0.95 * 100 = 95.00000000000001``)
+    does not move the rank.
+    """
+    return max(1, _ceil(round(p * n / 100.0, 9)))
+
+
+def bucket_value(i: int) -> float:
+    """Representative value of bucket ``i`` (within 1% of every value in the bucket)."""
+    return _VALUE_FACTOR * GAMMA**i
+
+
+class Histogram:
+    """A mergeable histogram of floats >= 0 with 1% relative accuracy. See the module docstring."""
+
+    __slots__ = ("buckets", "clamped", "count", "invalid", "max", "min", "sum", "zero")
+
+    buckets: dict[int, int]
+    zero: int
+    clamped: int
+    invalid: int
+    count: int
+    sum: float
+    min: float
+    max: float
+
+    def __init__(self) -> None:
+        self.buckets = {}
+        self.zero = 0
+        self.clamped = 0
+        self.invalid = 0
+        self.count = 0
+        self.sum = 0.0
+        self.min = _inf  # inf / -inf while empty; use vmin/vmax for None-when-empty
+        self.max = -_inf
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def record(self, v: float) -> None:
+        """Record one value. Hot path: one log, one dict update, no further calls."""
+        if ZERO_FLOOR < v <= _MAX_VALUE:
+            i = _ceil(_log(v) * _INV_LOG_GAMMA)
+            b = self.buckets
+            b[i] = b.get(i, 0) + 1
+            self.count += 1
+            self.sum += v
+            if v < self.min:
+                self.min = v
+            if v > self.max:
+                self.max = v
+        else:
+            self._record_special(v)
+
+    def _record_special(self, v: float) -> None:
+        """Zero, tiny, negative, NaN, infinite or absurdly large values."""
+        if v != v or v > _MAX_VALUE or v == -_inf:  # NaN, +inf, huge, -inf: not a measurement
+            self.invalid += 1
+            return
+        if v < 0:
+            self.clamped += 1
+        v = 0.0 if v < 0 else float(v)
+        self.zero += 1
+        self.count += 1
+        self.sum += v
+        if v < self.min:
+            self.min = v
+        if v > self.max:
+            self.max = v
+
+    def record_many(self, values: Iterable[float]) -> None:
+        """Record many values; about half the cost per value of calling ``record`` in a loop."""
+        b = self.buckets
+        get = b.get
+        log = _log
+        ceil = _ceil
+        k = _INV_LOG_GAMMA
+        lo = _inf
+        hi = -_inf
+        n = 0
+        s = 0.0
+        for v in values:
+            if ZERO_FLOOR < v <= _MAX_VALUE:
+                i = ceil(log(v) * k)
+                b[i] = get(i, 0) + 1
+                n += 1
+                s += v
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+            else:
+                self._record_special(v)
+        if n:
+            self.count += n
+            self.sum += s
+            if lo < self.min:
+                self.min = lo
+            if hi > self.max:
+                self.max = hi
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Histogram:
+        """A histogram of ``values``."""
+        h = cls()
+        h.record_many(values)
+        return h
+
+    # -- combining ---------------------------------------------------------------------------------
+
+    def merge(self, other: Histogram) -> Histogram:
+        """Add ``other`` into this histogram (in place) and return self."""
+        if other.count == 0 and other.invalid == 0:
+            return self
+        b = self.buckets
+        get = b.get
+        for i, c in other.buckets.items():
+            b[i] = get(i, 0) + c
+        self.zero += other.zero
+        self.clamped += other.clamped
+        self.invalid += other.invalid
+        self.count += other.count
+        self.sum += other.sum
+        if other.min < self.min:
+            self.min = other.min
+        if other.max > self.max:
+            self.max = other.max
+        return self
+
+    def copy(self) -> Histogram:
+        h = Histogram()
+        h.buckets = dict(self.buckets)
+        h.zero = self.zero
+        h.clamped = self.clamped
+        h.invalid = self.invalid
+        h.count = self.count
+        h.sum = self.sum
+        h.min = self.min
+        h.max = self.max
+        return h
+
+    def clear(self) -> None:
+        """Forget everything recorded."""
+        self.buckets = {}
+        self.zero = self.clamped = self.invalid = self.count = 0
+        self.sum = 0.0
+        self.min = _inf
+        self.max = -_inf
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    @property
+    def mean(self) -> float | None:
+        """Exact arithmetic mean, None when empty."""
+        return self.sum / self.count if self.count else None
+
+    @property
+    def vmin(self) -> float | None:
+        """Exact minimum, None when empty."""
+        return self.min if self.count else None
+
+    @property
+    def vmax(self) -> float | None:
+        """Exact maximum, None when empty."""
+        return self.max if self.count else None
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile, ``p`` in [0, 100]; None when empty."""
+        return self.percentiles((p,))[0]
+
+    def percentiles(self, ps: Sequence[float]) -> list[float | None]:
+        """Several percentiles with one sort of the buckets (for summaries)."""
+        for p in ps:
+            if not 0.0 <= p <= 100.0:
+                raise ValueError(f"percentile must be within [0, 100], got {p!r}")
+        n = self.count
+        if n == 0:
+            return [None for _ in ps]
+        # Ranks (1-based) wanted, in increasing order, resolved in one walk over the buckets.
+        ranks = [nearest_rank(p, n) for p in ps]
+        order = sorted(range(len(ps)), key=ranks.__getitem__)
+        out: list[float | None] = [None] * len(ps)
+        keys = sorted(self.buckets)
+        buckets = self.buckets
+        cum = self.zero
+        ki = 0
+        lo, hi = self.min, self.max
+        for j in order:
+            p = ps[j]
+            if p <= 0.0:
+                out[j] = lo
+                continue
+            if p >= 100.0:
+                out[j] = hi
+                continue
+            r = ranks[j]
+            if r <= self.zero:
+                est = 0.0
+            else:
+                while cum < r and ki < len(keys):
+                    cum += buckets[keys[ki]]
+                    ki += 1
+                est = _VALUE_FACTOR * GAMMA ** keys[ki - 1]
+            out[j] = lo if est < lo else hi if est > hi else est
+        return out
+
+    def stats(self, ps: Sequence[float] = (50.0, 90.0, 95.0, 99.0)) -> dict[str, float | int | None]:
+        """count, avg, min, p(N)..., max as a plain dict with stable key order."""
+        out: dict[str, float | int | None] = {"count": self.count, "avg": self.mean, "min": self.vmin}
+        for p, v in zip(ps, self.percentiles(ps), strict=True):
+            out[f"p{_fmt_p(p)}"] = v
+        out["max"] = self.vmax
+        return out
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def to_wire(self) -> list[Any]:
+        """Compact plain structure (lists, ints, floats, None). See the module docstring."""
+        keys = sorted(self.buckets)
+        b = self.buckets
+        counts = [b[k] for k in keys]
+        deltas: list[int] = []
+        prev = 0
+        for k in keys:
+            deltas.append(k - prev)
+            prev = k
+        empty = self.count == 0
+        return [
+            _WIRE_VERSION,
+            self.count,
+            self.sum,
+            None if empty else self.min,
+            None if empty else self.max,
+            self.zero,
+            self.clamped,
+            self.invalid,
+            deltas,
+            counts,
+        ]
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> Histogram:
+        """Inverse of ``to_wire``; raises ValueError on a malformed structure."""
+        if not isinstance(wire, list | tuple) or len(wire) != 10 or wire[0] != _WIRE_VERSION:
+            raise ValueError(f"not a histogram wire structure (version {_WIRE_VERSION}): {wire!r:.80}")
+        _, count, total, lo, hi, zero, clamped, invalid, deltas, counts = wire
+        if not isinstance(deltas, list | tuple) or not isinstance(counts, list | tuple):
+            raise ValueError("histogram wire: keys and counts must be lists")
+        if len(deltas) != len(counts):
+            raise ValueError("histogram wire: keys and counts differ in length")
+        h = cls()
+        k = 0
+        b = h.buckets
+        for d, c in zip(deltas, counts, strict=True):
+            k += int(d)
+            b[k] = int(c)
+        h.count = int(count)
+        h.sum = float(total)
+        h.zero = int(zero)
+        h.clamped = int(clamped)
+        h.invalid = int(invalid)
+        if h.count:
+            if lo is None or hi is None:
+                raise ValueError("histogram wire: min/max missing for a non-empty histogram")
+            h.min = float(lo)
+            h.max = float(hi)
+        if sum(b.values()) + h.zero != h.count:
+            raise ValueError("histogram wire: bucket counts do not add up to count")
+        return h
+
+    # -- comparison --------------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        return (
+            self.count == other.count
+            and self.zero == other.zero
+            and self.clamped == other.clamped
+            and self.invalid == other.invalid
+            and self.buckets == other.buckets
+            and (self.count == 0 or (self.min == other.min and self.max == other.max))
+            and math.isclose(self.sum, other.sum, rel_tol=1e-9, abs_tol=1e-9)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if not self.count:
+            return "Histogram(empty)"
+        p50, p95 = self.percentiles((50.0, 95.0))
+        return (
+            f"Histogram(count={self.count}, min={self.min:.4g}, p50={p50:.4g}, p95={p95:.4g}, "
+            f"max={self.max:.4g}, buckets={len(self.buckets)})"
+        )
+
+
+def _fmt_p(p: float) -> str:
+    """50.0 -> '50', 99.9 -> '99.9'."""
+    return f"{p:g}"

@@ -1,0 +1,544 @@
+"""Metric store: histograms, counters and rates keyed by (metric name, tags), mergeable across processes.
+
+Series. A series is a metric name plus a tag set. Tags are a sorted tuple of ``(key, value)`` string pairs
+(``make_tags``); tags with an empty or None value are left out, so a call without a prompt tag simply has no
+``prompt`` tag. A metric name has one kind for the life of the store: ``trend`` (a ``Histogram``),
+``counter`` (a number) or ``rate`` (hits out of a total, e.g. ``http_req_failed``, ``goodput``).
+
+Deltas. Everything is recorded into a *live* part. ``take_delta()`` (a worker, every 3 s in
+``report_to_master``) returns the live part as a wire structure, folds it into the accumulated part and
+starts a new live part; ``merge_wire()`` (the master, in ``worker_report``) adds a wire structure into the
+accumulated part. Reads (``select``, ``series``, ``histograms``...) see both parts. With
+``keep_totals=False`` (a worker that never reads its own totals) ``take_delta`` drops the live part
+instead of folding it. The wire structure is plain lists, str-keyed dicts, ints, floats and strings: safe
+for Locust's msgpack transport (no int map keys)::
+
+    {"v": 1,
+     "h": [[metric, [k1, v1, k2, v2, ...], histogram_wire], ...],
+     "c": [[metric, [k1, v1, ...], value], ...],
+     "r": [[metric, [k1, v1, ...], hits, total], ...]}
+
+Cardinality. At most ``max_series`` series per metric (default 1000). Further tag sets collapse into one
+series whose tag values are all ``"__other__"`` (same keys), and ``overflowed`` counts what was collapsed per
+metric, so a tag carrying e.g. a request id cannot eat the memory; ``warnings()`` reports it.
+
+Hot path. ``record_call`` caches, per (scenario, name, prompt, status, extra tags), the tag tuple and the
+live histograms it feeds, so a call costs the metric math plus one dict lookup and one ``record`` per value
+(the chunk gaps go through ``Histogram.record_many``).
+
+Duration. ``mark_start``/``mark_stop`` (wall clock) give ``duration_s``, the denominator of the ``rate``
+aggregation of counters (count per second).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .calls import METRIC_CHUNK_GAP, CallRecord, GoodputSLO, meets_slo, scalar_metric_values
+from .histogram import Histogram
+
+__all__ = [
+    "GOODPUT",
+    "HTTP_REQS",
+    "HTTP_REQ_DURATION",
+    "HTTP_REQ_FAILED",
+    "OTHER",
+    "REQUESTS_BLOCKED",
+    "TOKEN_SOURCE",
+    "Kind",
+    "MetricStore",
+    "RateValue",
+    "Tags",
+    "TagsLike",
+    "make_tags",
+    "tags_dict",
+    "tags_match",
+]
+
+Tags = tuple[tuple[str, str], ...]
+TagsLike = Mapping[str, object] | Tags
+Kind = Literal["trend", "counter", "rate"]
+
+OTHER = "__other__"
+GOODPUT = "goodput"
+TOKEN_SOURCE = "llm_token_source"
+"""Counter of calls per output-token source; tags are the call's plus ``source`` (usage or events)."""
+HTTP_REQ_DURATION = "http_req_duration"
+HTTP_REQ_FAILED = "http_req_failed"
+HTTP_REQS = "http_reqs"
+REQUESTS_BLOCKED = "requests_blocked"
+_WIRE_VERSION = 1
+
+
+def make_tags(tags: TagsLike | Iterable[tuple[str, object]] | None) -> Tags:
+    """Normalise tags: sorted ``(key, value)`` str pairs, None and empty values left out."""
+    if not tags:
+        return ()
+    items = tags.items() if isinstance(tags, Mapping) else tags
+    return tuple(sorted((str(k), str(v)) for k, v in items if v is not None and v != ""))
+
+
+def tags_dict(tags: Tags) -> dict[str, str]:
+    return dict(tags)
+
+
+def tags_match(tags: Tags, filt: Tags) -> bool:
+    """True when every ``(key, value)`` of ``filt`` is among ``tags``."""
+    return all(pair in tags for pair in filt)
+
+
+def _flat(tags: Tags) -> list[str]:
+    out: list[str] = []
+    for k, v in tags:
+        out.append(k)
+        out.append(v)
+    return out
+
+
+def _unflat(flat: Any) -> Tags:
+    if not isinstance(flat, list | tuple) or len(flat) % 2:
+        raise ValueError(f"metric wire: tags must be a flat list of key, value strings, got {flat!r:.80}")
+    return tuple(sorted((str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)))
+
+
+@dataclass(slots=True)
+class RateValue:
+    """Hits out of a total (``http_req_failed``: failed requests out of all)."""
+
+    hits: int = 0
+    total: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.hits / self.total if self.total else None
+
+    def add(self, other: RateValue) -> RateValue:
+        self.hits += other.hits
+        self.total += other.total
+        return self
+
+
+class _CallSeries:
+    """Cached per call key: the tags and the live cells a call writes to."""
+
+    __slots__ = ("goodput", "hists", "source_key", "tags")
+
+    def __init__(self, tags: Tags) -> None:
+        self.tags = tags
+        self.hists: dict[str, Histogram] = {}
+        self.goodput: list[int] | None = None
+        self.source_key: dict[str, Tags] = {}
+
+
+class _Part:
+    """One set of series (the live part or the accumulated part)."""
+
+    __slots__ = ("counters", "hists", "rates")
+
+    def __init__(self) -> None:
+        self.hists: dict[str, dict[Tags, Histogram]] = {}
+        self.counters: dict[str, dict[Tags, float]] = {}
+        self.rates: dict[str, dict[Tags, list[int]]] = {}  # [hits, total]
+
+    def empty(self) -> bool:
+        return not (self.hists or self.counters or self.rates)
+
+
+class MetricStore:
+    """Histograms, counters and rates per (metric, tags). See the module docstring."""
+
+    def __init__(self, *, max_series: int = 1000, keep_totals: bool = True) -> None:
+        self.max_series = max_series
+        self.keep_totals = keep_totals
+        self._live = _Part()
+        self._base = _Part()
+        self._kinds: dict[str, Kind] = {}
+        self._known: dict[str, set[Tags]] = {}
+        self.overflowed: dict[str, int] = {}
+        self._call_cache: dict[tuple[Any, ...], _CallSeries] = {}
+        self._req_cache: dict[tuple[Any, ...], Tags] = {}
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+
+    # -- run duration ------------------------------------------------------------------------------
+
+    def mark_start(self, t: float | None = None) -> None:
+        """Wall-clock start of the run (``time.time()`` when not given)."""
+        self.started_at = time.time() if t is None else t
+        self.stopped_at = None
+
+    def mark_stop(self, t: float | None = None) -> None:
+        self.stopped_at = time.time() if t is None else t
+
+    def duration_s(self, now: float | None = None) -> float | None:
+        """Seconds from ``mark_start`` to ``mark_stop`` (or ``now``); None before ``mark_start``."""
+        if self.started_at is None:
+            return None
+        end = self.stopped_at if self.stopped_at is not None else (time.time() if now is None else now)
+        return max(0.0, end - self.started_at)
+
+    # -- series bookkeeping ------------------------------------------------------------------------
+
+    def kind(self, metric: str) -> Kind | None:
+        return self._kinds.get(metric)
+
+    def _claim(self, metric: str, kind: Kind) -> None:
+        k = self._kinds.get(metric)
+        if k is None:
+            self._kinds[metric] = kind
+            self._known[metric] = set()
+        elif k != kind:
+            raise ValueError(f"metric {metric!r} is a {k}, cannot record it as a {kind}")
+
+    def _admit(self, metric: str, kind: Kind, tags: Tags) -> Tags:
+        """Check the kind and the cardinality bound; returns the tags to use (maybe collapsed)."""
+        self._claim(metric, kind)
+        known = self._known[metric]
+        if tags in known:
+            return tags
+        if len(known) >= self.max_series:
+            self.overflowed[metric] = self.overflowed.get(metric, 0) + 1
+            tags = tuple((key, OTHER) for key, _ in tags)
+        known.add(tags)
+        return tags
+
+    def _live_hist(self, metric: str, tags: Tags) -> Histogram:
+        series = self._live.hists.get(metric)
+        if series is None:
+            self._claim(metric, "trend")
+            series = self._live.hists[metric] = {}
+        h = series.get(tags)
+        if h is None:
+            tags = self._admit(metric, "trend", tags)
+            h = series.get(tags)
+            if h is None:
+                h = series[tags] = Histogram()
+        return h
+
+    def _live_rate(self, metric: str, tags: Tags) -> list[int]:
+        series = self._live.rates.get(metric)
+        if series is None:
+            self._claim(metric, "rate")
+            series = self._live.rates[metric] = {}
+        cell = series.get(tags)
+        if cell is None:
+            tags = self._admit(metric, "rate", tags)
+            cell = series.get(tags)
+            if cell is None:
+                cell = series[tags] = [0, 0]
+        return cell
+
+    def _live_counter(self, metric: str, tags: Tags) -> tuple[dict[Tags, float], Tags]:
+        series = self._live.counters.get(metric)
+        if series is None:
+            self._claim(metric, "counter")
+            series = self._live.counters[metric] = {}
+        if tags not in series:
+            tags = self._admit(metric, "counter", tags)
+            series.setdefault(tags, 0)
+        return series, tags
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def add(self, metric: str, tags: TagsLike, value: float) -> None:
+        """Record one value of a trend metric."""
+        t = tags if isinstance(tags, tuple) else make_tags(tags)
+        self._live_hist(metric, t).record(value)
+
+    def add_many(self, metric: str, tags: TagsLike, values: Iterable[float]) -> None:
+        t = tags if isinstance(tags, tuple) else make_tags(tags)
+        self._live_hist(metric, t).record_many(values)
+
+    def inc(self, counter: str, tags: TagsLike, n: float = 1) -> None:
+        """Add ``n`` to a counter."""
+        t = tags if isinstance(tags, tuple) else make_tags(tags)
+        series, t = self._live_counter(counter, t)
+        series[t] += n
+
+    def rate(self, metric: str, tags: TagsLike, hit: bool) -> None:
+        """Count one event of a rate metric, a hit or not."""
+        t = tags if isinstance(tags, tuple) else make_tags(tags)
+        cell = self._live_rate(metric, t)
+        if hit:
+            cell[0] += 1
+        cell[1] += 1
+
+    def _call_series(self, key: tuple[Any, ...]) -> _CallSeries:
+        scenario, name, prompt, status, extra = key
+        tags = make_tags([("scenario", scenario), ("name", name), ("prompt", prompt), ("status", status)])
+        if extra:
+            tags = make_tags(dict(tags) | dict(extra))
+        entry = self._call_cache[key] = _CallSeries(tags)
+        return entry
+
+    def record_call(self, rec: CallRecord, goodput_slo: GoodputSLO | None = None) -> None:
+        """Record every metric of one LLM call (``calls.metric_values``), the token source and goodput.
+
+        Tags: scenario, name, prompt, status (the failure status for a failed call) and ``rec.tags``.
+        ``goodput`` (a rate) is recorded only when ``goodput_slo`` sets at least one limit.
+        """
+        key = (rec.scenario, rec.name, rec.prompt, rec.status, rec.tags)
+        entry = self._call_cache.get(key)
+        if entry is None:
+            entry = self._call_series(key)
+        hists = entry.hists
+        for metric, v in scalar_metric_values(rec):
+            h = hists.get(metric)
+            if h is None:
+                h = hists[metric] = self._live_hist(metric, entry.tags)
+            h.record(v)
+        if not rec.ok:
+            if goodput_slo is not None and not goodput_slo.empty:
+                self._goodput(entry, False)
+            return
+        ct = rec.chunk_times
+        if len(ct) > 1:
+            h = hists.get(METRIC_CHUNK_GAP)
+            if h is None:
+                h = hists[METRIC_CHUNK_GAP] = self._live_hist(METRIC_CHUNK_GAP, entry.tags)
+            prev = ct[0]
+            gaps = []
+            for t in ct[1:]:
+                gaps.append((t - prev) * 1000.0)
+                prev = t
+            h.record_many(gaps)
+        source = "usage" if rec.usage_completion_tokens is not None else "events" if rec.stream else "unknown"
+        stags = entry.source_key.get(source)
+        if stags is None:
+            stags = entry.source_key[source] = make_tags(dict(entry.tags) | {"source": source})
+        self.inc(TOKEN_SOURCE, stags)
+        if goodput_slo is not None and not goodput_slo.empty:
+            self._goodput(entry, meets_slo(rec, goodput_slo))
+
+    def _goodput(self, entry: _CallSeries, good: bool) -> None:
+        cell = entry.goodput
+        if cell is None:
+            cell = entry.goodput = self._live_rate(GOODPUT, entry.tags)
+        if good:
+            cell[0] += 1
+        cell[1] += 1
+
+    def record_request(
+        self,
+        *,
+        name: str,
+        method: str,
+        status: int | str,
+        scenario: str,
+        response_time_ms: float | None,
+        failed: bool,
+        extra_tags: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """The k6 views over one request event: ``http_req_duration`` (trend), ``http_req_failed`` (rate),
+        ``http_reqs`` (counter) and ``requests_blocked`` (counter, status 429), tagged name, method, status,
+        scenario (+ ``extra_tags``). ``response_time_ms`` None (no response) leaves the duration out.
+        """
+        key = (name, method, status, scenario, extra_tags)
+        tags = self._req_cache.get(key)
+        if tags is None:
+            base = {"name": name, "method": method, "status": status, "scenario": scenario}
+            tags = self._req_cache[key] = make_tags(base | dict(extra_tags))
+        if response_time_ms is not None:
+            self._live_hist(HTTP_REQ_DURATION, tags).record(response_time_ms)
+        self.rate(HTTP_REQ_FAILED, tags, failed)
+        self.inc(HTTP_REQS, tags)
+        if str(status) == "429":
+            self.inc(REQUESTS_BLOCKED, tags)
+
+    # -- worker -> master --------------------------------------------------------------------------
+
+    def take_delta(self) -> dict[str, Any]:
+        """Everything recorded since the last call, as a wire structure; starts a new delta."""
+        live = self._live
+        wire: dict[str, Any] = {
+            "v": _WIRE_VERSION,
+            "h": [
+                [m, _flat(t), h.to_wire()]
+                for m, series in live.hists.items()
+                for t, h in series.items()
+                if h.count or h.invalid
+            ],
+            "c": [[m, _flat(t), v] for m, series in live.counters.items() for t, v in series.items() if v],
+            "r": [
+                [m, _flat(t), cell[0], cell[1]]
+                for m, series in live.rates.items()
+                for t, cell in series.items()
+                if cell[1]
+            ],
+        }
+        if self.keep_totals:
+            self._fold(live)
+        self._live = _Part()
+        self._call_cache.clear()
+        return wire
+
+    def _fold(self, part: _Part) -> None:
+        base = self._base
+        for m, series in part.hists.items():
+            bs = base.hists.setdefault(m, {})
+            for t, h in series.items():
+                old = bs.get(t)
+                if old is None:
+                    bs[t] = h
+                else:
+                    old.merge(h)
+        for m, cseries in part.counters.items():
+            bc = base.counters.setdefault(m, {})
+            for t, v in cseries.items():
+                bc[t] = bc.get(t, 0) + v
+        for m, rseries in part.rates.items():
+            br = base.rates.setdefault(m, {})
+            for t, cell in rseries.items():
+                old_cell = br.get(t)
+                if old_cell is None:
+                    br[t] = list(cell)
+                else:
+                    old_cell[0] += cell[0]
+                    old_cell[1] += cell[1]
+
+    def merge_wire(self, wire: Mapping[str, Any]) -> None:
+        """Add a ``take_delta`` structure (from a worker) into this store; ValueError when malformed."""
+        if not isinstance(wire, Mapping) or wire.get("v") != _WIRE_VERSION:
+            raise ValueError(f"not a metric store wire structure (version {_WIRE_VERSION}): {wire!r:.80}")
+        part = _Part()
+        for m, flat, hw in wire.get("h", ()):
+            tags = self._admit(m, "trend", _unflat(flat))
+            h = Histogram.from_wire(hw)
+            series = part.hists.setdefault(m, {})
+            if tags in series:
+                series[tags].merge(h)
+            else:
+                series[tags] = h
+        for m, flat, v in wire.get("c", ()):
+            tags = self._admit(m, "counter", _unflat(flat))
+            cseries = part.counters.setdefault(m, {})
+            cseries[tags] = cseries.get(tags, 0) + v
+        for m, flat, hits, total in wire.get("r", ()):
+            tags = self._admit(m, "rate", _unflat(flat))
+            rseries = part.rates.setdefault(m, {})
+            cell = rseries.setdefault(tags, [0, 0])
+            cell[0] += int(hits)
+            cell[1] += int(total)
+        self._fold(part)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _parts(self) -> tuple[_Part, ...]:
+        return (self._base, self._live)
+
+    def metrics(self) -> list[str]:
+        """Every metric name recorded, sorted."""
+        return sorted(self._kinds)
+
+    def series(self) -> list[tuple[Kind, str, Tags]]:
+        """Every (kind, metric, tags) with data, sorted by metric then tags."""
+        seen: set[tuple[Kind, str, Tags]] = set()
+        for part in self._parts():
+            for m, hs in part.hists.items():
+                seen.update(("trend", m, t) for t, h in hs.items() if h.count)
+            for m, cs in part.counters.items():
+                seen.update(("counter", m, t) for t in cs)
+            for m, rs in part.rates.items():
+                seen.update(("rate", m, t) for t, cell in rs.items() if cell[1])
+        return sorted(seen, key=lambda s: (s[1], s[2]))
+
+    def histograms(self, metric: str | None = None) -> Iterator[tuple[str, Tags, Histogram]]:
+        """(metric, tags, merged histogram) of every trend series, sorted by metric then tags."""
+        merged: dict[tuple[str, Tags], Histogram] = {}
+        for part in self._parts():
+            for m, hs in part.hists.items():
+                if metric is not None and m != metric:
+                    continue
+                for t, h in hs.items():
+                    if not h.count:
+                        continue
+                    cur = merged.get((m, t))
+                    if cur is None:
+                        merged[(m, t)] = h.copy()
+                    else:
+                        cur.merge(h)
+        for (m, t), h in sorted(merged.items(), key=lambda kv: kv[0]):
+            yield m, t, h
+
+    def counters(self, metric: str | None = None) -> Iterator[tuple[str, Tags, float]]:
+        merged: dict[tuple[str, Tags], float] = {}
+        for part in self._parts():
+            for m, cs in part.counters.items():
+                if metric is None or m == metric:
+                    for t, v in cs.items():
+                        merged[(m, t)] = merged.get((m, t), 0) + v
+        for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]):
+            yield m, t, v
+
+    def rates(self, metric: str | None = None) -> Iterator[tuple[str, Tags, RateValue]]:
+        merged: dict[tuple[str, Tags], RateValue] = {}
+        for part in self._parts():
+            for m, rs in part.rates.items():
+                if metric is None or m == metric:
+                    for t, cell in rs.items():
+                        if cell[1]:
+                            merged.setdefault((m, t), RateValue()).add(RateValue(cell[0], cell[1]))
+        for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]):
+            yield m, t, v
+
+    def select_hist(self, metric: str, filt: TagsLike | None = None) -> Histogram | None:
+        """Merged histogram of every series of ``metric`` whose tags contain ``filt``; None without data."""
+        f = filt if isinstance(filt, tuple) else make_tags(filt)
+        out = Histogram()
+        for part in self._parts():
+            for t, h in part.hists.get(metric, {}).items():
+                if tags_match(t, f):
+                    out.merge(h)
+        return out if out.count else None
+
+    def select_counter(self, metric: str, filt: TagsLike | None = None) -> float | None:
+        """Sum of every matching counter series; None when no series matches."""
+        f = filt if isinstance(filt, tuple) else make_tags(filt)
+        total: float = 0
+        found = False
+        for part in self._parts():
+            for t, v in part.counters.get(metric, {}).items():
+                if tags_match(t, f):
+                    total += v
+                    found = True
+        return total if found else None
+
+    def select_rate(self, metric: str, filt: TagsLike | None = None) -> RateValue | None:
+        """Hits and total over every matching rate series; None when the total is 0."""
+        f = filt if isinstance(filt, tuple) else make_tags(filt)
+        out = RateValue()
+        for part in self._parts():
+            for t, cell in part.rates.get(metric, {}).items():
+                if tags_match(t, f):
+                    out.hits += cell[0]
+                    out.total += cell[1]
+        return out if out.total else None
+
+    def select(self, metric: str, filt: TagsLike | None = None) -> Histogram | float | RateValue | None:
+        """``select_hist``, ``select_counter`` or ``select_rate`` according to the metric's kind."""
+        kind = self._kinds.get(metric)
+        if kind == "trend":
+            return self.select_hist(metric, filt)
+        if kind == "counter":
+            return self.select_counter(metric, filt)
+        if kind == "rate":
+            return self.select_rate(metric, filt)
+        return None
+
+    def token_sources(self) -> dict[str, int]:
+        """Calls per output-token source (``usage``, ``events``, ``unknown``), over every scenario."""
+        out: dict[str, int] = {}
+        for _, tags, v in self.counters(TOKEN_SOURCE):
+            src = dict(tags).get("source", "unknown")
+            out[src] = out.get(src, 0) + int(v)
+        return dict(sorted(out.items()))
+
+    def warnings(self) -> list[str]:
+        return [
+            f"metric {m!r}: {n} samples or series beyond {self.max_series} tag sets were collapsed into "
+            f"tag value {OTHER!r}; a tag has too many distinct values"
+            for m, n in sorted(self.overflowed.items())
+        ]

@@ -1,0 +1,202 @@
+"""The chat-completions suite of seed 003: smoke, non-stream and stream scenarios in the open model.
+
+``install_chat(events)`` (called by ``locustfiles/chat.py``) adds the knobs, validates them at start-up, sets
+the host and the run time, and runs one ``ArrivalDispatcher`` per process; ``ChatUser``s take its tickets.
+In a distributed run the master sends each worker its share of the arrivals (``llm_arrival_share``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+from locust import FastHttpUser, constant, task
+from locust.runners import MasterRunner, WorkerRunner
+
+from llm_users.arrival import ArrivalSpec
+from llm_users.dispatch import ArrivalDispatcher, Scenario
+from llm_users.llm_http import Timeouts, llm_call
+from llm_users.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
+from llm_users.prompts import PromptError
+
+log = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+SHARE_MESSAGE = "llm_arrival_share"
+
+
+class ChatRuntime:
+    """Per-environment state of the chat suite: its settings and this process's arrival dispatcher."""
+
+    def __init__(self, environment: Any, settings: ChatSettings) -> None:
+        self.environment = environment
+        self.settings = settings
+        self.dispatcher: ArrivalDispatcher | None = None
+        self.worker_index = 0
+        self.workers = 1
+        self.smoke_done = False
+
+    def scenarios(self) -> list[Scenario]:
+        s = self.settings
+        return [
+            Scenario("chat_nonstream", ArrivalSpec(s.nonstream_rps, s.arrival), s.variants),
+            Scenario("chat_stream", ArrivalSpec(s.stream_rps, s.arrival), s.variants),
+        ]
+
+    def start(self) -> None:
+        self.stop()
+        self.dispatcher = ArrivalDispatcher(self.scenarios(), self.worker_index, self.workers, self._dropped)
+        self.dispatcher.start()
+
+    def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
+
+    def _dropped(self, scenario: str, prompt: str) -> None:
+        metrics = getattr(self.environment, "llm_metrics", None)
+        if metrics is not None:
+            metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt})
+
+
+def runtime(environment: Any) -> ChatRuntime:
+    rt = getattr(environment, "llm_chat", None)
+    if rt is None:
+        raise RuntimeError(
+            "the chat suite is not installed: call llm_users.chat.install_chat(events) in the locustfile"
+        )
+    return rt  # type: ignore[no-any-return]
+
+
+def _settings_or_exit(opts: Any) -> ChatSettings:
+    try:
+        return chat_settings(opts)
+    except (OptionError, PromptError) as exc:
+        log.error("chat suite: %s", exc)
+        sys.exit(2)
+
+
+def install_chat(events: Any) -> None:
+    """Register the chat suite's arguments and listeners on Locust's ``events``."""
+
+    @events.init_command_line_parser.add_listener
+    def _args(parser: Any, **_kw: Any) -> None:
+        add_chat_arguments(parser)
+
+    @events.init.add_listener
+    def _init(environment: Any, **_kw: Any) -> None:
+        opts = environment.parsed_options
+        if opts is None:
+            return
+        settings = _settings_or_exit(opts)
+        rt = ChatRuntime(environment, settings)
+        environment.llm_chat = rt
+        if opts.base or not environment.host:
+            environment.host = settings.base
+        if getattr(opts, "headless", False) and not getattr(opts, "run_time", None) and not opts.worker:
+            opts.run_time = round(settings.duration_s)
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+
+            def _share(environment: Any, msg: Any, **_k: Any) -> None:
+                share = msg.data.get("ranks", {})
+                rt.workers = max(1, int(msg.data.get("workers", 1)))
+                rt.worker_index = int(share.get(runner.client_id, 0)) % rt.workers
+
+            runner.register_message(SHARE_MESSAGE, _share)
+
+    @events.test_start.add_listener
+    def _start(environment: Any, **_kw: Any) -> None:
+        rt = getattr(environment, "llm_chat", None)
+        if rt is None:
+            return
+        runner = environment.runner
+        if environment.parsed_options is not None:
+            try:  # the web UI may have changed the knobs since start-up
+                rt.settings = chat_settings(environment.parsed_options)
+            except (OptionError, PromptError) as exc:
+                log.error("chat suite: %s; stopping", exc)
+                runner.quit()
+                return
+        if isinstance(runner, MasterRunner):
+            ids = sorted(c.id for c in runner.clients.values())
+            data = {"workers": len(ids), "ranks": {cid: i for i, cid in enumerate(ids)}}
+            runner.send_message(SHARE_MESSAGE, data)
+            return
+        rt.smoke_done = False
+        rt.start()
+
+    @events.test_stop.add_listener
+    def _stop(environment: Any, **_kw: Any) -> None:
+        rt = getattr(environment, "llm_chat", None)
+        if rt is not None:
+            rt.stop()
+
+
+class ChatUser(FastHttpUser):
+    """Takes the arrivals of the chat scenarios and sends each as one chat-completions call."""
+
+    wait_time = constant(0)
+    abstract = True  # the locustfile declares the concrete class
+
+    def on_start(self) -> None:
+        rt = runtime(self.environment)
+        if rt.settings.smoke and not rt.smoke_done:
+            rt.smoke_done = True
+            self.smoke()
+
+    def _headers(self) -> dict[str, str]:
+        return runtime(self.environment).settings.target.auth_headers()
+
+    def smoke(self) -> None:
+        """GET /v1/version and /v1/models: each must answer 200 with a JSON body."""
+        for path in ("/v1/version", "/v1/models"):
+            with self.client.get(
+                path, headers=self._headers(), catch_response=True, context={"scenario": "smoke"}
+            ) as resp:
+                if resp.status_code != 200:
+                    resp.failure(f"HTTP {resp.status_code}")
+                    continue
+                try:
+                    json.loads(resp.content or b"")
+                except ValueError:
+                    resp.failure("invalid JSON body")
+
+    @task
+    def arrival(self) -> None:
+        rt = runtime(self.environment)
+        if rt.dispatcher is None:
+            self.wait_for_start()
+            return
+        ticket = rt.dispatcher.take(timeout=1.0)
+        if ticket is None:
+            return
+        s = rt.settings
+        pset = s.prompt_sets[ticket.prompt]
+        stream = ticket.scenario == "chat_stream"
+        payload: dict[str, Any] = {"model": s.model, "messages": pset.next(), "stream": stream}
+        max_tokens = s.max_tokens or pset.max_tokens
+        if max_tokens:
+            payload["max_tokens"] = max_tokens
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
+        llm_call(
+            self.client,
+            CHAT_PATH,
+            payload,
+            stream=stream,
+            scenario=ticket.scenario,
+            prompt=ticket.prompt,
+            name=f"{CHAT_PATH} ({ticket.scenario}, {ticket.prompt})",
+            headers=self._headers(),
+            scheduled=ticket.scheduled,
+            timeouts=Timeouts(s.target.idle_timeout_s, s.target.call_timeout_s),
+            server_stamps=s.target.server_stamps,
+        )
+
+    def wait_for_start(self) -> None:
+        import gevent
+
+        gevent.sleep(0.05)
