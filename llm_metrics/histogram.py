@@ -133,35 +133,37 @@ class Histogram:
             self.max = v
 
     def record_many(self, values: Iterable[float]) -> None:
-        """Record many values; about half the cost per value of calling ``record`` in a loop."""
-        b = self.buckets
-        get = b.get
-        log = _log
-        ceil = _ceil
-        k = _INV_LOG_GAMMA
-        lo = _inf
-        hi = -_inf
-        n = 0
-        s = 0.0
-        for v in values:
-            if ZERO_FLOOR < v <= _MAX_VALUE:
+        """Record many values; about 60% of the cost per value of calling ``record`` in a loop.
+
+        ``count``, ``sum``, ``min`` and ``max`` come from the C builtins over the batch, so the loop only
+        computes bucket indexes. A batch holding a special value (0, negative, NaN, inf) goes value by value.
+        """
+        vals = values if isinstance(values, list) else list(values)
+        if not vals:
+            return
+        s = sum(vals)
+        lo = min(vals)
+        hi = max(vals)
+        # s - s == 0 rules out NaN and infinities anywhere in the batch (they make the sum NaN or inf).
+        if lo > ZERO_FLOOR and hi <= _MAX_VALUE and s - s == 0:
+            b = self.buckets
+            get = b.get
+            log = _log
+            ceil = _ceil
+            k = _INV_LOG_GAMMA
+            for v in vals:
                 i = ceil(log(v) * k)
                 b[i] = get(i, 0) + 1
-                n += 1
-                s += v
-                if v < lo:
-                    lo = v
-                if v > hi:
-                    hi = v
-            else:
-                self._record_special(v)
-        if n:
-            self.count += n
+            self.count += len(vals)
             self.sum += s
             if lo < self.min:
                 self.min = lo
             if hi > self.max:
                 self.max = hi
+        else:
+            record = self.record
+            for v in vals:
+                record(v)
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Histogram:

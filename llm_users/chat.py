@@ -67,7 +67,7 @@ def runtime(environment: Any) -> ChatRuntime:
         raise RuntimeError(
             "the chat suite is not installed: call llm_users.chat.install_chat(events) in the locustfile"
         )
-    return rt  # type: ignore[no-any-return]
+    return rt
 
 
 def _settings_or_exit(opts: Any) -> ChatSettings:

@@ -97,7 +97,7 @@ class ArrivalDispatcher:
         waiter: AsyncResult = AsyncResult()
         self.idle.append(waiter)
         try:
-            return waiter.get(timeout=timeout)  # type: ignore[no-any-return]
+            return waiter.get(timeout=timeout)
         except gevent.Timeout:
             return None
         finally:

@@ -136,7 +136,9 @@ def parse_chat_json(body: bytes) -> JsonAnswer:
         raise StreamError("no choices in body")
     msg = choices[0].get("message") or {}
     content = msg.get("content") or msg.get("reasoning_content") or ""
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     ct = usage.get("completion_tokens")
     pt = usage.get("prompt_tokens")
     return JsonAnswer(

@@ -59,15 +59,19 @@ def drain(raw: Any, limit: int = 1 << 20) -> int:
 
 
 class _Source:
-    """The event source SSEClient wants: iterable of bytes with a ``close``."""
+    """The event source SSEClient wants: an iterator of bytes with a ``close``."""
 
-    __slots__ = ("_chunks",)
+    __slots__ = ("_chunks", "_it")
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = chunks
+        self._it = iter(chunks)
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._chunks)
+        return self._it
+
+    def __next__(self) -> bytes:
+        return next(self._it)
 
     def close(self) -> None:
         close = getattr(self._chunks, "close", None)

@@ -1,0 +1,342 @@
+"""Locust glue of the metrics engine: request events in, merged metrics, SLO verdict and summaries out.
+
+``install_metrics(events, suite=..., default_thresholds=...)`` (called by a locustfile) adds the arguments and
+the listeners of design.md section 3:
+
+* every request event feeds the k6 views (``http_req_duration``, ``http_req_failed``, ``http_reqs``) and, when
+  its ``context["llm"]`` holds a ``CallRecord``, the LLM metrics of that call;
+* workers send what they recorded since their last report (``report_to_master``); the master merges it
+  (``worker_report``), so percentiles are computed once, on merged histograms;
+* on the master or the local runner only: ``abortOnFail`` thresholds are checked every second, and at quit
+  every threshold is evaluated, the table printed, the JSON summary written and the exit code set
+  (0 when every threshold passes, 99 when one fails, as k6 does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import yaml
+from locust.runners import MasterRunner, WorkerRunner
+
+from llm_metrics import summary
+from llm_metrics.calls import GoodputSLO, meets_slo
+from llm_metrics.store import MetricStore
+from llm_metrics.thresholds import (
+    MetricRegistry,
+    Threshold,
+    ThresholdError,
+    ThresholdResult,
+    abort_failures,
+    default_registry,
+    evaluate,
+    parse_thresholds,
+)
+from llm_metrics.timeseries import TimeSeries
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_THRESHOLDS_FAILED = 99
+READ_DELAY = "llm_read_delay_ms"
+WIRE_KEY = "llm_metrics"
+SECRET_OPTIONS = ("api_key", "loadtest_token", "password", "admin_password", "web_login_password")
+
+
+class ConfigError(ValueError):
+    """A thresholds file that cannot be used; the message names the file and the key."""
+
+
+def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Threshold], GoodputSLO]:
+    """Read ``thresholds:`` and ``goodput:`` from a YAML file; raise ThresholdError/ConfigError naming the key."""
+    p = Path(path)
+    source = str(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: thresholds file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'thresholds' and optionally 'goodput'")
+    unknown = sorted(set(data) - {"thresholds", "goodput", "fail_on_no_data"})
+    if unknown:
+        raise ConfigError(f"{source}: {unknown[0]}: unknown key (expected thresholds, goodput, fail_on_no_data)")
+    fond = data.get("fail_on_no_data", False)
+    if not isinstance(fond, bool):
+        raise ConfigError(f"{source}: fail_on_no_data: expected true or false, got {fond!r}")
+    ths = parse_thresholds(data.get("thresholds"), source, registry=registry, fail_on_no_data=fond)
+    gp = data.get("goodput") or {}
+    if not isinstance(gp, dict):
+        raise ConfigError(f"{source}: goodput: expected a mapping such as {{ttft_ms: 1000, tpot_ms: 100}}")
+    limits: dict[str, float] = {}
+    for key, val in gp.items():
+        if key not in ("ttft_ms", "tpot_ms", "total_ms"):
+            raise ConfigError(f"{source}: goodput.{key}: unknown key (expected ttft_ms, tpot_ms, total_ms)")
+        if isinstance(val, bool) or not isinstance(val, int | float) or val <= 0:
+            raise ConfigError(f"{source}: goodput.{key}: expected a number of milliseconds > 0, got {val!r}")
+        limits[key] = float(val)
+    return ths, GoodputSLO(**limits)
+
+
+class LLMMetrics:
+    """Per-environment metrics state: the store, the per-second series, thresholds and outputs."""
+
+    def __init__(
+        self,
+        environment: Any,
+        suite: str,
+        thresholds: list[Threshold],
+        goodput: GoodputSLO,
+        thresholds_source: str,
+        summary_path: str,
+    ) -> None:
+        self.environment = environment
+        self.suite = suite
+        self.thresholds = thresholds
+        self.thresholds_source = thresholds_source
+        self.goodput = goodput
+        self.summary_path = summary_path
+        self.store = MetricStore()
+        self.series = TimeSeries()
+        self.aborted_by: list[ThresholdResult] = []
+        self.results: list[ThresholdResult] | None = None
+        self._abort_greenlet: gevent.Greenlet | None = None
+        self.workers_seen: set[str] = set()
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def count(self, metric: str, tags: dict[str, str], n: float = 1) -> None:
+        self.store.inc(metric, tags, n)
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float | None,
+        response_length: int = 0,
+        response: Any = None,
+        context: dict[str, Any] | None = None,
+        exception: BaseException | None = None,
+        **_kw: Any,
+    ) -> None:
+        ctx = context or {}
+        rec = ctx.get("llm")
+        if rec is not None:
+            status: int = rec.status
+        else:
+            status = getattr(response, "status_code", 0) or 0 if response is not None else 0
+        failed = exception is not None
+        scenario = str(ctx.get("scenario", "default"))
+        store = self.store
+        store.record_request(
+            name=name,
+            method=request_type,
+            status=status,
+            scenario=scenario,
+            response_time_ms=response_time,
+            failed=failed,
+        )
+        tokens = None
+        ttft_ms = None
+        good = False
+        if rec is not None:
+            store.record_call(rec, self.goodput)
+            if rec.ok:
+                good = meets_slo(rec, self.goodput)
+                tokens = rec.output_tokens
+                if rec.t_first_content is not None and rec.stream:
+                    ttft_ms = (rec.t_first_content - rec.t_start) * 1000.0
+            delays = ctx.get("llm_read_delays_ms")
+            if delays:
+                store.add_many(READ_DELAY, {"scenario": scenario}, delays)
+        self.series.record(
+            time.time(),
+            failed=failed,
+            blocked=status == 429,
+            total_ms=None if failed else response_time,
+            ttft_ms=ttft_ms,
+            good=good,
+            output_tokens=tokens,
+        )
+
+    # -- worker -> master --------------------------------------------------------------------------
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        data[WIRE_KEY] = {"store": self.store.take_delta(), "series": self.series.take_delta()}
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        wire = data.get(WIRE_KEY)
+        if not wire:
+            return
+        self.workers_seen.add(client_id)
+        self.store.merge_wire(wire["store"])
+        self.series.merge_wire(wire["series"])
+
+    # -- verdict -----------------------------------------------------------------------------------
+
+    def start_abort_checks(self) -> None:
+        if self._abort_greenlet is not None or not any(t.abort_on_fail for t in self.thresholds):
+            return
+        self._abort_greenlet = gevent.spawn(self._abort_loop)
+
+    def stop_abort_checks(self) -> None:
+        if self._abort_greenlet is not None:
+            self._abort_greenlet.kill(block=False)
+            self._abort_greenlet = None
+
+    def _abort_loop(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            elapsed = self.store.duration_s() or 0.0
+            failing = abort_failures(self.thresholds, self.store, elapsed)
+            if failing:
+                self.aborted_by = failing
+                names = ", ".join(f"{r.threshold.name} {r.threshold.expression}" for r in failing)
+                log.error("threshold with abortOnFail crossed (%s): stopping the test", names)
+                self._abort_greenlet = None
+                runner = self.environment.runner
+                opts = self.environment.parsed_options
+                if opts is not None and getattr(opts, "headless", False):
+                    runner.quit()
+                else:
+                    runner.stop()
+                return
+
+    def finish(self) -> int | None:
+        """Evaluate, print, write; return the exit code (None when there are no thresholds)."""
+        self.results = evaluate(self.thresholds, self.store)
+        meta = self.metadata()
+        text = summary.console_report(self.results, self.store, title=f"LLM load test: {self.suite}")
+        if self.aborted_by:
+            text += "\nRun aborted early by abortOnFail threshold(s).\n"
+        sys.stdout.write(summary.redact(text, self.secrets()))
+        sys.stdout.flush()
+        doc = summary.json_summary(self.results, self.store, meta)
+        doc["series"] = self.series.to_json()
+        doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in self.aborted_by]
+        if self.summary_path:
+            out = Path(self.summary_path)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
+            sys.stdout.write(f"JSON summary written to {out}\n")
+        if not self.thresholds:
+            return None
+        return 0 if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
+
+    def secrets(self) -> list[str]:
+        opts = self.environment.parsed_options
+        vals = [str(getattr(opts, k, "") or "") for k in SECRET_OPTIONS] if opts is not None else []
+        return [v for v in vals if len(v) >= 3]
+
+    def metadata(self) -> dict[str, Any]:
+        env = self.environment
+        opts = env.parsed_options
+        meta: dict[str, Any] = {
+            "suite": self.suite,
+            "host": env.host,
+            "thresholds_file": self.thresholds_source,
+            "duration_s": self.store.duration_s(),
+            "workers_reported": len(self.workers_seen),
+        }
+        if opts is not None:
+            knobs = {}
+            for k, v in sorted(vars(opts).items()):
+                if k in SECRET_OPTIONS or not isinstance(v, str | int | float | bool) or v is None:
+                    continue
+                knobs[k] = v
+            meta["options"] = knobs
+        return meta
+
+
+def metrics(environment: Any) -> LLMMetrics:
+    m = getattr(environment, "llm_metrics", None)
+    if m is None:
+        raise RuntimeError("llm_metrics is not installed: call llm_metrics.hooks.install_metrics(events, ...)")
+    return m
+
+
+def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> None:
+    group = parser.add_argument_group("LLM metrics and SLOs")
+    group.add_argument(
+        "--thresholds",
+        env_var="THRESHOLDS",
+        default=default_thresholds,
+        help="YAML file of k6-syntax thresholds and goodput SLOs (env THRESHOLDS)",
+    )
+    group.add_argument(
+        "--summary-json",
+        env_var="SUMMARY_JSON",
+        default=f"out/summary-{suite}.json",
+        help="Where the JSON summary is written at the end; empty: not written (env SUMMARY_JSON)",
+    )
+
+
+def install_metrics(
+    events: Any,
+    *,
+    suite: str,
+    default_thresholds: str,
+    registry: MetricRegistry | None = None,
+) -> None:
+    """Register the metrics arguments and listeners; ``registry`` adds a suite's own metric names."""
+    reg = registry or default_registry()
+    if READ_DELAY not in reg:
+        reg.register(READ_DELAY, "trend")
+
+    @events.init_command_line_parser.add_listener
+    def _args(parser: Any, **_kw: Any) -> None:
+        add_metrics_arguments(parser, suite, default_thresholds)
+
+    @events.init.add_listener
+    def _init(environment: Any, **_kw: Any) -> None:
+        opts = environment.parsed_options
+        path = getattr(opts, "thresholds", default_thresholds) if opts is not None else default_thresholds
+        summary_path = getattr(opts, "summary_json", "") if opts is not None else ""
+        resolved = Path(path)
+        if not resolved.is_absolute() and not resolved.exists() and (ROOT / resolved).exists():
+            resolved = ROOT / resolved
+        try:
+            ths, gp = load_slo_file(resolved, reg) if path else ([], GoodputSLO())
+        except (ThresholdError, ConfigError) as exc:
+            log.error("%s", exc)
+            sys.exit(2)
+        m = LLMMetrics(environment, suite, ths, gp, str(path), summary_path)
+        environment.llm_metrics = m
+        environment.events.request.add_listener(m.on_request)
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            environment.events.report_to_master.add_listener(m.on_report_to_master)
+        if isinstance(runner, MasterRunner):
+            environment.events.worker_report.add_listener(m.on_worker_report)
+
+    @events.test_start.add_listener
+    def _start(environment: Any, **_kw: Any) -> None:
+        m = getattr(environment, "llm_metrics", None)
+        if m is None or isinstance(environment.runner, WorkerRunner):
+            return
+        m.store.mark_start()
+        m.start_abort_checks()
+
+    @events.test_stop.add_listener
+    def _stop(environment: Any, **_kw: Any) -> None:
+        m = getattr(environment, "llm_metrics", None)
+        if m is None or isinstance(environment.runner, WorkerRunner):
+            return
+        m.store.mark_stop()
+        m.stop_abort_checks()
+
+    @events.quitting.add_listener
+    def _quitting(environment: Any, **_kw: Any) -> None:
+        m = getattr(environment, "llm_metrics", None)
+        if m is None or isinstance(environment.runner, WorkerRunner):
+            return
+        code = m.finish()
+        if code is not None:
+            environment.process_exit_code = code

@@ -1,0 +1,215 @@
+"""OpenAI-compatible endpoints: ``GET /v1/models``, ``GET /v1/version``, ``POST /v1/chat/completions``.
+
+A stream sends its headers and the role chunk at once, then one chunk per token at the token's deadline,
+a chunk with ``finish_reason``, a usage chunk (``choices: []``) when ``stream_options.include_usage``, and
+``data: [DONE]``. Stream faults fire at a token index (default: half of the output).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from mock_llm import chunks
+from mock_llm.app import HTML_PAGE, Handler, LlmCall, MockApp, sleep_until
+from mock_llm.chunks import ChatChunks
+from mock_llm.protocol import Connection, Request
+from mock_llm.text import SEQUENCE_LENGTH, count_message_tokens
+
+_SSE = b"text/event-stream"
+_TOKEN_FAULTS = frozenset({"disconnect", "malformed", "sse_error", "stall", "invalid_json"})
+_YIELD_EVERY = 16  # tokens written back to back (deadlines already past) before yielding to other streams
+
+
+def models(app: MockApp, req: Request, conn: Connection) -> None:
+    created = int(app.started)
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "mock_llm"} for m in app.cfg.models]
+    app.reply_json(req, conn, 200, {"object": "list", "data": data})
+
+
+def version(app: MockApp, req: Request, conn: Connection) -> None:
+    app.reply_json(req, conn, 200, {"version": app.cfg.version, "server": "mock_llm"})
+
+
+def _int_or_none(value: Any) -> int | None | str:
+    """A positive int, None when absent, or an error text."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return "expected a positive integer"
+    return value
+
+
+class ChatParams:
+    """The validated fields of a chat-completion request."""
+
+    __slots__ = ("include_usage", "max_tokens", "model", "prompt_tokens", "stream", "timestamps")
+
+    def __init__(self, model: str, stream: bool, include_usage: bool, max_tokens: int | None,
+                 prompt_tokens: int, timestamps: bool) -> None:  # fmt: skip
+        self.model = model
+        self.stream = stream
+        self.include_usage = include_usage
+        self.max_tokens = max_tokens
+        self.prompt_tokens = prompt_tokens
+        self.timestamps = timestamps
+
+
+def _params(app: MockApp, req: Request, conn: Connection) -> ChatParams | None:
+    body = app.json_body(req, conn)
+    if body is None:
+        return None
+    bad = "invalid_request_error"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        app.error(req, conn, 400, "messages: expected a non-empty list", bad, "invalid_messages")
+        return None
+    model = body.get("model", app.cfg.models[0])
+    if not isinstance(model, str) or not model:
+        app.error(req, conn, 400, "model: expected a string", bad, "invalid_model")
+        return None
+    if app.cfg.reject_unknown_models and model not in app.cfg.models:
+        app.error(req, conn, 404, f"The model {model!r} does not exist", bad, "model_not_found")
+        return None
+    max_tokens = _int_or_none(body.get("max_completion_tokens", body.get("max_tokens")))
+    if isinstance(max_tokens, str):
+        app.error(req, conn, 400, f"max_tokens: {max_tokens}", bad, "invalid_max_tokens")
+        return None
+    stream = body.get("stream", False)
+    options = body.get("stream_options") or {}
+    if not isinstance(stream, bool) or not isinstance(options, dict):
+        app.error(req, conn, 400, "stream: expected a boolean, stream_options an object", bad, "invalid_stream")
+        return None
+    timestamps = app.cfg.timestamps or req.headers.get(b"x-mock-timestamps", b"0") in (b"1", b"true")
+    return ChatParams(model, stream, bool(options.get("include_usage")), max_tokens,
+                      count_message_tokens(messages), timestamps)  # fmt: skip
+
+
+def chat_completions(app: MockApp, req: Request, conn: Connection) -> Any:
+    params = _params(app, req, conn)
+    if params is None:
+        return None
+    return _chat(app, req, conn, params)
+
+
+async def _chat(app: MockApp, req: Request, conn: Connection, params: ChatParams) -> None:
+    call = await app.begin_llm(req, conn)
+    if call is None:
+        return
+    sent = 0
+    try:
+        if params.stream:
+            sent = await _stream(app, req, conn, call, params)
+        else:
+            sent = await _complete(app, req, conn, call, params)
+    except asyncio.CancelledError:
+        app.stats.client_disconnects += 1
+        raise
+    finally:
+        app.end_llm(call, sent)
+
+
+async def _complete(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> int:
+    n, finish = app.latency.output_tokens(params.max_tokens, call.rng)
+    reasoning = app.cfg.reasoning_tokens
+    total = reasoning + n
+    if not await app.generate(req, conn, call, params.prompt_tokens, total):
+        return 0
+    offset = call.rng.randrange(SEQUENCE_LENGTH)
+    words = app.words
+    body = chunks.completion_body(
+        f"chatcmpl-mock{call.index:x}",
+        int(time.time()),
+        params.model,
+        words.text(offset + reasoning, n),
+        words.text(offset, reasoning) if reasoning else None,
+        finish,
+        chunks.usage_object(params.prompt_tokens, total, reasoning),
+    )
+    app.reply_generated(req, conn, call, body, total)
+    return total
+
+
+async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> int:
+    """Stream the tokens at their deadlines; returns the number of tokens sent."""
+    fault = call.fault
+    kind = fault.kind if fault is not None else ""
+    if kind == "wrong_content_type":
+        app.reply(req, conn, 200, HTML_PAGE, b"text/html; charset=utf-8", call.headers)
+        return 0
+    n, finish = app.latency.output_tokens(params.max_tokens, call.rng)
+    reasoning = app.cfg.reasoning_tokens
+    total = reasoning + n
+    fault_at = -1
+    if fault is not None and kind in _TOKEN_FAULTS:
+        fault_at = 0 if kind == "invalid_json" else fault.at_token(total)
+    enc = ChatChunks(f"chatcmpl-mock{call.index:x}", int(time.time()), params.model, params.timestamps)
+    app.start_stream(req, conn, 200, _SSE, call.headers)
+    conn.write_chunk(enc.role())
+    if kind == "oversized":
+        assert fault is not None
+        conn.write_chunk(enc.raw_content("x" * int(fault.value() or 0)))
+    schedule = app.schedule(call, params.prompt_tokens)
+    offset = call.rng.randrange(SEQUENCE_LENGTH)
+    seq = app.words.seq
+    stats = app.stats
+    perf = time.perf_counter
+    deadline = schedule.next_deadline
+    behind = 0
+    sent = 0
+    for i in range(total):
+        if i == fault_at and await _stream_fault(conn, enc, kind, fault):
+            return sent
+        if i:
+            deadline = schedule.advance()
+        delay = deadline - perf()
+        if delay > 0:
+            behind = 0
+            await sleep_until(deadline)
+        else:
+            behind += 1
+            if behind >= _YIELD_EVERY:
+                behind = 0
+                await asyncio.sleep(0)
+        if conn.closed:
+            return sent
+        text = seq[(offset + i) % SEQUENCE_LENGTH]
+        conn.write_chunk(enc.reasoning(text) if i < reasoning else enc.content(text))
+        sent += 1
+        stats.tokens_served += 1
+        if conn.write_paused:
+            await conn.drain()
+    if fault_at == total and await _stream_fault(conn, enc, kind, fault):
+        return sent
+    tail = enc.finish(finish)
+    if params.include_usage:
+        tail += enc.usage(params.prompt_tokens, total, reasoning)
+    conn.end_stream(tail + chunks.DONE)
+    stats.completed_streams += 1
+    return sent
+
+
+async def _stream_fault(conn: Connection, enc: ChatChunks, kind: str, fault: Any) -> bool:
+    """Inject a mid-stream fault; True when the stream is over."""
+    if kind == "disconnect":
+        conn.close()
+        return True
+    if kind in ("malformed", "invalid_json"):
+        conn.write_chunk(chunks.MALFORMED)
+        return False
+    if kind == "sse_error":
+        conn.end_stream(enc.error("injected mid-stream error"))
+        return True
+    if kind == "stall":
+        await asyncio.sleep(fault.value() or 0.0)
+        conn.close()
+        return True
+    return False
+
+
+ROUTES: list[tuple[str, str, Handler, str]] = [
+    ("GET", "/v1/models", models, "plain"),
+    ("GET", "/v1/version", version, "plain"),
+    ("POST", "/v1/chat/completions", chat_completions, "llm"),
+]

@@ -1,0 +1,113 @@
+"""OpenAI chat-completion wire format: SSE chunk templates for streams and the JSON body for non-streams.
+
+The per-request part of every chunk (id, created, model) is rendered once; a token chunk is then three
+byte strings joined, plus a ``mock_sent_ns`` stamp taken just before the write when timestamps are on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+DONE = b"data: [DONE]\n\n"
+MALFORMED = b"data: {not json\n\n"
+_TOKEN_TAIL = b'"},"finish_reason":null}]'
+_TS = b',"mock_sent_ns":'
+_END = b"}\n\n"
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error_object(message: str, type_: str, code: str | int | None = None) -> dict[str, Any]:
+    """The OpenAI error shape: ``{"error": {"message", "type", "code"}}``."""
+    return {"error": {"message": message, "type": type_, "code": code if code is not None else type_}}
+
+
+class ChatChunks:
+    """The SSE events of one streamed chat completion."""
+
+    __slots__ = ("_content", "_head", "_reasoning", "_tail", "timestamps")
+
+    def __init__(self, completion_id: str, created: int, model: str, timestamps: bool) -> None:
+        ident = dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model})
+        self._head = b"data: " + ident[:-1]  # without the closing brace: choices and extras follow
+        choice = self._head + b',"choices":[{"index":0,"delta":{'
+        self._content = choice + b'"content":"'
+        self._reasoning = choice + b'"reasoning_content":"'
+        self._tail = _TOKEN_TAIL + _END
+        self.timestamps = timestamps
+
+    def _close(self, body: bytes) -> bytes:
+        if self.timestamps:
+            return body + _TS + str(time.perf_counter_ns()).encode() + _END
+        return body + _END
+
+    def role(self) -> bytes:
+        return self._close(self._head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+                           b'"finish_reason":null}]')
+
+    def content(self, text: bytes) -> bytes:
+        """One content token; ``text`` must already be safe inside a JSON string."""
+        if self.timestamps:
+            return self._close(self._content + text + _TOKEN_TAIL)
+        return self._content + text + self._tail
+
+    def reasoning(self, text: bytes) -> bytes:
+        if self.timestamps:
+            return self._close(self._reasoning + text + _TOKEN_TAIL)
+        return self._reasoning + text + self._tail
+
+    def raw_content(self, text: str) -> bytes:
+        """A content chunk of arbitrary text (JSON-escaped here)."""
+        return self.content(dumps(text)[1:-1])
+
+    def finish(self, reason: str) -> bytes:
+        return self._close(self._head + b',"choices":[{"index":0,"delta":{},"finish_reason":"'
+                           + reason.encode() + b'"}]')
+
+    def usage(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> bytes:
+        return self._close(self._head + b',"choices":[],"usage":' + dumps(
+            usage_object(prompt_tokens, completion_tokens, reasoning_tokens)
+        ))
+
+    @staticmethod
+    def error(message: str) -> bytes:
+        return b"data: " + dumps(error_object(message, "server_error", "mock_fault")) + b"\n\n"
+
+
+def usage_object(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return usage
+
+
+def completion_body(
+    completion_id: str,
+    created: int,
+    model: str,
+    content: str,
+    reasoning: str | None,
+    finish_reason: str,
+    usage: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON object of a non-streamed chat completion."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning is not None:
+        message["reasoning_content"] = reasoning
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": usage,
+    }
