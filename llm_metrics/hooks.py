@@ -263,14 +263,13 @@ def metrics(environment: Any) -> LLMMetrics:
 
 
 def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> None:
-    group = parser.add_argument_group("LLM metrics and SLOs")
-    group.add_argument(
+    parser.add_argument(
         "--thresholds",
         env_var="THRESHOLDS",
         default=default_thresholds,
         help="YAML file of k6-syntax thresholds and goodput SLOs (env THRESHOLDS)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--summary-json",
         env_var="SUMMARY_JSON",
         default=f"out/summary-{suite}.json",

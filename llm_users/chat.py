@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 SHARE_MESSAGE = "llm_arrival_share"
+GRACEFUL_STOP_S = 30.0
 
 
 class ChatRuntime:
@@ -37,6 +38,7 @@ class ChatRuntime:
         self.worker_index = 0
         self.workers = 1
         self.smoke_done = False
+        self.armed = False
 
     def scenarios(self) -> list[Scenario]:
         s = self.settings
@@ -49,6 +51,10 @@ class ChatRuntime:
         self.stop()
         self.dispatcher = ArrivalDispatcher(self.scenarios(), self.worker_index, self.workers, self._dropped)
         self.dispatcher.start()
+
+    def on_spawning_complete(self, **_kw: Any) -> None:
+        if self.armed and self.dispatcher is None:
+            self.start()
 
     def stop(self) -> None:
         if self.dispatcher is not None:
@@ -93,6 +99,12 @@ def install_chat(events: Any) -> None:
         settings = _settings_or_exit(opts)
         rt = ChatRuntime(environment, settings)
         environment.llm_chat = rt
+        # like k6's pre-allocated VUs, the schedule starts once the Users exist, so the first arrivals
+        # are not dropped for want of a User that is still being spawned
+        environment.events.spawning_complete.add_listener(rt.on_spawning_complete)
+        if not opts.worker and not getattr(opts, "stop_timeout", None):
+            # k6's gracefulStop: calls in flight at the end of the run may finish (and are counted)
+            opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S
         if opts.base or not environment.host:
             environment.host = settings.base
         if getattr(opts, "headless", False) and not getattr(opts, "run_time", None) and not opts.worker:
@@ -126,12 +138,23 @@ def install_chat(events: Any) -> None:
             runner.send_message(SHARE_MESSAGE, data)
             return
         rt.smoke_done = False
-        rt.start()
+        rt.armed = True
+        if environment.shape_class is not None:
+            rt.start()  # a shape changes the user count all along: no moment when spawning is complete
+
+    @events.test_stopping.add_listener
+    def _stopping(environment: Any, **_kw: Any) -> None:
+        # no new arrivals once the run stops; calls in flight finish within --stop-timeout
+        rt = getattr(environment, "llm_chat", None)
+        if rt is not None:
+            rt.armed = False
+            rt.stop()
 
     @events.test_stop.add_listener
     def _stop(environment: Any, **_kw: Any) -> None:
         rt = getattr(environment, "llm_chat", None)
         if rt is not None:
+            rt.armed = False
             rt.stop()
 
 

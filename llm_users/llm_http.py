@@ -120,9 +120,7 @@ def llm_call(
         hdrs.update(headers)
     body = _dumps(payload)
     label = name or path
-    rec = CallRecord(
-        scenario=scenario, name=label, prompt=prompt, stream=stream, t_start=0.0, t_scheduled=scheduled
-    )
+    rec = CallRecord(scenario=scenario, name=label, prompt=prompt, stream=stream, t_start=0.0, t_scheduled=scheduled)
     if tags:
         rec.tags = tuple(sorted(tags.items()))
     context: dict[str, Any] = {"scenario": scenario, "llm": rec}
@@ -262,9 +260,7 @@ def _bounded(chunks: Any, limit: int, raw: Any) -> Any:
             return
 
 
-def _read_stream(
-    raw: Any, rec: CallRecord, server_stamps: bool, context: dict[str, Any]
-) -> tuple[int, str | None]:
+def _read_stream(raw: Any, rec: CallRecord, server_stamps: bool, context: dict[str, Any]) -> tuple[int, str | None]:
     acc = ChatStreamAccumulator(collect_server_stamps=server_stamps)
     st = acc.state
     counted = _Counted(iter_arrivals(raw))

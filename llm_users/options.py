@@ -25,36 +25,35 @@ class OptionError(ValueError):
 
 def add_target_arguments(parser: Any) -> None:
     """The knobs every suite shares: the secrets and the timeouts."""
-    group = parser.add_argument_group("LLM target")
-    group.add_argument(
+    parser.add_argument(
         "--api-key",
         env_var="API_KEY",
         default="",
         is_secret=True,
         help="Bearer key: sends 'Authorization: Bearer <API_KEY>' (env API_KEY)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--loadtest-token",
         env_var="LOADTEST_TOKEN",
         default="",
         is_secret=True,
         help="Sends 'X-LoadTest-Token: <LOADTEST_TOKEN>', e.g. a WAF bypass (env LOADTEST_TOKEN)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--idle-timeout",
         env_var="IDLE_TIMEOUT",
         type=float,
         default=60.0,
         help="Seconds without a byte before an LLM call fails with 'timeout' (env IDLE_TIMEOUT)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--call-timeout",
         env_var="CALL_TIMEOUT",
         type=float,
         default=600.0,
         help="Seconds an LLM call may take in all before it fails with 'timeout' (env CALL_TIMEOUT)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--server-stamps",
         env_var="SERVER_STAMPS",
         type=str,
@@ -67,67 +66,66 @@ def add_target_arguments(parser: Any) -> None:
 def add_chat_arguments(parser: Any) -> None:
     """Seed 003's knobs plus the suite's own (arrival kind, prompt variants, dataset, max tokens)."""
     add_target_arguments(parser)
-    group = parser.add_argument_group("chat completions (seed 003)")
-    group.add_argument(
+    parser.add_argument(
         "--base",
         env_var="BASE",
         default="",
         help=f"Base URL of the API; else --host; else the built-in mock {DEFAULT_TARGET} (env BASE)",
     )
-    group.add_argument("--model", env_var="MODEL", default="mock-llm", help="Model name sent (env MODEL)")
-    group.add_argument(
+    parser.add_argument("--model", env_var="MODEL", default="mock-llm", help="Model name sent (env MODEL)")
+    parser.add_argument(
         "--nonstream-rps",
         env_var="NONSTREAM_RPS",
         type=float,
         default=2.0,
         help="Arrival rate of non-stream calls, req/s for the whole test; 0 disables (env NONSTREAM_RPS)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--stream-rps",
         env_var="STREAM_RPS",
         type=float,
         default=1.0,
         help="Arrival rate of streamed calls, req/s for the whole test; 0 disables (env STREAM_RPS)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--duration-min",
         env_var="DURATION_MIN",
         type=float,
         default=5.0,
         help="Test length in minutes when --run-time is not given (env DURATION_MIN)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--arrival",
         env_var="ARRIVAL",
         default="constant",
         help=f"Arrival process: {' or '.join(KINDS)} (env ARRIVAL)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--prompts",
         env_var="PROMPTS",
         default="short,cot",
         help="Prompt variants, comma-separated names from --prompts-file (env PROMPTS)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--prompts-file",
         env_var="PROMPTS_FILE",
         default=str(CONF_DIR / "prompts.yaml"),
         help="YAML file of prompt variants (env PROMPTS_FILE)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--dataset",
         env_var="DATASET",
         default="",
         help="JSON/JSONL/ShareGPT file of prompts, sent as variant 'dataset' (env DATASET)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--max-tokens",
         env_var="MAX_TOKENS",
         type=int,
         default=0,
         help="max_tokens of every call; 0 = each variant's own (env MAX_TOKENS)",
     )
-    group.add_argument(
+    parser.add_argument(
         "--smoke",
         env_var="SMOKE",
         type=str,

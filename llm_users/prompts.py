@@ -56,9 +56,7 @@ def _messages(value: Any, where: str) -> list[Message]:
             return _messages(value["prompt"], f"{where}.prompt")
         if "conversations" in value:
             return _sharegpt(value["conversations"], f"{where}.conversations")
-        raise PromptError(
-            f"{where}: expected a string, or an object with 'prompt', 'messages' or 'conversations'"
-        )
+        raise PromptError(f"{where}: expected a string, or an object with 'prompt', 'messages' or 'conversations'")
     if isinstance(value, list):
         if not value:
             raise PromptError(f"{where}: expected at least one message, got an empty list")
@@ -71,9 +69,7 @@ def _messages(value: Any, where: str) -> list[Message]:
                 raise PromptError(f"{where}[{i}].role: expected one of {sorted(_ROLES)}, got {role!r}")
             out.append({"role": role, "content": m["content"]})
         return out
-    raise PromptError(
-        f"{where}: expected a string, a list of messages or an object, got {type(value).__name__}"
-    )
+    raise PromptError(f"{where}: expected a string, a list of messages or an object, got {type(value).__name__}")
 
 
 def _sharegpt(turns: Any, where: str) -> list[Message]:
@@ -87,9 +83,7 @@ def _sharegpt(turns: Any, where: str) -> list[Message]:
         role = _SHAREGPT_ROLES.get(str(t.get("from", t.get("role", ""))))
         text = t.get("value", t.get("content"))
         if role is None or not isinstance(text, str):
-            raise PromptError(
-                f"{where}[{i}]: expected 'from' in {sorted(_SHAREGPT_ROLES)} and a string 'value'"
-            )
+            raise PromptError(f"{where}[{i}]: expected 'from' in {sorted(_SHAREGPT_ROLES)} and a string 'value'")
         msgs.append({"role": role, "content": text})
     while msgs and msgs[-1]["role"] != "user":
         msgs.pop()
@@ -119,9 +113,7 @@ def load_prompt_sets(path: str | Path) -> dict[str, PromptSet]:
             raise PromptError(f"{where}: expected a mapping with 'messages', 'prompt' or 'prompts'")
         bad = set(entry) - {"messages", "prompt", "prompts", "max_tokens"}
         if bad:
-            raise PromptError(
-                f"{where}.{sorted(bad)[0]}: unknown key (expected messages, prompt, prompts, max_tokens)"
-            )
+            raise PromptError(f"{where}.{sorted(bad)[0]}: unknown key (expected messages, prompt, prompts, max_tokens)")
         mt = entry.get("max_tokens")
         if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt < 1):
             raise PromptError(f"{where}.max_tokens: expected a positive integer, got {mt!r}")

@@ -6,6 +6,7 @@ mid-ramp are the k6 ones, checked against a port of k6's own ramping-vus step co
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -213,7 +214,7 @@ def test_spawn_rate_lets_one_tick_catch_up_with_the_ramp() -> None:
     assert spawn_rate_at(LOAD, 60) == 2  # 50 users in 120 s
     assert spawn_rate_at(SMOKE, 0) == 1  # the jump from 0 to the start value
     # at time scale 0.02 the surge takes 0.2 s: one tick must take all of it at once
-    assert spawn_rate_at(SPIKE, 2.0, 0.02) >= 490
+    assert (spawn_rate_at(SPIKE, 2.0, 0.02) or 0) >= 490
     assert spawn_rate_at(LOAD, 540) is None
 
 
@@ -230,7 +231,7 @@ def test_a_stage_shorter_than_a_tick_is_not_skipped() -> None:
     stages = [Stage(50, 100), Stage(0.5, 120), Stage(0.5, 130), Stage(10, 130)]
     seen = [users_at(stages, t) for t in (49.0, 50.0, 50.5, 51.0)]
     assert [s[0] for s in seen if s is not None] == [98, 100, 120, 130]
-    for before, after in zip(seen, seen[1:], strict=False):
+    for before, after in itertools.pairwise(seen):
         assert before is not None and after is not None
         assert abs(after[0] - before[0]) <= after[1]
 
