@@ -230,6 +230,16 @@ class LLMMetrics:
             return None
         return 0 if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
 
+    def write_worker_view(self, index: int) -> None:
+        """A worker's own record of what it measured (no verdict), beside the master's summary."""
+        if not self.summary_path:
+            return
+        out = Path(self.summary_path)
+        out = out.with_name(f"{out.stem}.worker{index}{out.suffix}")
+        doc = summary.json_summary(None, self.store, {**self.metadata(), "role": f"worker {index}"})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
+
     def secrets(self) -> list[str]:
         opts = self.environment.parsed_options
         vals = [str(getattr(opts, k, "") or "") for k in SECRET_OPTIONS] if opts is not None else []
@@ -334,7 +344,10 @@ def install_metrics(
     @events.quitting.add_listener
     def _quitting(environment: Any, **_kw: Any) -> None:
         m = getattr(environment, "llm_metrics", None)
-        if m is None or isinstance(environment.runner, WorkerRunner):
+        if m is None:
+            return
+        if isinstance(environment.runner, WorkerRunner):
+            m.write_worker_view(environment.runner.worker_index)
             return
         code = m.finish()
         if code is not None:

@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .histogram import Histogram
 from .store import MetricStore, Tags
 from .thresholds import Threshold, ThresholdResult
 
@@ -211,23 +212,17 @@ def json_summary(
     """A JSON-serialisable summary with a stable key order (module docstring). Secrets: see ``redact``."""
     duration = store.duration_s() if elapsed_s is None else elapsed_s
     results = list(results or [])
-    metrics_out = []
+    metrics_out = [_hist_json(m, dict(tags), h) for m, tags, h in store.histograms()]
+    # roll-ups: every metric over all its series, and per scenario (merged histograms, not averages)
+    rollups: dict[tuple[str, str], Histogram] = {}
     for m, tags, h in store.histograms():
-        p50, p90, p95, p99 = h.percentiles(_PCTS)
-        metrics_out.append(
-            {
-                "name": m,
-                "tags": dict(tags),
-                "count": h.count,
-                "avg": _finite(h.mean),
-                "min": h.vmin,
-                "p50": p50,
-                "p90": p90,
-                "p95": p95,
-                "p99": p99,
-                "max": h.vmax,
-            }
-        )
+        scenario = dict(tags).get("scenario", "")
+        for key in {(m, ""), (m, scenario)}:
+            agg = rollups.get(key)
+            rollups[key] = h.copy() if agg is None else agg.merge(h)
+    rollups_out = [
+        _hist_json(m, {"scenario": sc} if sc else {}, h) for (m, sc), h in sorted(rollups.items())
+    ]
     counters_out = [
         {"name": m, "tags": dict(tags), "count": v, "rate": (v / duration) if duration else None}
         for m, tags, v in store.counters()
@@ -243,10 +238,29 @@ def json_summary(
         "duration_s": duration,
         "thresholds": [_threshold_json(r) for r in results],
         "metrics": metrics_out,
+        "rollups": rollups_out,
         "counters": counters_out,
         "rates": rates_out,
         "token_source": store.token_sources(),
         "warnings": store.warnings(),
+    }
+
+
+def _hist_json(name: str, tags: dict[str, str], h: Histogram) -> dict[str, Any]:
+    """Stats of one histogram, with its wire form (``hist``) so two summaries can be merged or compared exactly."""
+    p50, p90, p95, p99 = h.percentiles(_PCTS)
+    return {
+        "name": name,
+        "tags": tags,
+        "count": h.count,
+        "avg": _finite(h.mean),
+        "min": h.vmin,
+        "p50": p50,
+        "p90": p90,
+        "p95": p95,
+        "p99": p99,
+        "max": h.vmax,
+        "hist": h.to_wire(),
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from llm_metrics.calls import CallRecord
+from llm_metrics.histogram import Histogram
 from llm_metrics.store import MetricStore
 from llm_metrics.summary import (
     SCHEMA,
@@ -119,6 +120,7 @@ def test_json_summary_is_serialisable_and_stable() -> None:
         "duration_s",
         "thresholds",
         "metrics",
+        "rollups",
         "counters",
         "rates",
         "token_source",
@@ -143,7 +145,11 @@ def test_json_summary_is_serialisable_and_stable() -> None:
         "abort_on_fail": False,
     }
     ttft = next(m for m in doc["metrics"] if m["name"] == "llm_ttft_ms" and m["tags"].get("prompt") == "short")
-    assert list(ttft) == ["name", "tags", "count", "avg", "min", "p50", "p90", "p95", "p99", "max"]
+    assert list(ttft) == ["name", "tags", "count", "avg", "min", "p50", "p90", "p95", "p99", "max", "hist"]
+    assert Histogram.from_wire(ttft["hist"]).count == 100
+    # the roll-up of a metric merges its series: both prompts of llm_ttft_ms together
+    roll = next(r for r in doc["rollups"] if r["name"] == "llm_ttft_ms" and r["tags"] == {})
+    assert roll["count"] == sum(m["count"] for m in doc["metrics"] if m["name"] == "llm_ttft_ms")
     assert (ttft["count"], ttft["min"], ttft["max"], ttft["avg"]) == (100, 10.0, 1000.0, 505.0)
     assert doc["counters"][-1] == {"name": "requests_blocked", "tags": {"scenario": "gw"}, "count": 3, "rate": 0.3}
     assert doc["rates"][0]["rate"] == 0.01
