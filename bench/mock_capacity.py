@@ -107,9 +107,15 @@ def wrk(url: str, conns: int, duration: float, server_pid: int, script: str | No
     if not rps or not transfer:
         raise RuntimeError("unexpected wrk output:\n" + out)
     errors = [ln.strip() for ln in out.splitlines() if "Socket errors" in ln or "Non-2xx" in ln]
-    p50 = re.search(r"50%\s+(\S+)", out)
-    return Run(float(rps.group(1)), float(transfer.group(1)) * _UNITS[transfer.group(2)],
-               p50.group(1) if p50 else "?", errors, cpu, shown)  # fmt: skip
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    return Run(
+        float(rps.group(1)),
+        float(transfer.group(1)) * _UNITS[transfer.group(2)],
+        p50.group(1) if p50 else "?",
+        errors,
+        cpu,
+        shown,
+    )
 
 
 def response_bytes(port: int, request: bytes) -> int:
@@ -117,12 +123,12 @@ def response_bytes(port: int, request: bytes) -> int:
 
     wrk counts every byte read, including the responses still in flight when it stops, so bytes/s is
     exact for long streams where completed requests/s undercounts."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
-        size = 0
-        while chunk := sock.recv(65536):
-            size += len(chunk)
-    return size - len(b"connection: close\r\n")
+        data = b""
+        while not data.endswith(b"\r\n0\r\n\r\n") and (chunk := sock.recv(65536)):
+            data += chunk
+    return len(data) - data.lower().count(b"connection: close\r\n") * len(b"connection: close\r\n")
 
 
 def get_request(path: str) -> bytes:
@@ -131,7 +137,7 @@ def get_request(path: str) -> bytes:
 
 def chat_request(tokens: int) -> bytes:
     body = CHAT_BODY % tokens
-    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     return (head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}").encode()
 
 
@@ -169,13 +175,28 @@ def run_candidates(duration: float, rows: list[str]) -> None:
 def run_mock(duration: float, rows: list[str]) -> None:
     scenarios = [
         ("/health, 64 conns", ["--itl-ms", "0"], "/health", 64, 0),
-        ("32 streams x 256 tokens, ttft 0, itl 0", ["--ttft-ms", "0", "--itl-ms", "0"], "/v1/chat/completions", 32,
-         256),
-        ("640 streams x 100 tokens, ttft 0, itl 10 ms (asks 64,000 tok/s)", ["--ttft-ms", "0", "--itl-ms", "10"],
-         "/v1/chat/completions", 640, 100),
-        ("1280 streams x 100 tokens, ttft 0, itl 10 ms (asks 128,000 tok/s)", ["--ttft-ms", "0", "--itl-ms", "10"],
-         "/v1/chat/completions", 1280, 100),
-    ]  # fmt: skip
+        (
+            "32 streams x 256 tokens, ttft 0, itl 0",
+            ["--ttft-ms", "0", "--itl-ms", "0"],
+            "/v1/chat/completions",
+            32,
+            256,
+        ),
+        (
+            "640 streams x 100 tokens, ttft 0, itl 10 ms (asks 64,000 tok/s)",
+            ["--ttft-ms", "0", "--itl-ms", "10"],
+            "/v1/chat/completions",
+            640,
+            100,
+        ),
+        (
+            "1280 streams x 100 tokens, ttft 0, itl 10 ms (asks 128,000 tok/s)",
+            ["--ttft-ms", "0", "--itl-ms", "10"],
+            "/v1/chat/completions",
+            1280,
+            100,
+        ),
+    ]
     for name, flags, path, conns, tokens in scenarios:
         port = free_port()
         with tempfile.TemporaryDirectory() as tmp:
@@ -211,8 +232,10 @@ def main() -> int:
         run_candidates(args.duration, rows)
     if args.only in (None, "mock"):
         run_mock(args.duration, rows)
-    print(f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}, nproc: {os.cpu_count()}, "
-          f"python {sys.version.split()[0]}")  # fmt: skip
+    print(
+        f"date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}, nproc: {os.cpu_count()}, "
+        f"python {sys.version.split()[0]}"
+    )
     print("\n".join(rows))
     return 0
 

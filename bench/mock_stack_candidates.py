@@ -25,7 +25,7 @@ PREFIX = (
     b'"choices":[{"index":0,"delta":{"content":"'
 )
 SUFFIX = b'"},"finish_reason":null}]}\n\n'
-WORDS = [w.encode() + b" " for w in "the model streams one token after another until done".split()]
+WORDS = [w.encode() + b" " for w in ["the", "model", "streams", "one", "token", "after", "another", "until", "done"]]
 DONE = b"data: [DONE]\n\n"
 YIELD_EVERY = 16
 

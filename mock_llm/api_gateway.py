@@ -24,12 +24,17 @@ def health(app: MockApp, req: Request, conn: Connection) -> None:
 
 
 def _pair(app: MockApp, req: Request, conn: Connection, pair: TokenPair) -> None:
-    app.reply_json(req, conn, 200, {
-        "access_token": pair.access_token,
-        "refresh_token": pair.refresh_token,
-        "token_type": "bearer",
-        "expires_in": pair.expires_in,
-    })  # fmt: skip
+    app.reply_json(
+        req,
+        conn,
+        200,
+        {
+            "access_token": pair.access_token,
+            "refresh_token": pair.refresh_token,
+            "token_type": "bearer",
+            "expires_in": pair.expires_in,
+        },
+    )
 
 
 def _unauthorized(app: MockApp, req: Request, conn: Connection, error: str) -> None:
@@ -70,17 +75,22 @@ def dashboard(app: MockApp, req: Request, conn: Connection) -> None:
     if not _admin_ok(app, req, conn):
         return
     stats = app.stats
-    app.reply_json(req, conn, 200, {
-        "uptime_s": round(time.time() - app.started, 3),
-        "requests": sum(stats.requests.values()),
-        "tokens_served": stats.tokens_served,
-        "rate_limited": stats.rate_limited,
-        "budget_exceeded": stats.budget_exceeded,
-        "active": app.admission.active,
-        "queued": app.admission.queued,
-        "models": app.cfg.models,
-        "api_keys": len(app.cfg.gateway.api_keys),
-    })  # fmt: skip
+    app.reply_json(
+        req,
+        conn,
+        200,
+        {
+            "uptime_s": round(time.time() - app.started, 3),
+            "requests": sum(stats.requests.values()),
+            "tokens_served": stats.tokens_served,
+            "rate_limited": stats.rate_limited,
+            "budget_exceeded": stats.budget_exceeded,
+            "active": app.admission.active,
+            "queued": app.admission.queued,
+            "models": app.cfg.models,
+            "api_keys": len(app.cfg.gateway.api_keys),
+        },
+    )
 
 
 def usage(app: MockApp, req: Request, conn: Connection) -> None:

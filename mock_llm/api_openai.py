@@ -12,14 +12,16 @@ import time
 from typing import Any
 
 from mock_llm import chunks
-from mock_llm.app import HTML_PAGE, Handler, LlmCall, MockApp, sleep_until
+from mock_llm.app import HTML_PAGE, Handler, LlmCall, MockApp
 from mock_llm.chunks import ChatChunks
-from mock_llm.protocol import Connection, Request
+from mock_llm.protocol import Connection, Request, frame
 from mock_llm.text import SEQUENCE_LENGTH, count_message_tokens
 
 _SSE = b"text/event-stream"
 _TOKEN_FAULTS = frozenset({"disconnect", "malformed", "sse_error", "stall", "invalid_json"})
-_YIELD_EVERY = 16  # tokens written back to back (deadlines already past) before yielding to other streams
+# Tokens already due (the stream is behind its schedule, or itl is 0) go out in one write of up to this many
+# chunks, then the stream yields to the others; a token due later is written alone, at its deadline.
+_BATCH_MAX = 16
 
 
 def models(app: MockApp, req: Request, conn: Connection) -> None:
@@ -32,7 +34,7 @@ def version(app: MockApp, req: Request, conn: Connection) -> None:
     app.reply_json(req, conn, 200, {"version": app.cfg.version, "server": "mock_llm"})
 
 
-def _int_or_none(value: Any) -> int | None | str:
+def _int_or_none(value: Any) -> int | str | None:
     """A positive int, None when absent, or an error text."""
     if value is None:
         return None
@@ -46,8 +48,15 @@ class ChatParams:
 
     __slots__ = ("include_usage", "max_tokens", "model", "prompt_tokens", "stream", "timestamps")
 
-    def __init__(self, model: str, stream: bool, include_usage: bool, max_tokens: int | None,
-                 prompt_tokens: int, timestamps: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: str,
+        stream: bool,
+        include_usage: bool,
+        max_tokens: int | None,
+        prompt_tokens: int,
+        timestamps: bool,
+    ) -> None:
         self.model = model
         self.stream = stream
         self.include_usage = include_usage
@@ -82,8 +91,9 @@ def _params(app: MockApp, req: Request, conn: Connection) -> ChatParams | None:
         app.error(req, conn, 400, "stream: expected a boolean, stream_options an object", bad, "invalid_stream")
         return None
     timestamps = app.cfg.timestamps or req.headers.get(b"x-mock-timestamps", b"0") in (b"1", b"true")
-    return ChatParams(model, stream, bool(options.get("include_usage")), max_tokens,
-                      count_message_tokens(messages), timestamps)  # fmt: skip
+    return ChatParams(
+        model, stream, bool(options.get("include_usage")), max_tokens, count_message_tokens(messages), timestamps
+    )
 
 
 def chat_completions(app: MockApp, req: Request, conn: Connection) -> Any:
@@ -155,37 +165,53 @@ async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, p
     seq = app.words.seq
     stats = app.stats
     perf = time.perf_counter
+    sleep_until = app.sleep_until
     deadline = schedule.next_deadline
-    behind = 0
+    batch: list[bytes] = []  # framed chunks already due, written together before the next wait
     sent = 0
     for i in range(total):
-        if i == fault_at and await _stream_fault(conn, enc, kind, fault):
-            return sent
+        if i == fault_at:
+            conn.write_framed(b"".join(batch))
+            batch = []
+            if await _stream_fault(conn, enc, kind, fault):
+                return sent
         if i:
             deadline = schedule.advance()
-        delay = deadline - perf()
-        if delay > 0:
-            behind = 0
+        if deadline > perf():
+            if batch:
+                conn.write_framed(b"".join(batch))
+                batch = []
             await sleep_until(deadline)
-        else:
-            behind += 1
-            if behind >= _YIELD_EVERY:
-                behind = 0
-                await asyncio.sleep(0)
-        if conn.closed:
-            return sent
-        text = seq[(offset + i) % SEQUENCE_LENGTH]
-        conn.write_chunk(enc.reasoning(text) if i < reasoning else enc.content(text))
+            if conn.closed:
+                return sent
+        elif len(batch) >= _BATCH_MAX:
+            conn.write_framed(b"".join(batch))
+            batch = []
+            await asyncio.sleep(0)  # behind schedule: let the other streams have their turn
+            if conn.closed:
+                return sent
+        batch.append(
+            frame(
+                enc.reasoning(seq[(offset + i) % SEQUENCE_LENGTH])
+                if i < reasoning
+                else enc.content(seq[(offset + i) % SEQUENCE_LENGTH])
+            )
+        )
         sent += 1
         stats.tokens_served += 1
         if conn.write_paused:
+            conn.write_framed(b"".join(batch))
+            batch = []
             await conn.drain()
-    if fault_at == total and await _stream_fault(conn, enc, kind, fault):
-        return sent
+    if fault_at == total:
+        conn.write_framed(b"".join(batch))
+        batch = []
+        if await _stream_fault(conn, enc, kind, fault):
+            return sent
     tail = enc.finish(finish)
-    if params.include_usage:
+    if params.include_usage and app.cfg.usage_chunk:
         tail += enc.usage(params.prompt_tokens, total, reasoning)
-    conn.end_stream(tail + chunks.DONE)
+    conn.end_stream(tail + chunks.DONE, before=b"".join(batch))
     stats.completed_streams += 1
     return sent
 

@@ -34,14 +34,14 @@ def _prompt(app: MockApp, req: Request, conn: Connection) -> tuple[str, int | No
         app.error(req, conn, 400, "prompt: expected a string", "invalid_request_error", "invalid_prompt")
         return None
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        app.error(req, conn, 400, "max_tokens: expected a positive integer", "invalid_request_error",
-                  "invalid_max_tokens")  # fmt: skip
+        app.error(
+            req, conn, 400, "max_tokens: expected a positive integer", "invalid_request_error", "invalid_max_tokens"
+        )
         return None
     return prompt, max_tokens
 
 
-async def _run(app: MockApp, req: Request, conn: Connection, prompt: str, max_tokens: int | None,
-               build: Any) -> None:  # fmt: skip
+async def _run(app: MockApp, req: Request, conn: Connection, prompt: str, max_tokens: int | None, build: Any) -> None:
     call = await app.begin_llm(req, conn)
     if call is None:
         return

@@ -18,6 +18,7 @@ from typing import Any
 
 from mock_llm import chunks
 from mock_llm.admission import Admission
+from mock_llm.clock import Clock
 from mock_llm.config import Config
 from mock_llm.config import ConfigError as _ConfigError
 from mock_llm.faults import Fault, FaultPlan, parse_header
@@ -28,6 +29,7 @@ from mock_llm.stats import Stats
 from mock_llm.text import Words
 
 JSON = b"application/json"
+_TIMING = b"x-litellm-overhead-duration-ms: %.3f\r\nserver-timing: gateway;dur=%.3f, policy;dur=%.3f\r\n"
 Handler = Callable[["MockApp", Request, Connection], Coroutine[Any, Any, None] | None]
 
 
@@ -35,14 +37,6 @@ Handler = Callable[["MockApp", Request, Connection], Coroutine[Any, Any, None] |
 class Route:
     handler: Handler
     kind: str  # "llm": faults of every kind and the gateway pipeline; "plain"; "control": not counted
-
-
-async def sleep_until(deadline: float) -> None:
-    """Sleep until ``time.perf_counter()`` reaches ``deadline`` (re-sleeping after an early wake-up)."""
-    delay = deadline - time.perf_counter()
-    while delay > 0:
-        await asyncio.sleep(delay)
-        delay = deadline - time.perf_counter()
 
 
 @dataclass(slots=True)
@@ -69,6 +63,8 @@ class MockApp:
         self.index = 0
         self.started = time.time()
         self.cfg = cfg
+        self.clock = Clock()
+        self.sleep_until = self.clock.sleep_until
         self.configure(cfg)
 
     # --- configuration and routes ---------------------------------------------------------------------
@@ -112,17 +108,21 @@ class MockApp:
             self.stats.requests[key] += 1
         if route is None:
             if methods is None:
-                return self.error(req, conn, 404, f"no route for {req.path}", "not_found")
+                self.error(req, conn, 404, f"no route for {req.path}", "not_found")
+                return None
             allow = ", ".join(sorted(methods)).encode()
             msg = f"{req.method} not allowed on {req.path}"
-            return self.error(req, conn, 405, msg, "method_not_allowed", headers=b"allow: " + allow + b"\r\n")
+            self.error(req, conn, 405, msg, "method_not_allowed", headers=b"allow: " + allow + b"\r\n")
+            return None
         if route.kind == "plain" and (self.faults or b"x-mock-fault" in req.headers):
             try:
                 fault = self.choose_fault(req, llm=False)
             except _ConfigError as err:
-                return self.error(req, conn, 400, str(err), "invalid_request_error", "invalid_fault")
+                self.error(req, conn, 400, str(err), "invalid_request_error", "invalid_fault")
+                return None
             if fault is not None:
-                return self.fault_error(req, conn, fault)
+                self.fault_error(req, conn, fault)
+                return None
         return route.handler(self, req, conn)
 
     # --- replies --------------------------------------------------------------------------------------
@@ -207,28 +207,39 @@ class MockApp:
         policy = jittered(gw.policy_ms / 1000, gw.policy_jitter_ms / 1000, rng)
         overhead = jittered(gw.gateway_overhead_ms / 1000, gw.gateway_overhead_jitter_ms / 1000, rng)
         if policy > 0:
-            await sleep_until(t0 + policy)
+            await self.sleep_until(t0 + policy)
         t1 = time.perf_counter()
         if overhead > 0:
-            await sleep_until(t1 + overhead)
+            await self.sleep_until(t1 + overhead)
         policy_ms = (t1 - t0) * 1000 if policy > 0 else 0.0
         gateway_ms = (time.perf_counter() - t0) * 1000 if policy + overhead > 0 else 0.0
-        headers = (
-            b"x-litellm-overhead-duration-ms: %.3f\r\nserver-timing: gateway;dur=%.3f, policy;dur=%.3f\r\n"
-            % (gateway_ms, gateway_ms, policy_ms)
-        )
+        headers = _TIMING % (gateway_ms, gateway_ms, policy_ms)
         auth = self.gateway.authenticate(req.header(b"authorization"))
         if auth.key is None:
             self.stats.unauthorized += 1
-            self.error(req, conn, 401, auth.message, auth.error, auth.error,
-                       headers + b'www-authenticate: Bearer realm="mock_llm"\r\n')  # fmt: skip
+            self.error(
+                req,
+                conn,
+                401,
+                auth.message,
+                auth.error,
+                auth.error,
+                headers + b'www-authenticate: Bearer realm="mock_llm"\r\n',
+            )
             return None
         verdict, wait = self.gateway.admit(auth.key, time.monotonic())
         if verdict == "rate_limited":
             self.stats.rate_limited += 1
             retry = retry_after_header(wait)
-            self.error(req, conn, 429, f"rate limit exceeded, retry after {retry} s", "rate_limit_exceeded",
-                       "rate_limit_exceeded", headers + b"retry-after: %d\r\n" % retry)  # fmt: skip
+            self.error(
+                req,
+                conn,
+                429,
+                f"rate limit exceeded, retry after {retry} s",
+                "rate_limit_exceeded",
+                "rate_limit_exceeded",
+                headers + b"retry-after: %d\r\n" % retry,
+            )
             return None
         if verdict == "budget_exceeded":
             self.stats.budget_exceeded += 1
@@ -267,14 +278,14 @@ class MockApp:
         schedule = self.schedule(call, prompt_tokens)
         fault = call.fault
         if fault is not None and fault.kind == "disconnect":
-            await sleep_until(schedule.deadline_of(max(1, fault.at_token(n))))
+            await self.sleep_until(schedule.deadline_of(max(1, fault.at_token(n))))
             conn.close()
             return False
         if fault is not None and fault.kind == "stall":
             await asyncio.sleep(fault.value() or 0.0)
             conn.close()
             return False
-        await sleep_until(schedule.deadline_of(max(1, n)))
+        await self.sleep_until(schedule.deadline_of(max(1, n)))
         return True
 
     def schedule(self, call: LlmCall, prompt_tokens: int) -> TokenSchedule:
@@ -292,8 +303,9 @@ class MockApp:
         elif kind in ("invalid_json", "malformed"):
             self.reply(req, conn, 200, chunks.dumps(obj)[:-7], JSON, call.headers)
         elif kind == "sse_error":
-            self.reply_json(req, conn, 200, chunks.error_object("injected error", "server_error", "mock_fault"),
-                            call.headers)  # fmt: skip
+            self.reply_json(
+                req, conn, 200, chunks.error_object("injected error", "server_error", "mock_fault"), call.headers
+            )
         elif kind == "oversized":
             assert fault is not None
             body = chunks.dumps(obj)[:-1] + b',"padding":"' + b"x" * int(fault.value() or 0) + b'"}'

@@ -47,8 +47,9 @@ class ChatChunks:
         return body + _END
 
     def role(self) -> bytes:
-        return self._close(self._head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-                           b'"finish_reason":null}]')
+        return self._close(
+            self._head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]'
+        )
 
     def content(self, text: bytes) -> bytes:
         """One content token; ``text`` must already be safe inside a JSON string."""
@@ -66,13 +67,16 @@ class ChatChunks:
         return self.content(dumps(text)[1:-1])
 
     def finish(self, reason: str) -> bytes:
-        return self._close(self._head + b',"choices":[{"index":0,"delta":{},"finish_reason":"'
-                           + reason.encode() + b'"}]')
+        return self._close(
+            self._head + b',"choices":[{"index":0,"delta":{},"finish_reason":"' + reason.encode() + b'"}]'
+        )
 
     def usage(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> bytes:
-        return self._close(self._head + b',"choices":[],"usage":' + dumps(
-            usage_object(prompt_tokens, completion_tokens, reasoning_tokens)
-        ))
+        return self._close(
+            self._head
+            + b',"choices":[],"usage":'
+            + dumps(usage_object(prompt_tokens, completion_tokens, reasoning_tokens))
+        )
 
     @staticmethod
     def error(message: str) -> bytes:

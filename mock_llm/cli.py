@@ -45,12 +45,16 @@ def _add_fields(group: Any, cls: type, section: str) -> None:
             continue
         dest = f"{section}.{f.name}" if section else f.name
         if hints[f.name] is bool:
-            group.add_argument(_flag(f.name), dest=dest, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=_describe(f))  # fmt: skip
+            group.add_argument(
+                _flag(f.name),
+                dest=dest,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=_describe(f),
+            )
         else:
             metavar = {int: "N", float: "X", str: "TEXT"}.get(hints[f.name], "VALUE")
-            group.add_argument(_flag(f.name), dest=dest, metavar=metavar, default=argparse.SUPPRESS,
-                               help=_describe(f))  # fmt: skip
+            group.add_argument(_flag(f.name), dest=dest, metavar=metavar, default=argparse.SUPPRESS, help=_describe(f))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,38 +64,74 @@ def build_parser() -> argparse.ArgumentParser:
         "with a latency model and faults. Settings: defaults < --config files < flags < POST /mock/config.",
     )
     run = parser.add_argument_group("run")
-    run.add_argument("--config", action="append", default=[], metavar="FILE",
-                     help="YAML settings file (see mock_llm/default.yaml); repeatable, later files win")  # fmt: skip
+    run.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML settings file (see mock_llm/default.yaml); repeatable, later files win",
+    )
     run.add_argument("--port-file", metavar="FILE", help="write the bound port to FILE once listening")
     run.add_argument("--print-config", action="store_true", help="print the effective settings as YAML and exit")
 
     server = parser.add_argument_group("server and latency model")
     _add_fields(server, Config, "")
-    server.add_argument("--model", dest="models", action="append", default=argparse.SUPPRESS, metavar="NAME",
-                        help="a model name served by GET /v1/models; repeatable (default: mock-llm)")  # fmt: skip
-    server.add_argument("--version-string", dest="version", default=argparse.SUPPRESS, metavar="TEXT",
-                        help="version string of GET /v1/version (default: mock_llm 0.1.0)")  # fmt: skip
-    server.add_argument("--output-tokens", dest="output_tokens", default=argparse.SUPPRESS, metavar="SPEC",
-                        help="output length when max_tokens is absent: N | uniform:MIN:MAX | "
-                        "normal:MEAN:SD[:MIN:MAX] (default: 64)")  # fmt: skip
+    server.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="a model name served by GET /v1/models; repeatable (default: mock-llm)",
+    )
+    server.add_argument(
+        "--version-string",
+        dest="version",
+        default=argparse.SUPPRESS,
+        metavar="TEXT",
+        help="version string of GET /v1/version (default: mock_llm 0.1.0)",
+    )
+    server.add_argument(
+        "--output-tokens",
+        dest="output_tokens",
+        default=argparse.SUPPRESS,
+        metavar="SPEC",
+        help="output length when max_tokens is absent: N | uniform:MIN:MAX | normal:MEAN:SD[:MIN:MAX] (default: 64)",
+    )
 
     gateway = parser.add_argument_group("gateway")
     _add_fields(gateway, GatewayConfig, "gateway")
-    gateway.add_argument("--api-key", dest="gateway.api_keys", action="append", default=argparse.SUPPRESS,
-                         metavar="KEY[:RPS[:BURST[:BUDGET]]]",
-                         help="an accepted API key with its rate limit (req/s), burst and token budget "
-                         "(0 = unlimited); repeatable")  # fmt: skip
-    gateway.add_argument("--user", dest="gateway.users", action="append", default=argparse.SUPPRESS,
-                         metavar="NAME:PASSWORD", help="a login user; repeatable (default: admin:admin)")
+    gateway.add_argument(
+        "--api-key",
+        dest="gateway.api_keys",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="KEY[:RPS[:BURST[:BUDGET]]]",
+        help="an accepted API key with its rate limit (req/s), burst and token budget (0 = unlimited); repeatable",
+    )
+    gateway.add_argument(
+        "--user",
+        dest="gateway.users",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="NAME:PASSWORD",
+        help="a login user; repeatable (default: admin:admin)",
+    )
 
     sidecar = parser.add_argument_group("sidecar")
     _add_fields(sidecar, SidecarConfig, "sidecar")
 
     faults = parser.add_argument_group("faults")
-    faults.add_argument("--fault", dest="faults", action="append", default=argparse.SUPPRESS,
-                        metavar="PATH:KIND:RATE[:ARG]",
-                        help="inject KIND into a fraction RATE of the requests to PATH (* = all); kinds: "
-                        + ", ".join(FAULT_KINDS) + "; repeatable")  # fmt: skip
+    faults.add_argument(
+        "--fault",
+        dest="faults",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="PATH:KIND:RATE[:ARG]",
+        help="inject KIND into a fraction RATE of the requests to PATH (* = all); kinds: "
+        + ", ".join(FAULT_KINDS)
+        + "; repeatable",
+    )
     return parser
 
 
@@ -152,8 +192,11 @@ def _faults(specs: list[str]) -> list[dict[str, Any]]:
 
 def overrides_from_args(ns: argparse.Namespace) -> dict[str, Any]:
     """The settings named by flags, as nested plain data."""
-    hints = {**get_type_hints(Config), **{f"gateway.{k}": v for k, v in get_type_hints(GatewayConfig).items()},
-             **{f"sidecar.{k}": v for k, v in get_type_hints(SidecarConfig).items()}}  # fmt: skip
+    hints = {
+        **get_type_hints(Config),
+        **{f"gateway.{k}": v for k, v in get_type_hints(GatewayConfig).items()},
+        **{f"sidecar.{k}": v for k, v in get_type_hints(SidecarConfig).items()},
+    }
     out: dict[str, Any] = {}
     for dest, value in vars(ns).items():
         if dest in ("config", "port_file", "print_config"):

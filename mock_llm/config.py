@@ -9,7 +9,6 @@ source that caused it and the key path, e.g. ``conf.yaml: faults[1].rate: expect
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import re
@@ -44,11 +43,14 @@ class ConfigError(ValueError):
 
 
 def _opt(default: Any, help: str, **meta: Any) -> Any:
-    """A dataclass field with a default and its metadata (help text, bounds, run-time changeability)."""
-    meta["help"] = help
-    if isinstance(default, list | dict) or dataclasses.is_dataclass(default):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
+    """A dataclass field with an immutable default and its metadata (help text, bounds, run-time
+    changeability)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def _meta(help: str, **meta: Any) -> dict[str, Any]:
+    """Metadata of a field with a default factory."""
+    return {"help": help, **meta}
 
 
 @dataclass
@@ -87,8 +89,13 @@ class GatewayConfig:
     """The LLM-gateway personality: API keys, login tokens, admin API, overhead timing."""
 
     require_api_key: bool = _opt(False, "refuse LLM calls without Authorization (401)")
-    api_keys: dict[str, ApiKey] = _opt({}, "API key -> {rate_limit_rps, burst, token_budget}")
-    users: dict[str, str] = _opt({"admin": "admin"}, "username -> password accepted by POST /auth/login")
+    api_keys: dict[str, ApiKey] = field(
+        default_factory=dict, metadata=_meta("API key -> {rate_limit_rps, burst, token_budget}")
+    )
+    users: dict[str, str] = field(
+        default_factory=lambda: {"admin": "admin"},
+        metadata=_meta("username -> password accepted by POST /auth/login"),
+    )
     access_token_ttl_s: float = _opt(900.0, "lifetime of an access token (s)", min=0)
     refresh_token_ttl_s: float = _opt(86400.0, "lifetime of a refresh token (s)", min=0)
     gateway_overhead_ms: float = _opt(0.0, "wait before an LLM call is answered (ms)", min=0)
@@ -110,7 +117,9 @@ class Config:
 
     host: str = _opt("127.0.0.1", "address to bind", runtime=False)
     port: int = _opt(8000, "port to bind; 0 = a free port", min=0, max=65535, runtime=False)
-    models: list[str] = _opt(["mock-llm"], "model names listed by GET /v1/models")
+    models: list[str] = field(
+        default_factory=lambda: ["mock-llm"], metadata=_meta("model names listed by GET /v1/models")
+    )
     reject_unknown_models: bool = _opt(False, "answer 404 to a chat request for a model not listed")
     version: str = _opt("mock_llm 0.1.0", "version string of GET /v1/version")
     seed: int = _opt(0, "seed of every random choice (output lengths, jitter, words, fault rates)")
@@ -118,16 +127,19 @@ class Config:
     prefill_ms_per_token: float = _opt(0.0, "added to the TTFT per prompt token (ms)", min=0)
     itl_ms: float = _opt(10.0, "delay between two output tokens (ms)", min=0)
     jitter_ms: float = _opt(0.0, "gaussian sd added to every delay, clipped at 0 (ms)", min=0)
-    output_tokens: OutputTokens = _opt(OutputTokens(), "output length when max_tokens is absent")
+    output_tokens: OutputTokens = field(
+        default_factory=OutputTokens, metadata=_meta("output length when max_tokens is absent")
+    )
     reasoning_tokens: int = _opt(0, "delta.reasoning_content tokens streamed before the content", min=0)
     max_concurrency: int = _opt(0, "generations at once; more wait in a FIFO queue; 0 = unlimited", min=0)
     capacity: int = _opt(0, "active generations above which delays grow; 0 = never", min=0)
     overload_exponent: float = _opt(1.0, "delays x (active / capacity) ** exponent above capacity", min=0)
     timestamps: bool = _opt(False, "add mock_sent_ns (CLOCK_MONOTONIC) to every streamed chunk")
+    usage_chunk: bool = _opt(True, "send the usage chunk when include_usage asks; false: never (a server without it)")
     shutdown_grace_s: float = _opt(5.0, "on SIGTERM, time given to open responses to finish (s)", min=0)
-    gateway: GatewayConfig = _opt(GatewayConfig(), "gateway settings")
-    sidecar: SidecarConfig = _opt(SidecarConfig(), "sidecar settings")
-    faults: list[FaultRule] = _opt([], "fault rules: [{path, kind, rate, arg}]")
+    gateway: GatewayConfig = field(default_factory=GatewayConfig, metadata=_meta("gateway settings"))
+    sidecar: SidecarConfig = field(default_factory=SidecarConfig, metadata=_meta("sidecar settings"))
+    faults: list[FaultRule] = field(default_factory=list, metadata=_meta("fault rules: [{path, kind, rate, arg}]"))
 
 
 def _fmt(value: Any) -> str:
@@ -307,9 +319,9 @@ def apply(cfg: Config, overrides: Mapping[str, Any], source: str, *, runtime: bo
     current = to_dict(cfg)
     if runtime:
         for f in dataclasses.fields(Config):
-            if not f.metadata.get("runtime", True) and f.name in overrides:
-                if overrides[f.name] != current[f.name]:
-                    raise ConfigError(f"{source}: {f.name}: cannot be changed at run time")
+            changed = f.name in overrides and overrides[f.name] != current[f.name]
+            if changed and not f.metadata.get("runtime", True):
+                raise ConfigError(f"{source}: {f.name}: cannot be changed at run time")
     try:
         built: Config = _build_dataclass(Config, _merge(current, overrides), "")
     except ConfigError as err:
@@ -338,7 +350,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load(files: list[str | Path] | tuple[str | Path, ...] = (), cli_overrides: Mapping[str, Any] | None = None) -> Config:
+def load(
+    files: list[str | Path] | tuple[str | Path, ...] = (), cli_overrides: Mapping[str, Any] | None = None
+) -> Config:
     """Defaults, then each YAML file in order, then command-line overrides."""
     cfg = Config()
     for path in files:

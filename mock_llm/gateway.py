@@ -177,7 +177,7 @@ class Gateway:
 
     @staticmethod
     def _check(tokens: dict[str, _Token], token: str, now: float) -> str:
-        """"" when valid, else the error type."""
+        """Empty when valid, else the error type."""
         entry = tokens.get(token)
         if entry is None:
             return "invalid_token"
@@ -198,7 +198,7 @@ class Gateway:
         return self._issue(now), ""
 
     def check_access(self, authorization: str | None, now: float) -> str:
-        """"" when the header carries a valid access token, else the error type."""
+        """Empty when the header carries a valid access token, else the error type."""
         if not authorization:
             return "missing_token"
         scheme, _, token = authorization.strip().partition(" ")

@@ -42,7 +42,7 @@ def jittered(base_s: float, jitter_s: float, rng: random.Random) -> float:
 class LatencyModel:
     """Delays of one configuration, in seconds; ``rng`` is the request's own generator."""
 
-    __slots__ = ("capacity", "exponent", "itl_s", "jitter_s", "output", "prefill_s", "ttft_s")
+    __slots__ = ("capacity", "constant_itl", "exponent", "itl_s", "jitter_s", "output", "prefill_s", "ttft_s")
 
     def __init__(self, cfg: Config) -> None:
         self.ttft_s = cfg.ttft_ms / 1000.0
@@ -52,6 +52,7 @@ class LatencyModel:
         self.output = cfg.output_tokens
         self.capacity = cfg.capacity
         self.exponent = cfg.overload_exponent
+        self.constant_itl = self.jitter_s <= 0 and self.capacity <= 0  # no jitter, no overload: a fast path
 
     def output_tokens(self, max_tokens: int | None, rng: random.Random) -> tuple[int, str]:
         """Number of output tokens and the finish reason: ``max_tokens`` when given ("length"),
@@ -98,7 +99,10 @@ class TokenSchedule:
         """Move to the next token; returns its deadline."""
         self.index += 1
         model = self._model
-        self.next_deadline += model.itl(self._rng, model.multiplier(self._active()))
+        if model.constant_itl:
+            self.next_deadline += model.itl_s
+        else:
+            self.next_deadline += model.itl(self._rng, model.multiplier(self._active()))
         return self.next_deadline
 
     def deadline_of(self, count: int) -> float:

@@ -35,6 +35,11 @@ def status_line(status: int) -> bytes:
     return line if line is not None else f"HTTP/1.1 {status} Status {status}\r\n".encode()
 
 
+def frame(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 class Request:
     """A parsed request: method and path as str, header names lower-case bytes, body bytes."""
 
@@ -226,8 +231,14 @@ class Connection(asyncio.Protocol):
         if not self.busy:
             body = b'{"error":{"message":"' + message + b'","type":"invalid_request_error"}}'
             self._transport.write(
-                status_line(status) + _SERVER + b"content-type: application/json\r\ncontent-length: "
-                + str(len(body)).encode() + b"\r\n" + _CLOSE + b"\r\n" + body
+                status_line(status)
+                + _SERVER
+                + b"content-type: application/json\r\ncontent-length: "
+                + str(len(body)).encode()
+                + b"\r\n"
+                + _CLOSE
+                + b"\r\n"
+                + body
             )
         self.close()
 
@@ -247,15 +258,20 @@ class Connection(asyncio.Protocol):
             return
         req = self._current
         close = req is None or not req.keep_alive or self.closing
-        head = b"".join((
-            status_line(status),
-            _SERVER,
-            b"content-type: ", content_type,
-            b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n",
-            headers,
-            _CLOSE if close else b"",
-            b"\r\n",
-        ))  # fmt: skip
+        head = b"".join(
+            (
+                status_line(status),
+                _SERVER,
+                b"content-type: ",
+                content_type,
+                b"\r\ncontent-length: ",
+                str(len(body)).encode(),
+                b"\r\n",
+                headers,
+                _CLOSE if close else b"",
+                b"\r\n",
+            )
+        )
         if len(body) > 65536:
             transport.write(head)
             transport.write(body)
@@ -271,15 +287,19 @@ class Connection(asyncio.Protocol):
         req = self._current
         close = req is None or not req.keep_alive or self.closing
         self._transport.write(
-            b"".join((
-                status_line(status),
-                _SERVER,
-                b"content-type: ", content_type, b"\r\n",
-                _CHUNKED,
-                headers,
-                _CLOSE if close else b"",
-                b"\r\n",
-            ))  # fmt: skip
+            b"".join(
+                (
+                    status_line(status),
+                    _SERVER,
+                    b"content-type: ",
+                    content_type,
+                    b"\r\n",
+                    _CHUNKED,
+                    headers,
+                    _CLOSE if close else b"",
+                    b"\r\n",
+                )
+            )
         )
 
     def write_chunk(self, data: bytes) -> None:
@@ -287,13 +307,19 @@ class Connection(asyncio.Protocol):
         if not self.closed and self._transport is not None and data:
             self._transport.write(b"%x\r\n%b\r\n" % (len(data), data))
 
-    def end_stream(self, last: bytes = b"") -> None:
-        """Optionally a last chunk, then the terminating chunk; the response is complete."""
+    def write_framed(self, framed: bytes) -> None:
+        """Chunks already framed with ``frame()``, in one write."""
+        if framed and not self.closed and self._transport is not None:
+            self._transport.write(framed)
+
+    def end_stream(self, last: bytes = b"", before: bytes = b"") -> None:
+        """Framed chunks ``before``, a last chunk ``last``, then the terminating chunk, in one write;
+        the response is complete."""
         if not self.closed and self._transport is not None:
             if last:
-                self._transport.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(last), last))
+                self._transport.write(b"%b%x\r\n%b\r\n0\r\n\r\n" % (before, len(last), last))
             else:
-                self._transport.write(b"0\r\n\r\n")
+                self._transport.write(before + b"0\r\n\r\n")
         self._finish()
 
     @property

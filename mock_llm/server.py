@@ -77,6 +77,7 @@ class MockServer:
         await asyncio.sleep(0)  # let connection_lost callbacks cancel their tasks
         if self._server is not None:
             await self._server.wait_closed()
+        self.app.clock.close()
 
 
 def write_port_file(path: str, port: int) -> None:

@@ -73,9 +73,7 @@ def render_prometheus(stats: Stats, prefix: str, active: int, queued: int) -> by
     for key, by_status in stats.statuses.items():
         method, _, path = key.partition(" ")
         for status, n in by_status.items():
-            lines.append(
-                f'{p}_requests_total{{method="{_label(method)}",path="{_label(path)}",status="{status}"}} {n}'
-            )
+            lines.append(f'{p}_requests_total{{method="{_label(method)}",path="{_label(path)}",status="{status}"}} {n}')
     lines += [
         f"# HELP {p}_requests_received_total Requests received, by method and path (before any answer).",
         f"# TYPE {p}_requests_received_total counter",

@@ -1,7 +1,7 @@
 """Locust runs the load profiles: headless and through the web UI, in subprocesses, with no network target.
 
 Each test starts ``python -m locust`` on a tiny locustfile whose User only sleeps, so nothing but the
-shape is exercised; time scales of 0.01-0.02 make the 6 min spike profile last a few seconds. Locust is
+shape is exercised; a time scale of 0.02 makes the 6 min spike profile last a few seconds. Locust is
 never imported in the pytest process (it monkey-patches the standard library with gevent).
 """
 
@@ -50,6 +50,22 @@ def dedupe(values: list[int]) -> list[int]:
     return [v for i, v in enumerate(values) if i == 0 or values[i - 1] != v]
 
 
+def assert_spike_shape(log: str) -> None:
+    """The runner reached every per-tick target, and the targets rose to one peak of 500, then fell to 10.
+
+    At 1 s ticks and a time scale of 0.02, the ticks normally see 0, 10, 500, 10; a late tick may land in
+    a 0.2 s ramp and see an intermediate count, so the check is on the shape, not on exact tick values.
+    """
+    targets = dedupe([int(n) for n in TARGET_RE.findall(log)])
+    actual = dedupe([int(n) for n in ACTUAL_RE.findall(log)])
+    assert actual == targets, log
+    assert targets.count(500) == 1, targets
+    peak = targets.index(500)
+    assert targets[: peak + 1] == sorted(targets[: peak + 1]), targets
+    assert targets[peak:] == sorted(targets[peak:], reverse=True), targets
+    assert targets[0] <= 10 and targets[-1] == 10, targets
+
+
 @pytest.fixture
 def locustfile(tmp_path: Path) -> Path:
     path = tmp_path / "sleepy_locustfile.py"
@@ -92,10 +108,8 @@ def test_headless_spike_follows_the_shape_and_stops_by_itself(locustfile: Path) 
 
     assert result.returncode == 0, log
     assert "load profile 'spike' (chosen by --load-profile (env PROFILE)) at time scale 0.02" in log
-    # 6 min at 0.02 is 7.2 s: the stages at 1 s ticks are 0 (ramp), 10 (baseline), 500 (spike), 10 ...
-    assert dedupe([int(n) for n in TARGET_RE.findall(log)]) == [0, 10, 500, 10]
-    # ... and the runner reached every one of them
-    assert dedupe([int(n) for n in ACTUAL_RE.findall(log)]) == [0, 10, 500, 10]
+    # 6 min at 0.02 is 7.2 s: at 1 s ticks, 0 (ramp), 10 (baseline), 500 (spike), 10 (recovery)
+    assert_spike_shape(log)
     # stopped by the shape (no --run-time was given), at the end of the profile
     assert "Shape test stopping" in log
     assert 7.2 <= elapsed < 20
@@ -210,7 +224,7 @@ def test_web_ui_lists_the_shapes_and_runs_the_one_picked(locustfile: Path) -> No
                 "user_classes": "SleepyUser",
                 "shape_class": "SpikeShape",
                 "host": "http://127.0.0.1:9",
-                "time_scale": "0.01",
+                "time_scale": "0.02",
             },
         )
         assert "Swarming started using shape class 'SpikeShape'" in answer
@@ -220,9 +234,8 @@ def test_web_ui_lists_the_shapes_and_runs_the_one_picked(locustfile: Path) -> No
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
         log = log_path.read_text()
-        assert "SpikeShape: load profile 'spike' (chosen by SpikeShape) at time scale 0.01" in log
-        # 3.6 s at 1 s ticks: 0 (ramp), 500 (spike), 10 (recovery)
-        assert dedupe([int(n) for n in ACTUAL_RE.findall(log)]) == [0, 500, 10]
+        assert "SpikeShape: load profile 'spike' (chosen by SpikeShape) at time scale 0.02" in log
+        assert_spike_shape(log)
         assert process.poll() is None  # the web UI stays up after the shape ends
     finally:
         process.terminate()

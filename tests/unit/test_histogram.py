@@ -175,7 +175,7 @@ def test_wire_is_compact_plain_lists() -> None:
     h = Histogram.of([20.0 + i * 0.01 for i in range(1000)])
     wire = h.to_wire()
     assert isinstance(wire, list) and not any(isinstance(x, dict) for x in wire)
-    assert len(msgpack.packb(wire)) < 120
+    assert len(msgpack.packb(wire)) < 200  # 1000 values over 40 buckets of 0.5%
 
 
 @pytest.mark.parametrize(
@@ -183,7 +183,7 @@ def test_wire_is_compact_plain_lists() -> None:
     [
         None,
         [],
-        [2, 0, 0.0, None, None, 0, 0, 0, [], []],
+        [1, 0, 0.0, None, None, 0, 0, 0, [], []],  # the version of 1%-wide buckets
         [1, 1, 1.0, None, None, 0, 0, 0, [0], [1]],
         [1, 2, 1.0, 1.0, 1.0, 0, 0, 0, [0], [1]],
         [1, 1, 1.0, 1.0, 1.0, 0, 0, 0, [0, 1], [1]],

