@@ -208,11 +208,13 @@ def _read_answer(
     context: dict[str, Any],
 ) -> tuple[int, str | None]:
     """Read the answer into ``rec``; return (bytes read, failure reason or None)."""
-    error = getattr(resp, "error", None)
     raw = getattr(resp, "_response", None)
     status = resp.status_code or 0
     rec.status = status
-    if error is not None or raw is None:
+    if raw is None or status == 0:
+        # no HTTP answer at all (refused, reset, timeout before the headers); a bad status code also sets
+        # resp.error, but it has an answer whose body says why, read below
+        error = getattr(resp, "error", None)
         return 0, _exception_reason(error) if error is not None else "no response"
     queue = _float_header(resp, "X-Queue-Time")
     if queue is not None:
@@ -222,9 +224,13 @@ def _read_answer(
     if raw._sock is not None:
         raw._sock.settimeout(timeouts.idle_s)
     if status >= 400 or status < 200:
-        data = b"".join(_bounded(iter_arrivals(raw), _ERROR_BODY_LIMIT, raw))
+        if getattr(resp, "error", None) is not None:
+            # geventhttpclient has already read the body of a status it rejects, for its http_log
+            data = resp.content or b""
+        else:
+            data = b"".join(_bounded(iter_arrivals(raw), _ERROR_BODY_LIMIT, raw))
         rec.t_end = _perf()
-        return len(data), _status_reason(status, data)
+        return len(data), _status_reason(status, data[:_ERROR_BODY_LIMIT])
     ctype = (_header(resp, "Content-Type") or "").lower()
     if stream:
         if "text/event-stream" not in ctype:
