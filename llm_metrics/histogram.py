@@ -13,7 +13,8 @@ to 0 (zero bucket) and counted in ``clamped``. NaN and infinities are not record
 
 Exact parts. ``count``, ``sum``, ``min`` and ``max`` are exact. ``percentile(p)`` uses nearest rank over
 the buckets (rank ``ceil(p/100 * count)``, at least 1), so it is within 0.5% of the exact nearest-rank
-sample (0.5%: 1 ms at 200 ms, where the TTFT accuracy test asks for 2 ms); the estimate is clamped to ``[min, max]`` and ``p0``/``p100`` return ``min``/``max`` exactly.
+sample (0.5%: 1 ms at 200 ms, where the TTFT accuracy test asks for 2 ms); the estimate is
+clamped to ``[min, max]`` and ``p0``/``p100`` return ``min``/``max`` exactly.
 
 Merging adds bucket counts, so merging the histograms of two data sets gives exactly the histogram of
 their union (``sum`` up to float rounding). ``__eq__`` compares ``sum`` with a relative tolerance of 1e-9.

@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_THRESHOLDS_FAILED = 99
 READ_DELAY = "llm_read_delay_ms"
+REQUESTS_BLOCKED = "requests_blocked"
 WIRE_KEY = "llm_metrics"
 SECRET_OPTIONS = ("api_key", "loadtest_token", "password", "admin_password", "web_login_password")
 
@@ -109,6 +111,13 @@ class LLMMetrics:
         self.results: list[ThresholdResult] | None = None
         self._abort_greenlet: gevent.Greenlet | None = None
         self.workers_seen: set[str] = set()
+        # extension points for the suites (gateway, sidecar, UI, exporters), all run where the verdict is made:
+        self.before_verdict: list[Callable[[LLMMetrics], None]] = []
+        """Called at quit before thresholds are evaluated, e.g. to record recovery_time into the store."""
+        self.json_sections: dict[str, Callable[[], Any]] = {}
+        """Extra top-level parts of the JSON summary (name -> function giving JSON-able data)."""
+        self.text_sections: list[Callable[[], str]] = []
+        """Extra parts of the console report, printed after the tables."""
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -135,6 +144,9 @@ class LLMMetrics:
         failed = exception is not None
         scenario = str(ctx.get("scenario", "default"))
         store = self.store
+        blocked = ctx.get("blocked")
+        if blocked and not (blocked == REQUESTS_BLOCKED and status == 429):
+            store.inc(blocked, {"name": name, "scenario": scenario, "status": str(status)})
         store.record_request(
             name=name,
             method=request_type,
@@ -159,7 +171,7 @@ class LLMMetrics:
         self.series.record(
             time.time(),
             failed=failed,
-            blocked=status == 429,
+            blocked=status == 429 or bool(blocked),
             total_ms=None if failed else response_time,
             ttft_ms=ttft_ms,
             good=good,
@@ -211,15 +223,21 @@ class LLMMetrics:
 
     def finish(self) -> int | None:
         """Evaluate, print, write; return the exit code (None when there are no thresholds)."""
+        for hook in self.before_verdict:
+            hook(self)
         self.results = evaluate(self.thresholds, self.store)
         meta = self.metadata()
         text = summary.console_report(self.results, self.store, title=f"LLM load test: {self.suite}")
+        for section in self.text_sections:
+            text += "\n" + section()
         if self.aborted_by:
             text += "\nRun aborted early by abortOnFail threshold(s).\n"
         sys.stdout.write(summary.redact(text, self.secrets()))
         sys.stdout.flush()
         doc = summary.json_summary(self.results, self.store, meta)
         doc["series"] = self.series.to_json()
+        for name, fn in self.json_sections.items():
+            doc[name] = fn()
         doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in self.aborted_by]
         if self.summary_path:
             out = Path(self.summary_path)

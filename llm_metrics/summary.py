@@ -220,9 +220,7 @@ def json_summary(
         for key in {(m, ""), (m, scenario)}:
             agg = rollups.get(key)
             rollups[key] = h.copy() if agg is None else agg.merge(h)
-    rollups_out = [
-        _hist_json(m, {"scenario": sc} if sc else {}, h) for (m, sc), h in sorted(rollups.items())
-    ]
+    rollups_out = [_hist_json(m, {"scenario": sc} if sc else {}, h) for (m, sc), h in sorted(rollups.items())]
     counters_out = [
         {"name": m, "tags": dict(tags), "count": v, "rate": (v / duration) if duration else None}
         for m, tags, v in store.counters()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import gevent
 from geventhttpclient.response import HTTPParseError
 
 from llm_metrics.calls import CallRecord
-from llm_users.openai_stream import ChatStreamAccumulator, StreamError, parse_chat_json
+from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, parse_chat_json
 from llm_users.sse import StreamCut, drain, iter_arrivals, iter_events
 
 _perf = time.perf_counter
@@ -100,12 +101,17 @@ def llm_call(
     timeouts: Timeouts | None = None,
     server_stamps: bool = False,
     tags: dict[str, str] | None = None,
-    inspect: Any = None,
+    inspect: Callable[[Any, CallRecord], None] | None = None,
+    parse_json: Callable[[bytes], JsonAnswer] = parse_chat_json,
+    blocked: Callable[[int, bytes], str | None] | None = None,
 ) -> CallRecord:
     """POST ``payload`` to ``path`` and read the chat answer; fire one request event; return the record.
 
     ``inspect(resp, rec)`` is an optional hook run when the headers are in (gateway headers and the like);
-    ``tags`` are extra tags for the metrics. The record is also in the event's ``context["llm"]``.
+    ``tags`` are extra tags for the metrics. ``parse_json`` reads a non-streamed body (another API's shape);
+    ``blocked(status, body)`` names the answers counted apart, neither success nor error (e.g. 429 ->
+    ``"requests_blocked"``): such a call is not a failure in Locust, ``context["blocked"]`` holds the name.
+    The record is also in the event's ``context["llm"]``.
     """
     timeouts = timeouts or Timeouts()
     hdrs = {
@@ -142,7 +148,8 @@ def llm_call(
         ) as resp:
             rec.t_headers = _perf()
             try:
-                nbytes, reason = _read_answer(resp, rec, stream, server_stamps, timeouts, inspect, context)
+                how = _How(stream, server_stamps, timeouts, inspect, parse_json, blocked)
+                nbytes, reason = _read_answer(resp, rec, how, context)
             except gevent.Timeout as exc:
                 if exc is not total_timer:
                     raise
@@ -161,7 +168,7 @@ def llm_call(
             meta["response_time"] = (rec.t_end - t0) * 1000.0
             meta["response_length"] = nbytes
             meta["context"] = context
-            if reason is None:
+            if reason is None or context.get("blocked"):
                 resp.success()
             else:
                 resp.failure(reason)
@@ -198,15 +205,17 @@ def _release(resp: Any) -> None:
             pass
 
 
-def _read_answer(
-    resp: Any,
-    rec: CallRecord,
-    stream: bool,
-    server_stamps: bool,
-    timeouts: Timeouts,
-    inspect: Any,
-    context: dict[str, Any],
-) -> tuple[int, str | None]:
+@dataclass(slots=True)
+class _How:
+    stream: bool
+    server_stamps: bool
+    timeouts: Timeouts
+    inspect: Callable[[Any, CallRecord], None] | None
+    parse_json: Callable[[bytes], JsonAnswer]
+    blocked: Callable[[int, bytes], str | None] | None
+
+
+def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any]) -> tuple[int, str | None]:
     """Read the answer into ``rec``; return (bytes read, failure reason or None)."""
     raw = getattr(resp, "_response", None)
     status = resp.status_code or 0
@@ -219,10 +228,10 @@ def _read_answer(
     queue = _float_header(resp, "X-Queue-Time")
     if queue is not None:
         rec.queue_ms = queue
-    if inspect is not None:
-        inspect(resp, rec)
+    if how.inspect is not None:
+        how.inspect(resp, rec)
     if raw._sock is not None:
-        raw._sock.settimeout(timeouts.idle_s)
+        raw._sock.settimeout(how.timeouts.idle_s)
     if status >= 400 or status < 200:
         if getattr(resp, "error", None) is not None:
             # geventhttpclient has already read the body of a status it rejects, for its http_log
@@ -230,14 +239,18 @@ def _read_answer(
         else:
             data = b"".join(_bounded(iter_arrivals(raw), _ERROR_BODY_LIMIT, raw))
         rec.t_end = _perf()
+        if how.blocked is not None:
+            kind = how.blocked(status, data[:_ERROR_BODY_LIMIT])
+            if kind:
+                context["blocked"] = kind
         return len(data), _status_reason(status, data[:_ERROR_BODY_LIMIT])
     ctype = (_header(resp, "Content-Type") or "").lower()
-    if stream:
+    if how.stream:
         if "text/event-stream" not in ctype:
             data = b"".join(_bounded(iter_arrivals(raw), _ERROR_BODY_LIMIT, raw))
             rec.t_end = _perf()
             return len(data), "wrong content type for a stream"
-        return _read_stream(raw, rec, server_stamps, context)
+        return _read_stream(raw, rec, how.server_stamps, context)
     chunks = []
     n = 0
     for data in iter_arrivals(raw):
@@ -245,7 +258,7 @@ def _read_answer(
         n += len(data)
     rec.t_end = t_end = _perf()
     try:
-        ans = parse_chat_json(b"".join(chunks))
+        ans = how.parse_json(b"".join(chunks))
     except StreamError as exc:
         return n, exc.reason
     rec.usage_completion_tokens = ans.completion_tokens

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=argparse.SUPPRESS,
         metavar="NAME:PASSWORD",
-        help="a login user; repeatable (default: admin:admin)",
+        help="a login user, added to the configured ones (default: admin:admin); repeatable",
     )
 
     sidecar = parser.add_argument_group("sidecar")

@@ -31,8 +31,9 @@ class Fault:
         return self.arg if self.arg is not None else DEFAULT_ARGS.get(self.kind)
 
     def at_token(self, n_tokens: int) -> int:
-        """Token index where a token-positioned fault fires: its arg, else half of the output."""
-        if self.arg is None:
+        """Token index where a mid-stream fault fires: the arg of a token kind (disconnect, malformed,
+        sse_error), else half of the output (stall: its arg is a duration)."""
+        if self.arg is None or FAULT_KINDS[self.kind] != "tokens":
             return n_tokens // 2
         return min(int(self.arg), n_tokens)
 
@@ -47,7 +48,7 @@ def parse_header(value: str) -> Fault:
     if not sep:
         return Fault(kind)
     try:
-        arg = float(arg_text)
+        arg: float = int(arg_text) if arg_text.strip().isdigit() else float(arg_text)
     except ValueError:
         raise ConfigError(f"{where}: expected a number after {kind}:, got {arg_text!r}") from None
     check_fault_arg(kind, arg, where)

@@ -126,8 +126,9 @@ class Connection(asyncio.Protocol):
             self._reject(400, b"malformed HTTP request")
 
     def eof_received(self) -> bool:
-        # Half-closed by the client: keep the transport open while a response is due.
-        return self.busy or bool(self._pending)
+        # The client closed its side: treat it as gone (as uvicorn does), so that a response in progress
+        # is cancelled at once and its generation slot freed, rather than when the next write fails.
+        return False
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -149,6 +150,10 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        if self._headers.get(b"expect", b"").lower() == b"100-continue" and self._transport is not None:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for it before a big body
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -184,7 +189,15 @@ class Connection(asyncio.Protocol):
                 self.busy = True
                 self.started = False
                 self._current = req
-                coro = self._app.handle(req, self)
+                try:
+                    coro = self._app.handle(req, self)
+                except Exception:
+                    log.exception("handler failed")
+                    if self.started:
+                        self.close()
+                    elif self.busy:
+                        self.send(500, b'{"error":{"message":"internal error","type":"server_error"}}')
+                    continue
                 if coro is not None:
                     self._task = self._loop.create_task(self._run_task(coro))
         finally:
