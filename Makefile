@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCUST := $(VENV)/bin/locust
 MOCK_PORT ?= 8000
+USERS ?= 20
+# runs a command against the built-in mock unless BASE names a real target
+WITH_MOCK := $(PY) -m mock_llm.with_mock --unless-env BASE --
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint mock clean
+.PHONY: help install run smoke-all test lint mock clean chat chat-stream chat-nonstream chat-smoke chat-ui
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -20,8 +24,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev extras
 
-run: $(STAMP) ## smoke of every target against the built-in mock, with the SLO table
-	$(PY) -m mock_llm.demo
+run: $(STAMP) ## smoke of every target against the built-in mock, with the SLO tables
+	$(PY) -m mock_llm.with_mock -- $(MAKE) --no-print-directory -k smoke-all
+
+smoke-all: chat-smoke
+
+chat-smoke: $(STAMP) ## chat suite smoke: stream + non-stream, 10 s (BASE= a real server, else the mock)
+	STREAM_RPS=2 NONSTREAM_RPS=2 $(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --headless -u 10 -r 10 -t 10s --only-summary
+
+chat: $(STAMP) ## seed 003: stream + non-stream for 1 minute at low RPS (NONSTREAM_RPS=3 STREAM_RPS=1 DURATION_MIN=1)
+	NONSTREAM_RPS=$${NONSTREAM_RPS:-3} STREAM_RPS=$${STREAM_RPS:-1} DURATION_MIN=$${DURATION_MIN:-1} \
+	  $(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --headless -u $(USERS) -r $(USERS)
+
+chat-stream: $(STAMP) ## seed 003: stream-only quick check (STREAM_RPS=2 NONSTREAM_RPS=0 DURATION_MIN=1)
+	STREAM_RPS=$${STREAM_RPS:-2} NONSTREAM_RPS=0 DURATION_MIN=$${DURATION_MIN:-1} \
+	  $(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --headless -u $(USERS) -r $(USERS)
+
+chat-nonstream: $(STAMP) ## seed 003: non-stream only at higher RPS (NONSTREAM_RPS=5 STREAM_RPS=0 DURATION_MIN=2)
+	NONSTREAM_RPS=$${NONSTREAM_RPS:-5} STREAM_RPS=0 DURATION_MIN=$${DURATION_MIN:-2} \
+	  $(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --headless -u $(USERS) -r $(USERS)
+
+chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BASE= a real server, else the mock)
+	$(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --web-host 127.0.0.1 --class-picker
 
 test: $(STAMP) ## run the whole test suite
 	$(PY) -m pytest -q
@@ -33,6 +57,9 @@ lint: $(STAMP) ## ruff and mypy
 
 mock: $(STAMP) ## start the mock LLM server in the foreground on 127.0.0.1:$(MOCK_PORT)
 	$(PY) -m mock_llm --port $(MOCK_PORT)
+
+mock-demo: $(STAMP) ## start the mock on a free port, show it answering each API, stop it
+	$(PY) -m mock_llm.demo
 
 clean: ## remove the venv and run outputs
 	rm -rf $(VENV) out results test-artifacts .pytest_cache .mypy_cache .ruff_cache

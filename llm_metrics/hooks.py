@@ -109,6 +109,8 @@ class LLMMetrics:
         self.series = TimeSeries()
         self.aborted_by: list[ThresholdResult] = []
         self.results: list[ThresholdResult] | None = None
+        self.report_text = ""
+        """The console report, printed by ``print_report`` after Locust's own tables (its ``quit`` event)."""
         self._abort_greenlet: gevent.Greenlet | None = None
         self.workers_seen: set[str] = set()
         # extension points for the suites (gateway, sidecar, UI, exporters), all run where the verdict is made:
@@ -232,8 +234,7 @@ class LLMMetrics:
             text += "\n" + section()
         if self.aborted_by:
             text += "\nRun aborted early by abortOnFail threshold(s).\n"
-        sys.stdout.write(summary.redact(text, self.secrets()))
-        sys.stdout.flush()
+        self.report_text = summary.redact(text, self.secrets())
         doc = summary.json_summary(self.results, self.store, meta)
         doc["series"] = self.series.to_json()
         for name, fn in self.json_sections.items():
@@ -243,10 +244,15 @@ class LLMMetrics:
             out = Path(self.summary_path)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
-            sys.stdout.write(f"JSON summary written to {out}\n")
+            self.report_text += f"JSON summary written to {out}\n"
         if not self.thresholds:
             return None
         return 0 if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
+
+    def print_report(self) -> None:
+        if self.report_text:
+            sys.stdout.write("\n" + self.report_text)
+            sys.stdout.flush()
 
     def write_worker_view(self, index: int) -> None:
         """A worker's own record of what it measured (no verdict), beside the master's summary."""
@@ -370,3 +376,9 @@ def install_metrics(
         code = m.finish()
         if code is not None:
             environment.process_exit_code = code
+
+        # the quit event comes after Locust has printed its own tables: the verdict is the last thing shown
+        def _print(**_k: Any) -> None:
+            m.print_report()
+
+        environment.events.quit.add_listener(_print)
