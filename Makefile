@@ -10,7 +10,7 @@ USERS ?= 20
 WITH_MOCK := $(PY) -m mock_llm.with_mock --unless-env BASE --
 
 .DEFAULT_GOAL := help
-.PHONY: help install run smoke-all test lint mock clean chat chat-stream chat-nonstream chat-smoke chat-ui
+.PHONY: help install run smoke-all test lint mock clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -27,7 +27,23 @@ install: $(STAMP) ## create .venv and install the project with its dev extras
 run: $(STAMP) ## smoke of every target against the built-in mock, with the SLO tables
 	$(PY) -m mock_llm.with_mock -- $(MAKE) --no-print-directory -k smoke-all
 
-smoke-all: chat-smoke
+smoke-all: chat-smoke sidecar-smoke
+
+SIDECAR_ARGS ?= --headless -u 10 -r 10 -t 1m
+# runs a command against the built-in mock unless OSIRIS_URL names a real sidecar
+WITH_MOCK_SIDECAR := $(PY) -m mock_llm.with_mock --unless-env OSIRIS_URL --
+
+sidecar-smoke: $(STAMP) ## sidecar suite smoke: all three Users, 8 s (OSIRIS_URL= a real sidecar, else the mock)
+	THINK_TIME=0.2 $(WITH_MOCK_SIDECAR) $(LOCUST) -f locustfiles/sidecar.py --headless -u 6 -r 6 -t 8s --only-summary
+
+sidecar: $(STAMP) ## seed 002 default script: POST /generate + GET /metrics (SIDECAR_ARGS, default 10 users 1 min)
+	$(WITH_MOCK_SIDECAR) $(LOCUST) -f locustfiles/sidecar.py $(SIDECAR_ARGS) SidecarLoadUser
+
+sidecar-read: $(STAMP) ## seed 002 read-heavy: GET /health + GET /metrics
+	$(WITH_MOCK_SIDECAR) $(LOCUST) -f locustfiles/sidecar.py $(SIDECAR_ARGS) SidecarReadUser
+
+sidecar-trade: $(STAMP) ## seed 002 trade proposals: POST /propose_trade_adjustments/ with conf/prompts.json
+	$(WITH_MOCK_SIDECAR) $(LOCUST) -f locustfiles/sidecar.py $(SIDECAR_ARGS) SidecarTradeUser
 
 chat-smoke: $(STAMP) ## chat suite smoke: stream + non-stream, 10 s (BASE= a real server, else the mock)
 	STREAM_RPS=2 NONSTREAM_RPS=2 $(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --headless -u 10 -r 10 -t 10s --only-summary
