@@ -63,7 +63,8 @@ chat-nonstream: $(STAMP) ## seed 003: non-stream only at higher RPS (NONSTREAM_R
 chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BASE= a real server, else the mock)
 	$(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --web-host 127.0.0.1 --class-picker
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) ## run the whole test suite (installs Debian's chromium for the browser tests when missing)
+	bash tests/e2e/ensure_chromium.sh
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff and mypy

@@ -28,6 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from llm_metrics import summary
 from llm_metrics.calls import GoodputSLO, meets_slo
+from llm_metrics.exporter import add_exporter_arguments, install_exporter
 from llm_metrics.store import MetricStore
 from llm_metrics.thresholds import (
     MetricRegistry,
@@ -40,6 +41,7 @@ from llm_metrics.thresholds import (
     parse_thresholds,
 )
 from llm_metrics.timeseries import TimeSeries
+from llm_metrics.workers import install_worker_tracking
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,9 @@ class LLMMetrics:
         """Extra top-level parts of the JSON summary (name -> function giving JSON-able data)."""
         self.text_sections: list[Callable[[], str]] = []
         """Extra parts of the console report, printed after the tables."""
+        self.after_summary: list[Callable[[dict[str, Any]], None]] = []
+        """Called at quit with the JSON summary once it is written, e.g. to write the HTML report."""
+        self._users_greenlet: gevent.Greenlet | None = None
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -193,6 +198,24 @@ class LLMMetrics:
         self.store.merge_wire(wire["store"])
         self.series.merge_wire(wire["series"])
 
+    # -- users over time (the per-second series' gauge) -------------------------------------------
+
+    def start_user_sampling(self) -> None:
+        if self._users_greenlet is None:
+            self._users_greenlet = gevent.spawn(self._sample_users)
+
+    def stop_user_sampling(self) -> None:
+        if self._users_greenlet is not None:
+            self._users_greenlet.kill(block=False)
+            self._users_greenlet = None
+
+    def _sample_users(self) -> None:
+        while True:  # the master's user_count is the total over its workers
+            runner = self.environment.runner
+            if runner is not None:
+                self.series.set_users(runner.user_count)
+            gevent.sleep(1.0)
+
     # -- verdict -----------------------------------------------------------------------------------
 
     def start_abort_checks(self) -> None:
@@ -245,6 +268,8 @@ class LLMMetrics:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
             self.report_text += f"JSON summary written to {out}\n"
+        for after in self.after_summary:
+            after(doc)
         if not self.thresholds:
             return None
         return 0 if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
@@ -296,6 +321,22 @@ def metrics(environment: Any) -> LLMMetrics:
     return m
 
 
+def _write_html_report(m: LLMMetrics, doc: dict[str, Any]) -> None:
+    """``--html-report`` as it is at quit (the web UI form may have set it after start-up)."""
+    path = getattr(m.environment.parsed_options, "html_report", "")
+    if not path:
+        return
+    from llm_metrics.report_html import write_report
+
+    try:
+        out = write_report(doc, path, m.secrets())
+    except OSError as exc:  # the verdict and the exit code must not be lost for want of a report file
+        log.error("HTML report not written to %s: %s", path, exc)
+        m.report_text += f"HTML report NOT written to {path}: {exc}\n"
+        return
+    m.report_text += f"HTML report written to {out}\n"
+
+
 def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> None:
     parser.add_argument(
         "--thresholds",
@@ -308,6 +349,13 @@ def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> N
         env_var="SUMMARY_JSON",
         default=f"out/summary-{suite}.json",
         help="Where the JSON summary is written at the end; empty: not written (env SUMMARY_JSON)",
+    )
+    parser.add_argument(
+        "--html-report",
+        env_var="HTML_REPORT",
+        default="",
+        help="Where the HTML report (thresholds, tables, plots over time) is written at the end, after the "
+        "thresholds are evaluated; empty: not written (env HTML_REPORT)",
     )
 
 
@@ -326,6 +374,7 @@ def install_metrics(
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
         add_metrics_arguments(parser, suite, default_thresholds)
+        add_exporter_arguments(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
@@ -348,6 +397,15 @@ def install_metrics(
             environment.events.report_to_master.add_listener(m.on_report_to_master)
         if isinstance(runner, MasterRunner):
             environment.events.worker_report.add_listener(m.on_worker_report)
+            install_worker_tracking(environment, m)
+        if not isinstance(runner, WorkerRunner):
+            install_exporter(environment, m)
+        if not isinstance(runner, WorkerRunner):
+            m.after_summary.append(lambda doc: _write_html_report(m, doc))
+        if getattr(environment, "web_ui", None) is not None:
+            from llm_metrics.webui import attach_web_ui
+
+            attach_web_ui(environment)
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
@@ -356,6 +414,7 @@ def install_metrics(
             return
         m.store.mark_start()
         m.start_abort_checks()
+        m.start_user_sampling()
 
     @events.test_stop.add_listener
     def _stop(environment: Any, **_kw: Any) -> None:
@@ -364,6 +423,7 @@ def install_metrics(
             return
         m.store.mark_stop()
         m.stop_abort_checks()
+        m.stop_user_sampling()
 
     @events.quitting.add_listener
     def _quitting(environment: Any, **_kw: Any) -> None:

@@ -371,6 +371,7 @@ class TimeSeries:
                     "users": s.users,
                     "total_ms_p50": p50,
                     "total_ms_p95": p95,
+                    "ttft_ms_p50": ttft.percentile(50.0),
                     "ttft_ms_p95": ttft.percentile(95.0),
                 }
             )

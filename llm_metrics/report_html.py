@@ -1,0 +1,584 @@
+"""The HTML report of a run: one self-contained file rendered from the JSON summary.
+
+    python -m llm_metrics.report_html out/summary-chat.json -o out/report-chat.html
+
+or ``--html-report PATH`` (env ``HTML_REPORT``) on a run, which writes it at the end, after the thresholds are
+evaluated (Locust's own ``--html`` report is written before that, so it cannot show the verdict).
+
+Contents, top to bottom: the verdict and run facts; the threshold table (every line, pass/fail, observed
+value); plots over time from the per-second ``series`` (users, requests/s with errors, blocked and goodput/s,
+TTFT p50/p95, total latency p50/p95, output tokens/s); the LLM overview per scenario, name and prompt
+(``overview``); every trend metric and tag set (count, avg, min, p50, p90, p95, p99, max); counters; rates;
+token source, warnings and the run's options.
+
+Self-contained: inline CSS and inline SVG drawn here, no script, no external URL (no CDN, no web font), so it
+opens from a CI artefact store or a mail attachment as it is. Every string of the summary is escaped. Plots
+with more than ``MAX_POINTS`` seconds are downsampled: counts per second are averaged over the bucket, latency
+percentiles take the bucket's maximum (peaks stay visible); the caption says so. Pure: no Locust import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .overview import (
+    ALL,
+    LATENCY_COLUMNS,
+    SummaryError,
+    check_summary,
+    compact_number,
+    load_summary,
+    overview_rows,
+    summary_histograms,
+    summary_rates,
+)
+from .summary import format_number, format_tags, redact
+from .thresholds import DEFAULT_METRICS
+
+__all__ = ["MAX_POINTS", "main", "render_report", "write_report"]
+
+MAX_POINTS = 720
+MAX_SPAN_S = 24 * 3600
+"""Plots show at most the last day of a summary's seconds (a run's series keeps 6 h)."""
+COLORS = ("#2563eb", "#dc2626", "#ea580c", "#16a34a", "#7c3aed", "#0891b2")
+_W, _H = 640, 240
+_ML, _MR, _MT, _MB = 58, 14, 12, 30
+_AGG = re.compile(r"\s*(p\s*\(\s*[0-9.]+\s*\)|avg|min|max|med|count|rate)")
+
+_CSS = """
+:root { color-scheme: light; --fg: #1f2937; --muted: #6b7280; --line: #e5e7eb; --ok: #15803d; --bad: #b91c1c;
+  --warn: #b45309; --bg-ok: #dcfce7; --bg-bad: #fee2e2; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: var(--fg);
+  margin: 0 auto; padding: 16px 24px 48px; max-width: 1400px; }
+h1 { font-size: 22px; margin: 4px 0 8px; } h2 { font-size: 18px; margin: 28px 0 8px;
+  border-bottom: 1px solid var(--line); padding-bottom: 4px; } h3 { font-size: 14px; margin: 0 0 4px; }
+.verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; font-weight: 700; margin-left: 8px; }
+.verdict.ok { background: var(--bg-ok); color: var(--ok); }
+.verdict.bad { background: var(--bg-bad); color: var(--bad); }
+.facts { color: var(--muted); margin: 0; } .facts b { color: var(--fg); font-weight: 600; }
+nav a { margin-right: 14px; color: #1d4ed8; text-decoration: none; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
+th, td { padding: 3px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th { background: #f9fafb; font-weight: 600; position: sticky; top: 0; }
+td.n, th.n { text-align: right; white-space: nowrap; }
+td.tags { max-width: 520px; word-break: break-word; color: #374151; }
+td.name { max-width: 240px; word-break: break-word; }
+th.group { text-align: center; border-left: 1px solid var(--line); }
+table.overview th, table.overview td { padding: 3px 6px; }
+tr.pass td.mark { color: var(--ok); font-weight: 700; } tr.fail td.mark { color: var(--bad); font-weight: 700; }
+tr.fail { background: #fff5f5; } tr.total td { font-weight: 600; border-top: 2px solid var(--line); }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 16px 24px; }
+figure { margin: 0; } figcaption { color: var(--muted); font-size: 12px; }
+svg { width: 100%; height: auto; display: block; }
+svg text { font-size: 11px; fill: #4b5563; font-family: inherit; }
+.legend span { margin-right: 12px; font-size: 12px; white-space: nowrap; }
+.legend i { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 4px; }
+.muted { color: var(--muted); } .warn { color: var(--warn); }
+footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def _e(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return format_number(v)
+    return _e(v)
+
+
+def _kind(metric: str, doc: Mapping[str, Any]) -> str | None:
+    for key, kind in (("rates", "rate"), ("counters", "counter"), ("metrics", "trend")):
+        if any(m.get("name") == metric for m in doc.get(key, [])):
+            return kind
+    return DEFAULT_METRICS.get(metric)
+
+
+def _observed(th: Mapping[str, Any], kind: str | None) -> str:
+    """What the threshold saw, as the console prints it: ``p(95)=843.21``, ``rate=0.0050 (5 of 1000)``."""
+    if th.get("error"):
+        return f"error: {th['error']}"
+    if th.get("no_data"):
+        return "no data"
+    observed = th.get("observed")
+    m = _AGG.match(str(th.get("expression", "")))
+    agg = re.sub(r"\s+", "", m.group(1)) if m else "value"
+    samples = th.get("samples")
+    if kind == "rate" and isinstance(observed, int | float) and isinstance(samples, int):
+        return f"{agg}={observed:.4f} ({round(observed * samples)} of {samples})"
+    if agg == "count" and isinstance(observed, float) and observed.is_integer():
+        observed = int(observed)
+    text = f"{agg}={format_number(observed)}"
+    if kind == "counter" and agg == "rate":
+        text += "/s"
+    return text
+
+
+# -- plots ---------------------------------------------------------------------------------------------
+
+
+def _nice_step(span: float, target: int = 5) -> float:
+    if span <= 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / target
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def _fmt_tick(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 10000:
+        return f"{v / 1000:.0f}k"
+    if abs(v) >= 1000:
+        return f"{v / 1000:.1f}k".replace(".0k", "k")
+    if float(v).is_integer():
+        return str(int(v))
+    return f"{v:.3g}"
+
+
+def _fmt_dur(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    m, sec = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s" if sec else f"{m}m"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if m else f"{h}h"
+
+
+def _time_step(span: float) -> float:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600):
+        if span / step <= 8:
+            return step
+    return 43200
+
+
+def _chart(
+    title: str,
+    xs: Sequence[float],
+    lines: Sequence[tuple[str, Sequence[float | None], str]],
+    *,
+    unit: str,
+    chart_id: str,
+    caption: str = "",
+    step: bool = False,
+) -> str:
+    """One line chart as inline SVG with an HTML title, legend and caption."""
+    legend = "".join(f'<span><i style="background:{c}"></i>{_e(label)}</span>' for label, _, c in lines)
+    head = (
+        f'<figure id="{chart_id}" class="chart"><h3>{_e(title)} <span class="muted">({_e(unit)})</span></h3>'
+        f'<div class="legend">{legend}</div>'
+    )
+    values = [v for _, ys, _ in lines for v in ys if v is not None and math.isfinite(v)]
+    if not xs or not values:
+        return head + f'<p class="muted">no data</p>{_caption(caption)}</figure>'
+    x0, x1 = xs[0], max(xs[-1], xs[0] + 1)
+    ymax = max(values)
+    ystep = _nice_step(ymax * 1.05 if ymax > 0 else 1.0)
+    ytop = ystep * max(1, math.ceil(ymax * 1.05 / ystep)) if ymax > 0 else ystep * 5
+    pw, ph = _W - _ML - _MR, _H - _MT - _MB
+
+    def sx(x: float) -> float:
+        return _ML + (x - x0) / (x1 - x0) * pw
+
+    def sy(y: float) -> float:
+        return _MT + ph - y / ytop * ph
+
+    out = [
+        f'<svg viewBox="0 0 {_W} {_H}" role="img" aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{_e(title)}</title>",
+    ]
+    grid = []
+    y = 0.0
+    while y <= ytop + ystep / 1000:
+        py = sy(y)
+        grid.append(f'<line x1="{_ML}" y1="{py:.1f}" x2="{_W - _MR}" y2="{py:.1f}" stroke="#e5e7eb"/>')
+        grid.append(f'<text x="{_ML - 6}" y="{py + 4:.1f}" text-anchor="end">{_fmt_tick(y)}</text>')
+        y += ystep
+    tstep = _time_step(x1 - x0)
+    t = 0.0
+    while x0 + t <= x1 + 1e-9:
+        px = sx(x0 + t)
+        grid.append(f'<line x1="{px:.1f}" y1="{_MT}" x2="{px:.1f}" y2="{_MT + ph}" stroke="#f3f4f6"/>')
+        grid.append(f'<text x="{px:.1f}" y="{_H - _MB + 16}" text-anchor="middle">{_fmt_dur(t)}</text>')
+        t += tstep
+    out += grid
+    out.append(f'<line x1="{_ML}" y1="{_MT + ph}" x2="{_W - _MR}" y2="{_MT + ph}" stroke="#9ca3af"/>')
+    tips = len(xs) <= 400
+    for label, ys, color in lines:
+        segments: list[list[tuple[float, float]]] = [[]]
+        for x, v in zip(xs, ys, strict=True):
+            if v is None or not math.isfinite(v):
+                if segments[-1]:
+                    segments.append([])
+                continue
+            if step and segments[-1]:
+                segments[-1].append((sx(x), segments[-1][-1][1]))
+            segments[-1].append((sx(x), sy(v)))
+        for seg in segments:
+            if len(seg) == 1:
+                out.append(f'<circle cx="{seg[0][0]:.1f}" cy="{seg[0][1]:.1f}" r="2" fill="{color}"/>')
+            elif seg:
+                pts = " ".join(f"{px:.1f},{py:.1f}" for px, py in seg)
+                out.append(
+                    f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.6" '
+                    'stroke-linejoin="round"/>'
+                )
+        if tips:
+            for x, v in zip(xs, ys, strict=True):
+                if v is not None and math.isfinite(v):
+                    out.append(
+                        f'<circle cx="{sx(x):.1f}" cy="{sy(v):.1f}" r="4" fill="{color}" fill-opacity="0">'
+                        f"<title>{_fmt_dur(x - x0)}: {_e(label)} {format_number(v)} {_e(unit)}</title></circle>"
+                    )
+    out.append("</svg>")
+    return head + "".join(out) + _caption(caption) + "</figure>"
+
+
+def _caption(text: str) -> str:
+    return f"<figcaption>{_e(text)}</figcaption>" if text else ""
+
+
+def _downsample(
+    xs: list[float], cols: dict[str, list[float | None]], peak: set[str]
+) -> tuple[list[float], dict[str, list[float | None]], int]:
+    n = len(xs)
+    if n <= MAX_POINTS:
+        return xs, cols, 1
+    b = math.ceil(n / MAX_POINTS)
+    out_x = [xs[i] for i in range(0, n, b)]
+    out: dict[str, list[float | None]] = {}
+    for name, ys in cols.items():
+        vals: list[float | None] = []
+        for i in range(0, n, b):
+            chunk = [v for v in ys[i : i + b] if v is not None]
+            if not chunk:
+                vals.append(None)
+            else:
+                vals.append(max(chunk) if name in peak else sum(chunk) / len(chunk))
+        out[name] = vals
+    return out_x, out, b
+
+
+def _plots(series: Sequence[Mapping[str, Any]]) -> str:
+    if not series:
+        return '<p class="muted">No per-second data in this summary.</p>'
+    rows = {int(s["t"]): s for s in series}
+    t0, t1 = min(rows), max(rows)
+    clipped = t1 - t0 > MAX_SPAN_S
+    if clipped:
+        t0 = t1 - MAX_SPAN_S
+    xs = [float(t) for t in range(t0, t1 + 1)]
+    counts = ("requests", "failures", "blocked", "good", "output_tokens")
+    latencies = ("ttft_ms_p50", "ttft_ms_p95", "total_ms_p50", "total_ms_p95")
+    cols: dict[str, list[float | None]] = {}
+    for c in counts:  # a second without an entry had no request finishing in it
+        cols[c] = [float(rows[t].get(c) or 0) if t in rows else 0.0 for t in range(t0, t1 + 1)]
+    for c in (*latencies, "users"):
+        cols[c] = [_float(rows[t].get(c)) if t in rows else None for t in range(t0, t1 + 1)]
+    # users is a gauge sampled every second: carry it over seconds without a sample
+    last: float | None = None
+    for i, u in enumerate(cols["users"]):
+        if u is None:
+            cols["users"][i] = last
+        else:
+            last = u
+    xs, cols, bucket = _downsample(xs, cols, set(latencies) | {"users"})
+    note = f"each point: {bucket} s (counts averaged, latencies and users: maximum)" if bucket > 1 else ""
+    if clipped:
+        note = f"the last {MAX_SPAN_S // 3600} h; " + note
+    start = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t0))
+    has_users = any(v is not None for v in cols["users"])
+    charts = [
+        _chart(
+            "Users",
+            xs,
+            [("users", cols["users"], COLORS[0])],
+            unit="users",
+            chart_id="plot-users",
+            caption=note if has_users else "users were not recorded in this summary",
+            step=True,
+        ),
+        _chart(
+            "Requests per second",
+            xs,
+            [
+                ("requests/s", cols["requests"], COLORS[0]),
+                ("errors/s", cols["failures"], COLORS[1]),
+                ("blocked (429)/s", cols["blocked"], COLORS[2]),
+                *([("goodput/s", cols["good"], COLORS[3])] if any(cols["good"]) else []),
+            ],
+            unit="1/s",
+            chart_id="plot-requests",
+            caption=note,
+        ),
+        _chart(
+            "Time to first token",
+            xs,
+            [
+                *(
+                    [("TTFT p50", cols["ttft_ms_p50"], COLORS[0])]
+                    if any(v is not None for v in cols["ttft_ms_p50"])
+                    else []
+                ),
+                ("TTFT p95", cols["ttft_ms_p95"], COLORS[4]),
+            ],
+            unit="ms",
+            chart_id="plot-ttft",
+            caption=note or "per second of finishing requests; streamed calls only",
+        ),
+        _chart(
+            "Total latency",
+            xs,
+            [("total p50", cols["total_ms_p50"], COLORS[0]), ("total p95", cols["total_ms_p95"], COLORS[4])],
+            unit="ms",
+            chart_id="plot-total",
+            caption=note or "per second of finishing requests; successful requests only",
+        ),
+        _chart(
+            "Output tokens per second",
+            xs,
+            [("output tokens/s", cols["output_tokens"], COLORS[3])],
+            unit="tok/s",
+            chart_id="plot-tokens",
+            caption=note,
+        ),
+    ]
+    return f'<p class="facts">Time axis: seconds from {_e(start)}.</p><div class="charts">{"".join(charts)}</div>'
+
+
+def _float(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+# -- tables --------------------------------------------------------------------------------------------
+
+
+def _table(head: Sequence[str], rows: Sequence[str], num_from: int, *, cls: str = "") -> str:
+    ths = "".join(f'<th class="n">{_e(h)}</th>' if i >= num_from else f"<th>{_e(h)}</th>" for i, h in enumerate(head))
+    body = "".join(rows)
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _thresholds(doc: Mapping[str, Any]) -> str:
+    ths = doc.get("thresholds", [])
+    if not ths:
+        return '<p class="muted">No thresholds were defined.</p>'
+    rows = []
+    for th in ths:
+        ok = bool(th.get("ok"))
+        mark = "✓ pass" if ok else "✗ FAIL"
+        extra = " (abortOnFail)" if th.get("abort_on_fail") else ""
+        rows.append(
+            f'<tr class="{"pass" if ok else "fail"}"><td class="mark">{mark}</td><td>{_e(th.get("key", ""))}</td>'
+            f"<td>{_e(th.get('expression', ''))}{_e(extra)}</td>"
+            f"<td>{_e(_observed(th, _kind(str(th.get('metric', '')), doc)))}</td>"
+            f'<td class="n">{_num(th.get("samples"))}</td></tr>'
+        )
+    failed = sum(1 for th in ths if not th.get("ok"))
+    no_data = sum(1 for th in ths if th.get("no_data"))
+    verdict = f"{len(ths) - failed} of {len(ths)} thresholds passed" + (f"; {no_data} had no data" if no_data else "")
+    source = {str(th.get("source", "")) for th in ths} - {""}
+    src = f" (from {', '.join(sorted(source))})" if source else ""
+    table = _table(["", "metric", "threshold", "observed", "samples"], rows, 4, cls="thresholds")
+    return f"{table}<p>{_e(verdict + src)}</p>"
+
+
+def _overview(doc: Mapping[str, Any]) -> str:
+    rows = overview_rows(summary_histograms(doc), summary_rates(doc), _float(doc.get("duration_s")))
+    if not rows:
+        return '<p class="muted">No LLM calls in this summary.</p>'
+    has_goodput = any(r.goodput_total for r in rows)
+    columns = [c for c in LATENCY_COLUMNS if any(r.hists.get(c[0]) for r in rows)]
+    empty = [title for key, _, title in LATENCY_COLUMNS if (key, _, title) not in columns]
+    top = '<th rowspan="2">scenario</th><th rowspan="2">name</th><th rowspan="2">prompt</th>'
+    top += '<th class="n" rowspan="2">OK calls</th>'
+    top += "".join(f'<th colspan="3" class="group">{_e(title)}</th>' for _, _, title in columns)
+    top += '<th class="n" rowspan="2">output<br>tok/s</th>'
+    if has_goodput:
+        top += '<th class="n" rowspan="2">goodput</th><th class="n" rowspan="2">goodput/s</th>'
+    sub = "".join('<th class="n">p50</th><th class="n">p95</th><th class="n">p99</th>' for _ in columns)
+    body = []
+    for r in rows:
+        cells = [
+            f'<td>{_e(r.scenario)}</td><td class="name">{_e(r.name)}</td><td>{_e(r.prompt)}</td>',
+            f'<td class="n">{r.calls}</td>',
+        ]
+        for key, _, _ in columns:
+            cells += [f'<td class="n">{compact_number(v)}</td>' for v in r.percentiles(key)]
+        cells.append(f'<td class="n">{compact_number(r.output_tokens_per_s)}</td>')
+        if has_goodput:
+            gp = r.goodput
+            cells.append(f'<td class="n">{"-" if gp is None else f"{gp * 100:.1f}%"}</td>')
+            cells.append(f'<td class="n">{compact_number(r.goodput_per_s)}</td>')
+        cls = ' class="total"' if r.scenario == ALL else ""
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    note = (
+        "Latencies of successful calls (status 2xx); tokens/s per call is output tokens / total time of each "
+        "call; output tok/s is all output tokens / run duration"
+        + ("; goodput: calls meeting every per-request SLO / all calls" if has_goodput else "")
+        + "."
+        + (f" No data: {', '.join(empty)}." if empty else "")
+    )
+    return (
+        f'<div class="scroll"><table class="overview"><thead><tr>{top}</tr><tr>{sub}</tr></thead>'
+        f'<tbody>{"".join(body)}</tbody></table></div><p class="facts">{_e(note)}</p>'
+    )
+
+
+def _metrics(doc: Mapping[str, Any]) -> str:
+    rows = []
+    for m in doc.get("metrics", []):
+        nums = [m.get(k) for k in ("count", "avg", "min", "p50", "p90", "p95", "p99", "max")]
+        rows.append(
+            f"<tr><td>{_e(m['name'])}</td><td class='tags'>{_e(format_tags(m['tags']))}</td>"
+            + "".join(f'<td class="n">{_num(v)}</td>' for v in nums)
+            + "</tr>"
+        )
+    if not rows:
+        return '<p class="muted">No trend metrics.</p>'
+    return _table(["metric", "tags", "count", "avg", "min", "p50", "p90", "p95", "p99", "max"], rows, 2)
+
+
+def _counters(doc: Mapping[str, Any]) -> str:
+    rows = [
+        f"<tr><td>{_e(c['name'])}</td><td class='tags'>{_e(format_tags(c['tags']))}</td>"
+        f'<td class="n">{_num(c.get("count"))}</td><td class="n">{_num(c.get("rate"))}</td></tr>'
+        for c in doc.get("counters", [])
+    ]
+    return _table(["counter", "tags", "count", "per second"], rows, 2) if rows else '<p class="muted">None.</p>'
+
+
+def _rates(doc: Mapping[str, Any]) -> str:
+    rows = [
+        f"<tr><td>{_e(r['name'])}</td><td class='tags'>{_e(format_tags(r['tags']))}</td>"
+        f'<td class="n">{_num(r.get("rate"))}</td><td class="n">{_num(r.get("hits"))}</td>'
+        f'<td class="n">{_num(r.get("total"))}</td></tr>'
+        for r in doc.get("rates", [])
+    ]
+    return _table(["rate", "tags", "rate", "hits", "total"], rows, 2) if rows else '<p class="muted">None.</p>'
+
+
+def _run_facts(doc: Mapping[str, Any]) -> str:
+    parts = []
+    sources = doc.get("token_source") or {}
+    if sources:
+        parts.append(
+            "<p>llm_output_tokens source: "
+            + _e(", ".join(f"{n} calls from {src}" for src, n in sources.items()))
+            + ' <span class="muted">(usage = server usage.completion_tokens, events = content events counted)'
+            "</span></p>"
+        )
+    for w in doc.get("warnings") or []:
+        parts.append(f'<p class="warn">WARNING: {_e(w)}</p>')
+    aborted = doc.get("aborted_by") or []
+    if aborted:
+        parts.append(f'<p class="warn">Run aborted early by abortOnFail threshold(s): {_e(", ".join(aborted))}</p>')
+    options = (doc.get("metadata") or {}).get("options") or {}
+    if options:
+        rows = [f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sorted(options.items())]
+        table = _table(["option", "value"], rows, 9)
+        parts.append(f"<details><summary>Options of the run</summary>{table}</details>")
+    return "".join(parts) or '<p class="muted">Nothing to add.</p>'
+
+
+def render_report(summary_json: dict[str, Any]) -> str:
+    """The whole report as one HTML document (a str); ``summary_json`` is a JSON summary (``summary``)."""
+    doc = check_summary(summary_json, "summary")
+    meta = doc.get("metadata") or {}
+    suite = str(meta.get("suite") or "run")
+    ok = bool(doc.get("ok", True)) and not doc.get("aborted_by")
+    has_th = bool(doc.get("thresholds"))
+    badge = (
+        f'<span class="verdict {"ok" if ok else "bad"}">{"PASS" if ok else "FAIL"}</span>'
+        if has_th or doc.get("aborted_by")
+        else '<span class="verdict ok">no thresholds</span>'
+    )
+    series = doc.get("series") or []
+    facts = [f"suite <b>{_e(suite)}</b>"]
+    if meta.get("host"):
+        facts.append(f"target <b>{_e(meta['host'])}</b>")
+    if series:
+        t0 = min(int(s["t"]) for s in series)
+        facts.append(f"started <b>{_e(time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(t0)))}</b>")
+    duration = _float(doc.get("duration_s"))
+    if duration is not None:
+        facts.append(f"duration <b>{_e(_fmt_dur(duration))}</b>")
+    if meta.get("workers_reported"):
+        facts.append(f"workers <b>{_e(meta['workers_reported'])}</b>")
+    if meta.get("role"):
+        facts.append(f"role <b>{_e(meta['role'])}</b>")
+    if meta.get("thresholds_file"):
+        facts.append(f"thresholds <b>{_e(meta['thresholds_file'])}</b>")
+    title = f"LLM load test: {suite}"
+    sections = [
+        ("thresholds", "Thresholds", _thresholds(doc)),
+        ("plots", "Over time", _plots(series)),
+        ("llm", "LLM overview", _overview(doc)),
+        ("metrics", "Metrics", _metrics(doc)),
+        ("counters", "Counters", _counters(doc)),
+        ("rates", "Rates", _rates(doc)),
+        ("run", "Run", _run_facts(doc)),
+    ]
+    nav = "".join(f'<a href="#{sid}">{_e(name)}</a>' for sid, name, _ in sections)
+    body = "".join(f'<section id="{sid}"><h2>{_e(name)}</h2>{content}</section>' for sid, name, content in sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{_e(title)}{badge}</h1><p class='facts'>{' · '.join(facts)}</p><nav>{nav}</nav></header>"
+        f"<main>{body}</main>"
+        f"<footer>Written by llm_metrics.report_html from a {_e(doc.get('schema'))} summary.</footer>"
+        "</body></html>\n"
+    )
+
+
+def write_report(summary_json: dict[str, Any], path: str | Path, secrets: Sequence[str | None] = ()) -> Path:
+    """Render and write the report (any secret value masked), creating the folder; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(redact(render_report(summary_json), secrets), encoding="utf-8")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_metrics.report_html",
+        description="Render the HTML report (one self-contained file) of a run from its JSON summary.",
+    )
+    parser.add_argument("summary", help="JSON summary written by a run (--summary-json)")
+    parser.add_argument("-o", "--output", help="HTML file to write (default: the summary's name with .html)")
+    args = parser.parse_args(argv)
+    try:
+        doc = load_summary(args.summary)
+    except SummaryError as exc:
+        print(f"report_html: {exc}", file=sys.stderr)
+        return 2
+    out = write_report(doc, args.output or Path(args.summary).with_suffix(".html"))
+    print(f"HTML report written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
