@@ -2,7 +2,12 @@
 
 ``install_chat(events)`` (called by ``locustfiles/chat.py``) adds the knobs, validates them at start-up, sets
 the host and the run time, and runs one ``ArrivalDispatcher`` per process; ``ChatUser``s take its tickets.
-In a distributed run the master sends each worker its share of the arrivals (``llm_arrival_share``).
+In a distributed run the master sends each worker its share of the arrivals (``llm_arrival_share``) at
+test start, and again whenever the set of active workers changes (a worker joins late, goes missing or
+quits): a worker whose share changes restarts its schedule with it, so the total rate stays the one asked for.
+A late joiner asks for its share (``llm_arrival_share_request``) once its listeners exist: Locust hands it the
+running test (ack, spawn, spawning complete) before its ``init`` event, so messages sent at connect are lost;
+its schedule starts when both its Users and its share are there.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import sys
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant, task
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -25,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 SHARE_MESSAGE = "llm_arrival_share"
+SHARE_REQUEST = "llm_arrival_share_request"
+ACTIVE_WORKER_STATES = ("ready", "spawning", "running")  # Locust's states of a worker that gets users
 GRACEFUL_STOP_S = 30.0
 
 
@@ -39,6 +47,10 @@ class ChatRuntime:
         self.workers = 1
         self.smoke_done = False
         self.armed = False
+        self.share_ids: list[str] | None = None  # master: the workers the arrivals were last divided among
+        self.share_watch: Any = None  # master: greenlet re-dividing when the active workers change
+        self.share_known = False  # worker: a share came from the master
+        self.spawn_done = False  # this test's Users are spawned
 
     def scenarios(self) -> list[Scenario]:
         s = self.settings
@@ -53,8 +65,12 @@ class ChatRuntime:
         self.dispatcher.start()
 
     def on_spawning_complete(self, **_kw: Any) -> None:
-        if self.armed and self.dispatcher is None:
+        self.spawn_done = True
+        if self.armed and self.dispatcher is None and self.share_ready():
             self.start()
+
+    def share_ready(self) -> bool:
+        return self.share_known or not isinstance(self.environment.runner, WorkerRunner)
 
     def stop(self) -> None:
         if self.dispatcher is not None:
@@ -65,6 +81,38 @@ class ChatRuntime:
         metrics = getattr(self.environment, "llm_metrics", None)
         if metrics is not None:
             metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt})
+
+
+def _active_workers(runner: Any, joining: str | None = None) -> list[str]:
+    """Ids of the workers that get users (Locust states ready, spawning, running), sorted: their ranks."""
+    ids = {c.id for c in list(runner.clients.values()) if c.state in ACTIVE_WORKER_STATES}
+    if joining:
+        ids.add(joining)
+    return sorted(ids)
+
+
+def _send_shares(runner: Any, rt: ChatRuntime, ids: list[str]) -> None:
+    rt.share_ids = ids
+    runner.send_message(SHARE_MESSAGE, {"workers": len(ids), "ranks": {cid: i for i, cid in enumerate(ids)}})
+
+
+def _watch_workers(runner: Any, rt: ChatRuntime) -> None:
+    """Master, during a run: re-divide the arrivals when the active workers change (checked every second)."""
+    while True:
+        gevent.sleep(1.0)
+        ids = _active_workers(runner)
+        if ids and ids != rt.share_ids:
+            log.info(
+                "chat suite: %d active workers (were %d): arrival rates re-divided", len(ids), len(rt.share_ids or ())
+            )
+            _send_shares(runner, rt, ids)
+
+
+def _stop_watch(rt: ChatRuntime) -> None:
+    if rt.share_watch is not None:
+        rt.share_watch.kill(block=False)
+        rt.share_watch = None
+    rt.share_ids = None
 
 
 def runtime(environment: Any) -> ChatRuntime:
@@ -114,10 +162,28 @@ def install_chat(events: Any) -> None:
 
             def _share(environment: Any, msg: Any, **_k: Any) -> None:
                 share = msg.data.get("ranks", {})
+                before = (rt.worker_index, rt.workers)
                 rt.workers = max(1, int(msg.data.get("workers", 1)))
                 rt.worker_index = int(share.get(runner.client_id, 0)) % rt.workers
+                rt.share_known = True
+                if rt.dispatcher is not None and (rt.worker_index, rt.workers) != before:
+                    log.info("chat suite: arrival share now %d of %d workers", rt.worker_index + 1, rt.workers)
+                    rt.start()  # re-divided during the run: this worker's schedule restarts with its new share
+                elif rt.dispatcher is None and rt.armed and rt.spawn_done:
+                    rt.start()  # a late joiner: its Users were ready before its share came
 
             runner.register_message(SHARE_MESSAGE, _share)
+            if runner.worker_state in ("spawning", "running"):
+                # joined a running test whose start (test_start, spawning_complete) came before this init
+                rt.armed = rt.spawn_done = True
+            runner.send_message(SHARE_REQUEST)
+        if isinstance(runner, MasterRunner):
+
+            def _share_request(environment: Any, msg: Any, **_k: Any) -> None:
+                if rt.share_ids is not None:  # a test runs: the worker asking joined it late
+                    _send_shares(runner, rt, _active_workers(runner, msg.node_id))
+
+            runner.register_message(SHARE_REQUEST, _share_request)
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
@@ -133,12 +199,13 @@ def install_chat(events: Any) -> None:
                 runner.quit()
                 return
         if isinstance(runner, MasterRunner):
-            ids = sorted(c.id for c in runner.clients.values())
-            data = {"workers": len(ids), "ranks": {cid: i for i, cid in enumerate(ids)}}
-            runner.send_message(SHARE_MESSAGE, data)
+            _stop_watch(rt)
+            _send_shares(runner, rt, _active_workers(runner))
+            rt.share_watch = gevent.spawn(_watch_workers, runner, rt)
             return
         rt.smoke_done = False
         rt.armed = True
+        rt.spawn_done = False
         if environment.shape_class is not None:
             rt.start()  # a shape changes the user count all along: no moment when spawning is complete
 
@@ -149,6 +216,7 @@ def install_chat(events: Any) -> None:
         if rt is not None:
             rt.armed = False
             rt.stop()
+            _stop_watch(rt)
 
     @events.test_stop.add_listener
     def _stop(environment: Any, **_kw: Any) -> None:
@@ -156,6 +224,7 @@ def install_chat(events: Any) -> None:
         if rt is not None:
             rt.armed = False
             rt.stop()
+            _stop_watch(rt)
 
 
 class ChatUser(FastHttpUser):

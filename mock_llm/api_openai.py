@@ -107,25 +107,24 @@ async def _chat(app: MockApp, req: Request, conn: Connection, params: ChatParams
     call = await app.begin_llm(req, conn)
     if call is None:
         return
-    sent = 0
     try:
         if params.stream:
-            sent = await _stream(app, req, conn, call, params)
+            await _stream(app, req, conn, call, params)
         else:
-            sent = await _complete(app, req, conn, call, params)
+            await _complete(app, req, conn, call, params)
     except asyncio.CancelledError:
         app.stats.client_disconnects += 1
         raise
     finally:
-        app.end_llm(call, sent)
+        app.end_llm(call)
 
 
-async def _complete(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> int:
+async def _complete(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
     n, finish = app.latency.output_tokens(params.max_tokens, call.rng)
     reasoning = app.cfg.reasoning_tokens
     total = reasoning + n
     if not await app.generate(req, conn, call, params.prompt_tokens, total):
-        return 0
+        return
     offset = call.rng.randrange(SEQUENCE_LENGTH)
     words = app.words
     body = chunks.completion_body(
@@ -138,16 +137,15 @@ async def _complete(app: MockApp, req: Request, conn: Connection, call: LlmCall,
         chunks.usage_object(params.prompt_tokens, total, reasoning),
     )
     app.reply_generated(req, conn, call, body, total)
-    return total
 
 
-async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> int:
-    """Stream the tokens at their deadlines; returns the number of tokens sent."""
+async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
+    """Stream the tokens at their deadlines; ``call.sent`` counts them."""
     fault = call.fault
     kind = fault.kind if fault is not None else ""
     if kind == "wrong_content_type":
         app.reply(req, conn, 200, HTML_PAGE, b"text/html; charset=utf-8", call.headers)
-        return 0
+        return
     n, finish = app.latency.output_tokens(params.max_tokens, call.rng)
     reasoning = app.cfg.reasoning_tokens
     total = reasoning + n
@@ -168,13 +166,12 @@ async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, p
     sleep_until = app.sleep_until
     deadline = schedule.next_deadline
     batch: list[bytes] = []  # framed chunks already due, written together before the next wait
-    sent = 0
     for i in range(total):
         if i == fault_at:
             conn.write_framed(b"".join(batch))
             batch = []
             if await _stream_fault(conn, enc, kind, fault):
-                return sent
+                return
         if i:
             deadline = schedule.advance()
         if deadline > perf():
@@ -183,13 +180,13 @@ async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, p
                 batch = []
             await sleep_until(deadline)
             if conn.closed:
-                return sent
+                return
         elif len(batch) >= _BATCH_MAX:
             conn.write_framed(b"".join(batch))
             batch = []
             await asyncio.sleep(0)  # behind schedule: let the other streams have their turn
             if conn.closed:
-                return sent
+                return
         batch.append(
             frame(
                 enc.reasoning(seq[(offset + i) % SEQUENCE_LENGTH])
@@ -197,7 +194,7 @@ async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, p
                 else enc.content(seq[(offset + i) % SEQUENCE_LENGTH])
             )
         )
-        sent += 1
+        call.sent += 1
         stats.tokens_served += 1
         if conn.write_paused:
             conn.write_framed(b"".join(batch))
@@ -207,13 +204,12 @@ async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, p
         conn.write_framed(b"".join(batch))
         batch = []
         if await _stream_fault(conn, enc, kind, fault):
-            return sent
+            return
     tail = enc.finish(finish)
     if params.include_usage and app.cfg.usage_chunk:
         tail += enc.usage(params.prompt_tokens, total, reasoning)
     conn.end_stream(tail + chunks.DONE, before=b"".join(batch))
     stats.completed_streams += 1
-    return sent
 
 
 async def _stream_fault(conn: Connection, enc: ChatChunks, kind: str, fault: Any) -> bool:

@@ -45,17 +45,15 @@ async def _run(app: MockApp, req: Request, conn: Connection, prompt: str, max_to
     call = await app.begin_llm(req, conn)
     if call is None:
         return
-    sent = 0
     try:
         n, _ = app.latency.output_tokens(max_tokens, call.rng)
         if await app.generate(req, conn, call, count_tokens(prompt), n):
             app.reply_generated(req, conn, call, build(app, call, n), n)
-            sent = n
     except asyncio.CancelledError:
         app.stats.client_disconnects += 1
         raise
     finally:
-        app.end_llm(call, sent)
+        app.end_llm(call)
 
 
 def _text(app: MockApp, call: LlmCall, n: int) -> str:

@@ -49,6 +49,7 @@ class LlmCall:
     fault: Fault | None
     headers: bytes
     start: float
+    sent: int = 0  # output tokens sent so far (booked against the key's budget at the end)
     done: bool = False
 
 
@@ -262,13 +263,13 @@ class MockApp:
             headers += b"x-queue-time: %.3f\r\n" % ((time.perf_counter() - queued_at) * 1000)
         return LlmCall(auth.key, rng, index, fault, headers, time.perf_counter())
 
-    def end_llm(self, call: LlmCall, tokens: int) -> None:
-        """Give the generation slot back and book the tokens sent (once)."""
+    def end_llm(self, call: LlmCall) -> None:
+        """Give the generation slot back and book the tokens sent (once), also for a call cut short."""
         if call.done:
             return
         call.done = True
         self.admission.release()
-        self.gateway.add_tokens(call.key, tokens)
+        self.gateway.add_tokens(call.key, call.sent)
 
     async def generate(self, req: Request, conn: Connection, call: LlmCall, prompt_tokens: int, n: int) -> bool:
         """Wait as long as generating ``n`` tokens takes, for a non-streamed answer.
@@ -296,6 +297,7 @@ class MockApp:
     def reply_generated(self, req: Request, conn: Connection, call: LlmCall, obj: dict[str, Any], tokens: int) -> None:
         """Answer a non-streamed LLM call with ``obj``, altered by a body-level fault."""
         self.stats.tokens_served += tokens
+        call.sent = tokens
         fault = call.fault
         kind = fault.kind if fault is not None else ""
         if kind == "wrong_content_type":

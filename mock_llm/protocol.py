@@ -123,7 +123,10 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._reject(400, b"upgrade not supported")
         except httptools.HttpParserError:
-            self._reject(400, b"malformed HTTP request")
+            if self._body_size > MAX_BODY:
+                self._reject(413, b"request body larger than %d bytes" % MAX_BODY)
+            else:
+                self._reject(400, b"malformed HTTP request")
 
     def eof_received(self) -> bool:
         # The client closed its side: treat it as gone (as uvicorn does), so that a response in progress
@@ -152,7 +155,8 @@ class Connection(asyncio.Protocol):
         self._headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
-        if self._headers.get(b"expect", b"").lower() == b"100-continue" and self._transport is not None:
+        expect = self._headers.get(b"expect", b"").lower() == b"100-continue"
+        if expect and not self.busy and not self._pending and self._transport is not None:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for it before a big body
 
     def on_body(self, body: bytes) -> None:

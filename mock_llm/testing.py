@@ -332,6 +332,11 @@ class ThreadHandle(ControlClient):
         self.base_url = self._server.base_url
 
     @property
+    def connections(self) -> set[Any]:
+        """The open server-side connections (white-box tests; touch only when idle)."""
+        return self._server.connections
+
+    @property
     def app(self) -> Any:
         """The MockApp (its ``stats``, ``gateway``...), for white-box tests; touch it only when idle."""
         return self._server.app

@@ -141,8 +141,8 @@ def test_overhead_and_policy_headers_report_the_time_waited(mock: MockProcess) -
         elapsed_ms = (time.perf_counter() - t0) * 1000
         overhead = float(res.headers["x-litellm-overhead-duration-ms"])
         timing = dict(re.findall(r"(\w+);dur=([\d.]+)", res.headers["server-timing"]))
-        assert 40 <= overhead < 50 and float(timing["gateway"]) == overhead
-        assert 10 <= float(timing["policy"]) < 15
+        assert 40 <= overhead < 60 and float(timing["gateway"]) == overhead
+        assert 10 <= float(timing["policy"]) < 20
         assert elapsed_ms >= overhead
     status, headers, _ = call(mock, "sk-stolen")  # refusals carry them too
     assert status == 401 and float(headers["x-litellm-overhead-duration-ms"]) >= 40

@@ -125,6 +125,7 @@ def test_a_client_leaving_mid_stream_is_counted_and_frees_its_slot(mock: MockPro
         time.sleep(0.01)
     assert stats["active"] == 0 and stats["client_disconnects"] == 1 and stats["completed_streams"] == 0
     assert 2 <= stats["tokens_served"] <= 4
+    assert stats["per_key"]["anonymous"]["completion_tokens"] == stats["tokens_served"]  # booked when cut short
     assert mock.post_json("/generate", {"prompt": "x", "max_tokens": 1})["tokens"] == 1  # slot is free
     assert "Traceback" not in mock.output
 
@@ -156,9 +157,15 @@ def test_sigterm_lets_open_streams_finish_within_the_grace_time() -> None:
     assert "Traceback" not in output
 
 
-def test_serve_in_thread() -> None:
+def test_serve_in_thread_and_tcp_nodelay_on_accepted_sockets() -> None:
     with serve_in_thread({"ttft_ms": 1, "itl_ms": 0}) as mock:
         assert mock.base_url == f"http://127.0.0.1:{mock.port}"
+        with socket.create_connection(("127.0.0.1", mock.port)) as client:
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
+            (conn,) = mock.connections
+            sock = conn._transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         body = {"messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": 3}
         res = stream_request(mock.base_url, "/v1/chat/completions", body)
         assert res.complete and mock.stats()["tokens_served"] == 3

@@ -1,0 +1,83 @@
+"""Custom Locust arguments of the gateway suite, named after seed 000's knobs, and the settings they make.
+
+``BASE_URL`` (``--base-url``): the gateway; else Locust's ``--host``; else the built-in mock
+``http://127.0.0.1:8000``. ``API_KEY`` (``--api-key``, secret): the key of the proxied LLM calls. Plus the
+login password (``--admin-password``/``ADMIN_PASSWORD``, secret; wins over ``auth.password`` of the
+configuration file), the configuration file (``--gateway-conf``/``GATEWAY_CONF``) and the knobs every suite
+shares (``LOADTEST_TOKEN``, ``IDLE_TIMEOUT``, ``CALL_TIMEOUT``, ``SERVER_STAMPS``; ``options.py``).
+
+``gateway_settings(opts)`` validates them and loads the configuration file; errors name the flag and its
+variable, or the file and the key path. No Locust import here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_users.gateway_config import DEFAULT_CONF, GatewayConfig, GatewayConfigError, load_gateway_config
+from llm_users.options import DEFAULT_TARGET, OptionError, TargetSettings, add_target_arguments, target_settings
+
+__all__ = [
+    "GatewayConfigError",
+    "GatewaySettings",
+    "OptionError",
+    "add_gateway_arguments",
+    "gateway_settings",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_gateway_arguments(parser: Any) -> None:
+    add_target_arguments(parser)
+    parser.add_argument(
+        "--base-url",
+        env_var="BASE_URL",
+        default="",
+        help=f"Base URL of the gateway; else --host; else the built-in mock {DEFAULT_TARGET} (env BASE_URL)",
+    )
+    parser.add_argument(
+        "--admin-password",
+        env_var="ADMIN_PASSWORD",
+        default="",
+        is_secret=True,
+        help="Password of the login (POST /auth/login); empty: auth.password of --gateway-conf (env ADMIN_PASSWORD)",
+    )
+    parser.add_argument(
+        "--gateway-conf",
+        env_var="GATEWAY_CONF",
+        default=str(DEFAULT_CONF.relative_to(ROOT)),
+        help="YAML file of the gateway suite: endpoints, payloads, credentials, task weights, wait time, "
+        "metric headers, statuses (env GATEWAY_CONF)",
+    )
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    target: TargetSettings
+    base_url: str
+    conf: GatewayConfig
+    password: str
+
+    def secrets(self) -> list[str]:
+        return [s for s in (*self.target.secrets(), self.password) if s]
+
+
+def _conf_path(value: str) -> Path:
+    p = Path(value)
+    if not p.is_absolute() and not p.exists() and (ROOT / p).exists():
+        return ROOT / p
+    return p
+
+
+def gateway_settings(opts: Any) -> GatewaySettings:
+    """Validate the knobs and load the configuration: OptionError (flag) or GatewayConfigError (file, key)."""
+    base = str(getattr(opts, "base_url", "") or getattr(opts, "host", None) or DEFAULT_TARGET).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise OptionError(f"--base-url/BASE_URL: expected an http:// or https:// URL, got {base!r}")
+    conf_opt = str(getattr(opts, "gateway_conf", "") or DEFAULT_CONF)
+    conf = load_gateway_config(_conf_path(conf_opt))
+    password = str(getattr(opts, "admin_password", "") or "") or conf.auth.password
+    return GatewaySettings(target=target_settings(opts), base_url=base, conf=conf, password=password)
