@@ -10,7 +10,7 @@ USERS ?= 20
 WITH_MOCK := $(PY) -m mock_llm.with_mock --unless-env BASE --
 
 .DEFAULT_GOAL := help
-.PHONY: help install run smoke-all test lint mock clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke
+.PHONY: help install run smoke-all test lint mock mock-demo bench-mock clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -77,6 +77,9 @@ mock: $(STAMP) ## start the mock LLM server in the foreground on 127.0.0.1:$(MOC
 
 mock-demo: $(STAMP) ## start the mock on a free port, show it answering each API, stop it
 	$(PY) -m mock_llm.demo
+
+bench-mock: $(STAMP) ## mock capacity on one core with wrk (apt-get install -y wrk), recorded in bench/RESULTS.md
+	$(PY) bench/mock_capacity.py
 
 clean: ## remove the venv and run outputs
 	rm -rf $(VENV) out results test-artifacts .pytest_cache .mypy_cache .ruff_cache
