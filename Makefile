@@ -10,7 +10,7 @@ USERS ?= 20
 WITH_MOCK := $(PY) -m mock_llm.with_mock --unless-env BASE --
 
 .DEFAULT_GOAL := help
-.PHONY: help install run smoke-all test lint mock mock-demo bench-mock clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke
+.PHONY: help install run smoke-all test lint mock mock-demo bench-mock distributed prometheus clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke gateway-smoke gateway-load gateway-stress gateway-spike gateway-smoke-fast gateway-load-fast gateway-stress-fast gateway-spike-fast gateway-ui
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -27,7 +27,38 @@ install: $(STAMP) ## create .venv and install the project with its dev extras
 run: $(STAMP) ## smoke of every target against the built-in mock, with the SLO tables
 	$(PY) -m mock_llm.with_mock -- $(MAKE) --no-print-directory -k smoke-all
 
-smoke-all: chat-smoke sidecar-smoke
+smoke-all: chat-smoke sidecar-smoke gateway-smoke-fast
+
+# runs a command against the built-in mock unless BASE_URL names a real gateway
+WITH_MOCK_GATEWAY := $(PY) -m mock_llm.with_mock --unless-env BASE_URL --
+GATEWAY := $(WITH_MOCK_GATEWAY) $(LOCUST) -f locustfiles/gateway.py --headless
+
+gateway-smoke: $(STAMP) ## seed 000 smoke: 1 user for 30 s with the SLO table (BASE_URL= a real gateway, else the mock)
+	$(GATEWAY) --load-profile smoke
+
+gateway-load: $(STAMP) ## seed 000 load: 0 -> 50 users in 2 min, 5 min at 50, ramp down (9 min)
+	$(GATEWAY) --load-profile load
+
+gateway-stress: $(STAMP) ## seed 000 stress: 100 -> 200 -> 300 users (26 min)
+	$(GATEWAY) --load-profile stress
+
+gateway-spike: $(STAMP) ## seed 000 spike: 10 -> 500 -> 10 users, then recovery_time (6 min)
+	$(GATEWAY) --load-profile spike
+
+gateway-smoke-fast: $(STAMP) ## gateway smoke rehearsal, 12 s (time scale 0.4)
+	$(GATEWAY) --load-profile smoke --time-scale 0.4 --only-summary
+
+gateway-load-fast: $(STAMP) ## load profile 20x faster (27 s)
+	$(GATEWAY) --load-profile load --time-scale 0.05 --only-summary
+
+gateway-stress-fast: $(STAMP) ## stress profile 50x faster (31 s)
+	$(GATEWAY) --load-profile stress --time-scale 0.02 --only-summary
+
+gateway-spike-fast: $(STAMP) ## spike profile 20x faster, with recovery_time (18 s)
+	$(GATEWAY) --load-profile spike --time-scale 0.05 --only-summary
+
+gateway-ui: $(STAMP) ## gateway suite in the web UI; pick a shape with the class picker
+	$(WITH_MOCK_GATEWAY) $(LOCUST) -f locustfiles/gateway.py --web-host 127.0.0.1 --class-picker
 
 SIDECAR_ARGS ?= --headless -u 10 -r 10 -t 1m
 # runs a command against the built-in mock unless OSIRIS_URL names a real sidecar
@@ -63,8 +94,9 @@ chat-nonstream: $(STAMP) ## seed 003: non-stream only at higher RPS (NONSTREAM_R
 chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BASE= a real server, else the mock)
 	$(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --web-host 127.0.0.1 --class-picker
 
-test: $(STAMP) ## run the whole test suite (installs Debian's chromium for the browser tests when missing)
+test: $(STAMP) ## run the whole test suite (installs Debian's chromium and prometheus for the e2e tests when missing)
 	bash tests/e2e/ensure_chromium.sh
+	sh tests/e2e/ensure_prometheus.sh || echo "prometheus could not be installed: its e2e test will be skipped"
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff and mypy
@@ -77,6 +109,14 @@ mock: $(STAMP) ## start the mock LLM server in the foreground on 127.0.0.1:$(MOC
 
 mock-demo: $(STAMP) ## start the mock on a free port, show it answering each API, stop it
 	$(PY) -m mock_llm.demo
+
+WORKERS ?= 2
+ARGS    ?= -u 20 -r 20 -t 1m
+distributed: $(STAMP) ## master + WORKERS local workers (chat suite), headless, against BASE or the mock; ARGS go to the master
+	$(PY) deploy/run_distributed.py --workers $(WORKERS) -- $(ARGS)
+
+prometheus: ## install Debian's prometheus for the e2e scrape test (no-op when present)
+	sh tests/e2e/ensure_prometheus.sh || echo "prometheus could not be installed: its e2e test will be skipped"
 
 bench-mock: $(STAMP) ## mock capacity on one core with wrk (apt-get install -y wrk), recorded in bench/RESULTS.md
 	$(PY) bench/mock_capacity.py

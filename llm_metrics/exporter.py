@@ -287,6 +287,7 @@ class Exporter:
         self.registry.register(self.collector)
         self.server: Any = None
         self.address: tuple[str, int] | None = None
+        self.cut_linger: Any = lambda: None
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         """Listen on ``host:port`` (gevent WSGI server, cooperative with Locust); returns the bound address."""
@@ -338,18 +339,32 @@ def install_exporter(environment: Any, metrics: Any) -> Exporter | None:
             sys.exit(2)
         log.info("Prometheus exporter on http://%s:%d/metrics", *_shown(bound))
     linger = float(getattr(opts, "prometheus_linger", 0.0) or 0.0)
+    import gevent.event
+
+    done = gevent.event.Event()
 
     def _quit(**_kw: Any) -> None:
+        if done.is_set():  # a second shutdown (SIGTERM or Ctrl-C while lingering) ends the linger
+            return
+        done.set()
         if push_url:
             exporter.push(push_url, {"suite": str(metrics.suite)})
         if exporter.server is not None and linger > 0:
-            import gevent
-
             log.info("exporter: serving %.0f s more for a last scrape (--prometheus-linger)", linger)
-            gevent.sleep(linger)
+            cut = gevent.event.Event()
+            exporter.cut_linger = cut.set
+            try:
+                cut.wait(linger)
+            except KeyboardInterrupt:
+                log.info("exporter: linger cut short")
         exporter.stop()
 
+    def _again(**_kw: Any) -> None:
+        if done.is_set():
+            exporter.cut_linger()
+
     environment.events.quit.add_listener(_quit)
+    environment.events.quitting.add_listener(_again)
     environment.llm_exporter = exporter
     return exporter
 

@@ -48,9 +48,8 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_THRESHOLDS_FAILED = 99
 READ_DELAY = "llm_read_delay_ms"
-REQUESTS_BLOCKED = "requests_blocked"
 WIRE_KEY = "llm_metrics"
-SECRET_OPTIONS = ("api_key", "loadtest_token", "password", "admin_password", "web_login_password")
+SECRET_OPTIONS = ("api_key", "loadtest_token", "password", "admin_password", "web_login_password", "pushgateway")
 
 
 class ConfigError(ValueError):
@@ -152,8 +151,6 @@ class LLMMetrics:
         scenario = str(ctx.get("scenario", "default"))
         store = self.store
         blocked = ctx.get("blocked")
-        if blocked and not (blocked == REQUESTS_BLOCKED and status == 429):
-            store.inc(blocked, {"name": name, "scenario": scenario, "status": str(status)})
         store.record_request(
             name=name,
             method=request_type,
@@ -161,6 +158,7 @@ class LLMMetrics:
             scenario=scenario,
             response_time_ms=response_time,
             failed=failed,
+            blocked=blocked,
         )
         tokens = None
         ttft_ms = None

@@ -331,10 +331,13 @@ class MetricStore:
         response_time_ms: float | None,
         failed: bool,
         extra_tags: tuple[tuple[str, str], ...] = (),
+        blocked: str | None = None,
     ) -> None:
         """The k6 views over one request event: ``http_req_duration`` (trend), ``http_req_failed`` (rate),
-        ``http_reqs`` (counter) and ``requests_blocked`` (counter, status 429), tagged name, method, status,
-        scenario (+ ``extra_tags``). ``response_time_ms`` None (no response) leaves the duration out.
+        ``http_reqs`` (counter), tagged name, method, status, scenario (+ ``extra_tags``), and one count of
+        the answer counted apart: the counter named by ``blocked`` (e.g. ``budget_exceeded``) when the
+        caller classified the answer, else ``requests_blocked`` for a 429. ``response_time_ms`` None (no
+        response) leaves the duration out.
         """
         key = (name, method, status, scenario, extra_tags)
         tags = self._req_cache.get(key)
@@ -345,7 +348,9 @@ class MetricStore:
             self._live_hist(HTTP_REQ_DURATION, tags).record(response_time_ms)
         self.rate(HTTP_REQ_FAILED, tags, failed)
         self.inc(HTTP_REQS, tags)
-        if str(status) == "429":
+        if blocked:
+            self.inc(blocked, tags)
+        elif str(status) == "429":
             self.inc(REQUESTS_BLOCKED, tags)
 
     # -- worker -> master --------------------------------------------------------------------------

@@ -155,7 +155,13 @@ def install_chat(events: Any) -> None:
             opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S
         if opts.base or not environment.host:
             environment.host = settings.base
-        if getattr(opts, "headless", False) and not getattr(opts, "run_time", None) and not opts.worker:
+        # DURATION_MIN is the run length of the open model; a load shape sets its own length
+        if (
+            getattr(opts, "headless", False)
+            and not getattr(opts, "run_time", None)
+            and not opts.worker
+            and environment.shape_class is None
+        ):
             opts.run_time = round(settings.duration_s)
         runner = environment.runner
         if isinstance(runner, WorkerRunner):
