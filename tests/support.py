@@ -27,7 +27,7 @@ class LocustRun:
         want = {"scenario": scenario} if scenario else {}
         for r in self.summary["rollups"]:
             if r["name"] == metric and r["tags"] == want:
-                return r  # type: ignore[no-any-return]
+                return r
         return None
 
     def hist(self, metric: str, **filt: str) -> Histogram:

@@ -42,14 +42,38 @@ def test_master_and_two_workers_merge_exactly(tmp_path: Path) -> None:
         )
         locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
         master = subprocess.Popen(
-            [*locust, "--master", "--headless", "--expect-workers", "2", "-u", "20", "-r", "100", "-t", f"{run_s}s",
-             "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--stop-timeout", "5"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                *locust,
+                "--master",
+                "--headless",
+                "--expect-workers",
+                "2",
+                "-u",
+                "20",
+                "-r",
+                "100",
+                "-t",
+                f"{run_s}s",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+                "--stop-timeout",
+                "5",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         workers = [
             subprocess.Popen(
                 [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             for _ in range(2)
         ]
@@ -58,7 +82,8 @@ def test_master_and_two_workers_merge_exactly(tmp_path: Path) -> None:
             for w in workers:
                 w.wait(timeout=30)
         finally:
-            for p in (master, *workers):
+            procs: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = [master, *workers]
+            for p in procs:
                 if p.poll() is None:
                     p.kill()
         stats = mock.stats()

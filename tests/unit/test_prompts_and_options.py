@@ -27,9 +27,20 @@ def test_dataset_formats(tmp_path: Path) -> None:
     ds = load_dataset(jsonl)
     assert [c[-1]["content"] for c in ds.conversations] == ["plain prompt", "obj prompt", "m"]
     share = tmp_path / "sharegpt.json"
-    share.write_text(json.dumps([{"conversations": [
-        {"from": "human", "value": "q1"}, {"from": "gpt", "value": "a1"},
-        {"from": "human", "value": "q2"}, {"from": "gpt", "value": "a2"}]}]))
+    share.write_text(
+        json.dumps(
+            [
+                {
+                    "conversations": [
+                        {"from": "human", "value": "q1"},
+                        {"from": "gpt", "value": "a1"},
+                        {"from": "human", "value": "q2"},
+                        {"from": "gpt", "value": "a2"},
+                    ]
+                }
+            ]
+        )
+    )
     conv = load_dataset(share).next()
     assert [m["role"] for m in conv] == ["user", "assistant", "user"]
     assert conv[-1]["content"] == "q2"
@@ -43,8 +54,10 @@ def test_dataset_formats(tmp_path: Path) -> None:
         ('[{"foo": 1}]', "[0]: expected a string, or an object with 'prompt', 'messages' or 'conversations'"),
         ('[""]', "[0]: expected a non-empty prompt, got an empty string"),
         ('[{"conversations": [{"from": "gpt", "value": "a"}]}]', "[0].conversations: no human turn to send"),
-        ('[{"messages": [{"role": "robot", "content": "x"}]}]',
-         "[0].messages[0].role: expected one of ['assistant', 'system', 'user'], got 'robot'"),
+        (
+            '[{"messages": [{"role": "robot", "content": "x"}]}]',
+            "[0].messages[0].role: expected one of ['assistant', 'system', 'user'], got 'robot'",
+        ),
     ],
 )
 def test_bad_datasets_name_file_and_entry(tmp_path: Path, text: str, message: str) -> None:
@@ -80,10 +93,25 @@ def test_bad_prompt_files(tmp_path: Path, yaml_text: str, message: str) -> None:
 
 
 def opts(**kw: object) -> Namespace:
-    base = dict(base="", host=None, model="m", nonstream_rps=2.0, stream_rps=1.0, duration_min=1.0,
-                arrival="constant", prompts="short,cot", prompts_file=str(CONF / "prompts.yaml"), dataset="",
-                max_tokens=0, smoke="true", api_key="sk-secret", loadtest_token="", idle_timeout=60.0,
-                call_timeout=600.0, server_stamps="false")
+    base: dict[str, object] = dict(
+        base="",
+        host=None,
+        model="m",
+        nonstream_rps=2.0,
+        stream_rps=1.0,
+        duration_min=1.0,
+        arrival="constant",
+        prompts="short,cot",
+        prompts_file=str(CONF / "prompts.yaml"),
+        dataset="",
+        max_tokens=0,
+        smoke="true",
+        api_key="sk-secret",
+        loadtest_token="",
+        idle_timeout=60.0,
+        call_timeout=600.0,
+        server_stamps="false",
+    )
     base.update(kw)
     return Namespace(**base)
 
@@ -99,7 +127,10 @@ def test_defaults_and_headers() -> None:
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"nonstream_rps": "abc"}, "--nonstream-rps/NONSTREAM_RPS: expected a number of requests per second, got 'abc'"),
+        (
+            {"nonstream_rps": "abc"},
+            "--nonstream-rps/NONSTREAM_RPS: expected a number of requests per second, got 'abc'",
+        ),
         ({"stream_rps": -1}, "--stream-rps/STREAM_RPS: expected a number >= 0, got -1"),
         ({"duration_min": 0}, "--duration-min/DURATION_MIN: expected a number > 0, got 0"),
         ({"arrival": "bursty"}, "--arrival/ARRIVAL: expected one of constant, poisson, got 'bursty'"),

@@ -100,8 +100,11 @@ def test_server_stamps_give_reading_delay() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,'
-         b'"completion_tokens":1}}', (2, 3, 1, "stop")),
+        (
+            b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,'
+            b'"completion_tokens":1}}',
+            (2, 3, 1, "stop"),
+        ),
         (b'{"choices":[{"message":{"content":"hi there"}}]}', (8, None, None, None)),
     ],
 )
