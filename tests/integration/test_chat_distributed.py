@@ -83,9 +83,9 @@ def test_master_and_two_workers_merge_exactly(tmp_path: Path) -> None:
                 w.wait(timeout=30)
         finally:
             procs: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = [master, *workers]
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
         stats = mock.stats()
     run = LocustRun(master.returncode, out, json.loads(summary.read_text()) if summary.exists() else None)
     assert run.returncode == 0, out[-3000:]
