@@ -284,6 +284,8 @@ class LLMMetrics:
         out = Path(self.summary_path)
         out = out.with_name(f"{out.stem}.worker{index}{out.suffix}")
         doc = summary.json_summary(None, self.store, {**self.metadata(), "role": f"worker {index}"})
+        for name, fn in self.json_sections.items():
+            doc[name] = fn()
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
 

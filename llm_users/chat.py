@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 import gevent
@@ -51,6 +52,8 @@ class ChatRuntime:
         self.share_watch: Any = None  # master: greenlet re-dividing when the active workers change
         self.share_known = False  # worker: a share came from the master
         self.spawn_done = False  # this test's Users are spawned
+        self.issued: dict[str, int] = {}  # arrivals scheduled by this process, over every schedule of the run
+        self.scheduled_s = 0.0  # seconds this process's schedules ran
 
     def scenarios(self) -> list[Scenario]:
         s = self.settings
@@ -73,9 +76,30 @@ class ChatRuntime:
         return self.share_known or not isinstance(self.environment.runner, WorkerRunner)
 
     def stop(self) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.stop()
+        d = self.dispatcher
+        if d is not None:
+            d.stop()
             self.dispatcher = None
+            for name, n in d.issued.items():
+                self.issued[name] = self.issued.get(name, 0) + n
+            if d.started_at is not None:
+                self.scheduled_s += time.perf_counter() - d.started_at
+
+    def arrivals(self) -> dict[str, Any]:
+        """This process's open-model ledger: arrivals scheduled (sent or dropped) and for how long."""
+        issued = dict(self.issued)
+        seconds = self.scheduled_s
+        d = self.dispatcher
+        if d is not None:
+            for name, n in d.issued.items():
+                issued[name] = issued.get(name, 0) + n
+            if d.started_at is not None:
+                seconds += time.perf_counter() - d.started_at
+        return {
+            "issued": issued,
+            "scheduled_s": round(seconds, 3),
+            "share": {"index": self.worker_index, "workers": self.workers},
+        }
 
     def _dropped(self, scenario: str, prompt: str) -> None:
         metrics = getattr(self.environment, "llm_metrics", None)
@@ -210,6 +234,10 @@ def install_chat(events: Any) -> None:
             rt.share_watch = gevent.spawn(_watch_workers, runner, rt)
             return
         rt.smoke_done = False
+        rt.issued, rt.scheduled_s = {}, 0.0
+        metrics = getattr(environment, "llm_metrics", None)
+        if metrics is not None:
+            metrics.json_sections["arrivals"] = rt.arrivals
         rt.armed = True
         rt.spawn_done = False
         if environment.shape_class is not None:
