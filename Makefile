@@ -97,7 +97,7 @@ chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BAS
 test: $(STAMP) ## run the whole test suite (installs Debian's chromium and prometheus for the e2e tests when missing)
 	bash tests/e2e/ensure_chromium.sh
 	sh tests/e2e/ensure_prometheus.sh || echo "prometheus could not be installed: its e2e test will be skipped"
-	$(PY) -m pytest -q
+	timeout 1800 $(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -388,5 +388,13 @@ def serve_in_thread(config: Config | Mapping[str, Any] | None = None, *, port: i
 
     ``config`` is a Config or plain-data overrides of the defaults (validated: ConfigError when bad).
     """
+    if "gevent" in sys.modules:
+        from gevent import monkey
+
+        if monkey.is_module_patched("threading"):
+            raise RuntimeError(
+                "serve_in_thread cannot run in a process where gevent patched threading (Locust was imported): "
+                "use MockProcess, which runs the mock in its own process"
+            )
     cfg = config if isinstance(config, Config) else apply(Config(), config or {}, "serve_in_thread")
     return ThreadHandle(cfg, port)
