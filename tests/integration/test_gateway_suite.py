@@ -330,7 +330,9 @@ def test_tokens_are_refreshed_and_a_revoked_session_logs_in_again(tmp_path: Path
     assert st["POST /auth/refresh"]["200"] - before["statuses"]["POST /auth/refresh"]["200"] >= users * 3
     # the refusals are failed requests (401 with the reason), counted in the error rate
     failed, total = run.rate("http_req_failed")
-    assert failed == users + admin_401 and total == sum(req.values())
+    assert failed == users + admin_401
+    # every request the mock received was reported, but for at most one call per User cut by the end of the run
+    assert 0 <= sum(req.values()) - total <= users
     assert run.counter("http_reqs", scenario="auth", status="401") == users
     assert "Traceback" not in run.output
     assert run.summary is not None
