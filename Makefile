@@ -10,7 +10,7 @@ USERS ?= 20
 WITH_MOCK := $(PY) -m mock_llm.with_mock --unless-env BASE --
 
 .DEFAULT_GOAL := help
-.PHONY: help install run smoke-all test lint mock mock-demo bench-mock distributed prometheus clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke gateway-smoke gateway-load gateway-stress gateway-spike gateway-smoke-fast gateway-load-fast gateway-stress-fast gateway-spike-fast gateway-ui
+.PHONY: help install run smoke-all test lint mock mock-demo bench-mock distributed prometheus workload-smoke workload-trace capacity capacity-rate capacity-demo clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke gateway-smoke gateway-load gateway-stress gateway-spike gateway-smoke-fast gateway-load-fast gateway-stress-fast gateway-spike-fast gateway-ui
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -109,6 +109,26 @@ mock: $(STAMP) ## start the mock LLM server in the foreground on 127.0.0.1:$(MOC
 
 mock-demo: $(STAMP) ## start the mock on a free port, show it answering each API, stop it
 	$(PY) -m mock_llm.demo
+
+WORKLOAD := $(WITH_MOCK) $(LOCUST) -f locustfiles/workload.py --headless
+CAPACITY := $(LOCUST) -f locustfiles/workload.py,locustfiles/capacity.py --headless
+
+workload-smoke: $(STAMP) ## workload suite: 4-turn conversations of 500-token prompts, 10 s (BASE= a real server, else the mock)
+	$(WORKLOAD) -u 5 -r 5 -t 10s --turns 4 --input-tokens 500 --output-tokens 50 --only-summary
+
+workload-trace: $(STAMP) ## replay conf/traces/example.jsonl (20 s; TRACE=, TRACE_TIME_SCALE=)
+	$(WORKLOAD) --workload trace -u 20 -r 20 --only-summary
+
+capacity: $(STAMP) ## capacity search: the most Users meeting conf/thresholds/capacity.yaml (conf/capacity.yaml, CAPACITY_ARGS=)
+	$(WITH_MOCK) $(CAPACITY) $(CAPACITY_ARGS)
+
+capacity-rate: $(STAMP) ## capacity search in arrivals/s (open model)
+	$(WITH_MOCK) $(CAPACITY) --workload open --capacity-mode rate $(CAPACITY_ARGS)
+
+capacity-demo: $(STAMP) ## capacity search against a mock with a knee at 22.4 Users (about 30 s)
+	$(PY) -m mock_llm.with_mock --config conf/mock-knee.yaml -- $(CAPACITY) --only-summary \
+	  --thresholds conf/thresholds/capacity-demo.yaml --input-tokens 20 --output-tokens 4 \
+	  --capacity-start 10 --capacity-max 40 --capacity-settle 1 --capacity-hold 2 --capacity-cooldown 0
 
 WORKERS ?= 2
 ARGS    ?= -u 20 -r 20 -t 1m

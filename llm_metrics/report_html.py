@@ -6,9 +6,11 @@ or ``--html-report PATH`` (env ``HTML_REPORT``) on a run, which writes it at the
 evaluated (Locust's own ``--html`` report is written before that, so it cannot show the verdict).
 
 Contents, top to bottom: the verdict and run facts; the threshold table (every line, pass/fail, observed
-value); plots over time from the per-second ``series`` (users, requests/s with errors, blocked and goodput/s,
-TTFT p50/p95, total latency p50/p95, output tokens/s); the LLM overview per scenario, name and prompt
-(``overview``); every trend metric and tag set (count, avg, min, p50, p90, p95, p99, max); counters; rates;
+value); for a capacity search (a ``capacity`` section), the limit, the threshold that failed above it, latency
+and goodput plotted against load and the table of steps; plots over time from the per-second ``series``
+(users, requests/s with errors, blocked and goodput/s, TTFT p50/p95, total latency p50/p95, output tokens/s);
+the LLM overview per scenario, name and prompt (``overview``); every trend metric and tag set (count, avg,
+min, p50, p90, p95, p99, max); counters; rates;
 token source, warnings and the run's options.
 
 Self-contained: inline CSS and inline SVG drawn here, no script, no external URL (no CDN, no web font), so it
@@ -365,6 +367,184 @@ def _plots(series: Sequence[Mapping[str, Any]]) -> str:
     return f'<p class="facts">Time axis: seconds from {_e(start)}.</p><div class="charts">{"".join(charts)}</div>'
 
 
+# -- capacity search (the summary's "capacity" section) -------------------------------------------------
+
+
+def _xy_chart(
+    title: str,
+    steps: Sequence[Mapping[str, Any]],
+    lines: Sequence[tuple[str, str, str]],
+    *,
+    unit: str,
+    x_unit: str,
+    chart_id: str,
+    limit: float | None,
+    caption: str = "",
+) -> str:
+    """Values against load (one point per judged step, sorted by load), failed steps ringed in red, the limit
+    as a dashed line. ``lines``: (label, step key, colour)."""
+    legend = "".join(f'<span><i style="background:{c}"></i>{_e(label)}</span>' for label, _, c in lines)
+    legend += '<span><i style="background:#dc2626;height:8px;width:8px;border-radius:4px"></i>failed step</span>'
+    head = (
+        f'<figure id="{chart_id}" class="chart"><h3>{_e(title)} <span class="muted">({_e(unit)})</span></h3>'
+        f'<div class="legend">{legend}</div>'
+    )
+    pts = sorted(
+        (s for s in steps if _float(s.get("level")) is not None and s.get("passed") is not None),
+        key=lambda s: float(s["level"]),
+    )
+    values = [v for s in pts for _, key, _ in lines if (v := _float(s.get(key))) is not None]
+    if not pts or not values:
+        return head + f'<p class="muted">no data</p>{_caption(caption)}</figure>'
+    xmax = max(float(s["level"]) for s in pts)
+    xstep = _nice_step(xmax * 1.05)
+    xtop = xstep * max(1, math.ceil(xmax * 1.05 / xstep))
+    ymax = max(values)
+    ystep = _nice_step(ymax * 1.05 if ymax > 0 else 1.0)
+    ytop = ystep * max(1, math.ceil(ymax * 1.05 / ystep)) if ymax > 0 else ystep * 5
+    pw, ph = _W - _ML - _MR, _H - _MT - _MB
+
+    def sx(x: float) -> float:
+        return _ML + x / xtop * pw
+
+    def sy(y: float) -> float:
+        return _MT + ph - y / ytop * ph
+
+    out = [
+        f'<svg viewBox="0 0 {_W} {_H}" role="img" aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{_e(title)}</title>",
+    ]
+    y = 0.0
+    while y <= ytop + ystep / 1000:
+        out.append(f'<line x1="{_ML}" y1="{sy(y):.1f}" x2="{_W - _MR}" y2="{sy(y):.1f}" stroke="#e5e7eb"/>')
+        out.append(f'<text x="{_ML - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{_fmt_tick(y)}</text>')
+        y += ystep
+    x = 0.0
+    while x <= xtop + xstep / 1000:
+        out.append(f'<line x1="{sx(x):.1f}" y1="{_MT}" x2="{sx(x):.1f}" y2="{_MT + ph}" stroke="#f3f4f6"/>')
+        out.append(f'<text x="{sx(x):.1f}" y="{_H - _MB + 16}" text-anchor="middle">{_fmt_tick(x)}</text>')
+        x += xstep
+    out.append(f'<line x1="{_ML}" y1="{_MT + ph}" x2="{_W - _MR}" y2="{_MT + ph}" stroke="#9ca3af"/>')
+    out.append(f'<text x="{_W - _MR}" y="{_H - 2}" text-anchor="end">{_e(x_unit)}</text>')
+    if limit is not None:
+        lx = sx(limit)
+        out.append(
+            f'<line x1="{lx:.1f}" y1="{_MT}" x2="{lx:.1f}" y2="{_MT + ph}" stroke="#16a34a" stroke-dasharray="5,4"/>'
+            f'<text x="{lx + 4:.1f}" y="{_MT + 12}" fill="#16a34a">limit {_level(limit)}</text>'
+        )
+    for label, key, color in lines:
+        seg = [(sx(float(s["level"])), sy(v), s) for s in pts if (v := _float(s.get(key))) is not None]
+        if len(seg) > 1:
+            poly = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in seg)
+            out.append(f'<polyline points="{poly}" fill="none" stroke="{color}" stroke-width="1.6"/>')
+        for px, py, st in seg:
+            ring = ' stroke="#dc2626" stroke-width="2"' if st.get("passed") is False else ""
+            tip = f"{float(st['level']):g} {x_unit}: {label} {format_number(_float(st.get(key)))} {unit}"
+            out.append(
+                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{color}"{ring}><title>{_e(tip)}</title></circle>'
+            )
+    out.append("</svg>")
+    return head + "".join(out) + _caption(caption) + "</figure>"
+
+
+def _level(v: Any) -> str:
+    """A load level as written: ``22`` Users, ``12.5`` req/s."""
+    f = _float(v)
+    return "-" if f is None else _e(f"{f:g}")
+
+
+def _capacity(cap: Mapping[str, Any]) -> str:
+    """The capacity search: the limit, what failed above it, latency and goodput against load, every step."""
+    unit = str(cap.get("unit", ""))
+    limit = _float(cap.get("limit"))
+    steps = [s for s in cap.get("steps") or [] if isinstance(s, Mapping)]
+    if limit is None:
+        head = "<p><b>No load level met every threshold.</b></p>"
+    else:
+        head = f"<p>Limit: <b>{_level(limit)} {_e(unit)}</b>, the highest load at which every threshold held.</p>"
+    fail = _float(cap.get("first_failure"))
+    if fail is not None:
+        why = "; ".join(str(x) for x in cap.get("failing_thresholds") or []) or str(cap.get("failing_reason", ""))
+        head += f"<p>First failing load: <b>{_level(fail)} {_e(unit)}</b>: {_e(why)}</p>"
+    state = "" if cap.get("complete", True) else " (incomplete)"
+    head += f'<p class="facts">Search stopped{_e(state)}: {_e(cap.get("reason", ""))}. '
+    head += "The thresholds table above is the step at the limit.</p>" if limit is not None else "</p>"
+    basis = {s.get("goodput_basis") for s in steps} - {None}
+    good = "goodput/s" + (" (successful calls: no goodput SLOs)" if basis == {"success"} else "")
+    charts = [
+        _xy_chart(
+            "Latency against load",
+            steps,
+            [
+                ("TTFT p50", "ttft_p50_ms", COLORS[0]),
+                ("TTFT p95", "ttft_p95_ms", COLORS[4]),
+                ("total p95", "total_p95_ms", COLORS[5]),
+            ],
+            unit="ms",
+            x_unit=unit,
+            chart_id="plot-capacity-latency",
+            limit=limit,
+            caption="each point: one step's judged window",
+        ),
+        _xy_chart(
+            "Throughput and goodput against load",
+            steps,
+            [("requests/s", "requests_per_s", COLORS[0]), (good, "goodput_per_s", COLORS[3])],
+            unit="1/s",
+            x_unit=unit,
+            chart_id="plot-capacity-goodput",
+            limit=limit,
+            caption="goodput: calls meeting every per-request SLO",
+        ),
+    ]
+    rows = []
+    for s in steps:
+        passed = s.get("passed")
+        verdict = "running" if passed is None else ("✓ pass" if passed else "✗ FAIL")
+        cls = "pass" if passed else ("fail" if passed is False else "")
+        failing = "; ".join(str(x) for x in s.get("failures") or []) or (
+            s.get("reason") or "" if passed is False else ""
+        )
+        nums = [
+            s.get(k)
+            for k in (
+                "requests_per_s",
+                "goodput",
+                "goodput_per_s",
+                "ttft_p50_ms",
+                "ttft_p95_ms",
+                "total_p95_ms",
+                "error_rate",
+            )
+        ]
+        rows.append(
+            f'<tr class="{cls}"><td class="n">{_num(s.get("index"))}</td><td>{_e(s.get("phase", ""))}</td>'
+            f'<td class="n">{_level(s.get("level"))}</td><td class="mark">{_e(verdict)}</td>'
+            + "".join(f'<td class="n">{_num(v)}</td>' for v in nums)
+            + f"<td>{_e(failing)}</td></tr>"
+        )
+    table = _table(
+        [
+            "step",
+            "phase",
+            unit,
+            "verdict",
+            "req/s",
+            "goodput",
+            "goodput/s",
+            "TTFT p50",
+            "TTFT p95",
+            "total p95",
+            "error rate",
+            "failing",
+        ],
+        rows,
+        4,
+        cls="capacity",
+    )
+    return head + f'<div class="charts">{"".join(charts)}</div>' + table
+
+
 def _float(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         return None
@@ -533,6 +713,11 @@ def render_report(summary_json: dict[str, Any]) -> str:
     title = f"LLM load test: {suite}"
     sections = [
         ("thresholds", "Thresholds", _thresholds(doc)),
+        *(
+            [("capacity", "Capacity search", _capacity(doc["capacity"]))]
+            if isinstance(doc.get("capacity"), Mapping) and "steps" in doc["capacity"]
+            else []
+        ),
         ("plots", "Over time", _plots(series)),
         ("llm", "LLM overview", _overview(doc)),
         ("metrics", "Metrics", _metrics(doc)),

@@ -14,6 +14,7 @@ from typing import Any
 from mock_llm import chunks
 from mock_llm.app import HTML_PAGE, Handler, LlmCall, MockApp
 from mock_llm.chunks import ChatChunks
+from mock_llm.prefix_cache import PrefixHit
 from mock_llm.protocol import Connection, Request, frame
 from mock_llm.text import SEQUENCE_LENGTH, count_message_tokens
 
@@ -46,7 +47,17 @@ def _int_or_none(value: Any) -> int | str | None:
 class ChatParams:
     """The validated fields of a chat-completion request."""
 
-    __slots__ = ("include_usage", "max_tokens", "model", "prompt_tokens", "stream", "timestamps")
+    __slots__ = (
+        "include_usage",
+        "max_tokens",
+        "messages",
+        "model",
+        "prefill_tokens",
+        "prefix",
+        "prompt_tokens",
+        "stream",
+        "timestamps",
+    )
 
     def __init__(
         self,
@@ -56,6 +67,7 @@ class ChatParams:
         max_tokens: int | None,
         prompt_tokens: int,
         timestamps: bool,
+        messages: list[Any] | None = None,
     ) -> None:
         self.model = model
         self.stream = stream
@@ -63,6 +75,21 @@ class ChatParams:
         self.max_tokens = max_tokens
         self.prompt_tokens = prompt_tokens
         self.timestamps = timestamps
+        self.messages = messages  # kept only when the prefix cache is on
+        self.prefill_tokens: float = prompt_tokens  # the prompt tokens the TTFT pays prefill for
+        self.prefix: PrefixHit | None = None
+
+    def use_prefix_cache(self, app: MockApp) -> None:
+        """Look the prompt up in the prefix cache (an admitted call): cached tokens cost less prefill."""
+        if self.messages is None:
+            return
+        hit = app.prefix_cache.lookup(self.messages)
+        self.prefix = hit
+        self.prefill_tokens = hit.prompt_tokens - app.cfg.prefix_cache.discount * hit.cached_tokens
+
+    @property
+    def cached_tokens(self) -> int | None:
+        return None if self.prefix is None else self.prefix.cached_tokens
 
 
 def _params(app: MockApp, req: Request, conn: Connection) -> ChatParams | None:
@@ -92,7 +119,13 @@ def _params(app: MockApp, req: Request, conn: Connection) -> ChatParams | None:
         return None
     timestamps = app.cfg.timestamps or req.headers.get(b"x-mock-timestamps", b"0") in (b"1", b"true")
     return ChatParams(
-        model, stream, bool(options.get("include_usage")), max_tokens, count_message_tokens(messages), timestamps
+        model,
+        stream,
+        bool(options.get("include_usage")),
+        max_tokens,
+        count_message_tokens(messages),
+        timestamps,
+        messages if app.cfg.prefix_cache.enabled else None,
     )
 
 
@@ -107,6 +140,7 @@ async def _chat(app: MockApp, req: Request, conn: Connection, params: ChatParams
     call = await app.begin_llm(req, conn)
     if call is None:
         return
+    params.use_prefix_cache(app)
     try:
         if params.stream:
             await _stream(app, req, conn, call, params)
@@ -123,18 +157,21 @@ async def _complete(app: MockApp, req: Request, conn: Connection, call: LlmCall,
     n, finish = app.latency.output_tokens(params.max_tokens, call.rng)
     reasoning = app.cfg.reasoning_tokens
     total = reasoning + n
-    if not await app.generate(req, conn, call, params.prompt_tokens, total):
+    if not await app.generate(req, conn, call, params.prefill_tokens, total):
         return
     offset = call.rng.randrange(SEQUENCE_LENGTH)
     words = app.words
+    content = words.text(offset + reasoning, n)
+    if params.prefix is not None:
+        app.prefix_cache.remember_answer(params.prefix, content)
     body = chunks.completion_body(
         f"chatcmpl-mock{call.index:x}",
         int(time.time()),
         params.model,
-        words.text(offset + reasoning, n),
+        content,
         words.text(offset, reasoning) if reasoning else None,
         finish,
-        chunks.usage_object(params.prompt_tokens, total, reasoning),
+        chunks.usage_object(params.prompt_tokens, total, reasoning, params.cached_tokens),
     )
     app.reply_generated(req, conn, call, body, total)
 
@@ -158,7 +195,7 @@ async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, p
     if kind == "oversized":
         assert fault is not None
         conn.write_chunk(enc.raw_content("x" * int(fault.value() or 0)))
-    schedule = app.schedule(call, params.prompt_tokens)
+    schedule = app.schedule(call, params.prefill_tokens)
     offset = call.rng.randrange(SEQUENCE_LENGTH)
     seq = app.words.seq
     stats = app.stats
@@ -206,8 +243,10 @@ async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, p
         if await _stream_fault(conn, enc, kind, fault):
             return
     tail = enc.finish(finish)
+    if params.prefix is not None:
+        app.prefix_cache.remember_answer(params.prefix, app.words.text(offset + reasoning, n))
     if params.include_usage and app.cfg.usage_chunk:
-        tail += enc.usage(params.prompt_tokens, total, reasoning)
+        tail += enc.usage(params.prompt_tokens, total, reasoning, params.cached_tokens)
     conn.end_stream(tail + chunks.DONE, before=b"".join(batch))
     stats.completed_streams += 1
 

@@ -24,6 +24,7 @@ from mock_llm.config import ConfigError as _ConfigError
 from mock_llm.faults import Fault, FaultPlan, parse_header
 from mock_llm.gateway import Gateway, retry_after_header
 from mock_llm.latency import LatencyModel, TokenSchedule, jittered
+from mock_llm.prefix_cache import PrefixCache
 from mock_llm.protocol import Connection, Request
 from mock_llm.stats import Stats
 from mock_llm.text import Words
@@ -81,6 +82,8 @@ class MockApp:
             self.faults = FaultPlan(cfg.faults, cfg.seed)
         self.admission.set_limit(cfg.max_concurrency)
         self.gateway.configure(cfg.gateway, time.monotonic())
+        if not hasattr(self, "prefix_cache") or old.prefix_cache != cfg.prefix_cache:
+            self.prefix_cache = PrefixCache(cfg.prefix_cache.max_entries)  # new settings: start cold
 
     def add_routes(self, routes: list[tuple[str, str, Handler, str]]) -> None:
         for method, path, handler, kind in routes:
@@ -91,12 +94,14 @@ class MockApp:
         self.stats.reset()
         self.admission.reset_max()
         self.gateway.reset(time.monotonic())
+        self.prefix_cache.clear()
         self.index = 0
 
     def snapshot(self) -> dict[str, Any]:
         adm = self.admission
         out = self.stats.snapshot(adm.active, adm.max_active, adm.queued)
         out["per_key"] = self.gateway.usage_report(mask=False)
+        out["prefix_cache"] = self.prefix_cache.snapshot()
         return out
 
     # --- dispatch -------------------------------------------------------------------------------------
@@ -271,7 +276,7 @@ class MockApp:
         self.admission.release()
         self.gateway.add_tokens(call.key, call.sent)
 
-    async def generate(self, req: Request, conn: Connection, call: LlmCall, prompt_tokens: int, n: int) -> bool:
+    async def generate(self, req: Request, conn: Connection, call: LlmCall, prompt_tokens: float, n: int) -> bool:
         """Wait as long as generating ``n`` tokens takes, for a non-streamed answer.
 
         Returns False when a fault already ended the exchange (disconnect or stall: connection closed).
@@ -289,7 +294,7 @@ class MockApp:
         await self.sleep_until(schedule.deadline_of(max(1, n)))
         return True
 
-    def schedule(self, call: LlmCall, prompt_tokens: int) -> TokenSchedule:
+    def schedule(self, call: LlmCall, prompt_tokens: float) -> TokenSchedule:
         """The token deadlines of a call; the overload multiplier follows the active generations."""
         admission = self.admission
         return TokenSchedule(self.latency, call.start, prompt_tokens, call.rng, lambda: admission.active)

@@ -71,11 +71,13 @@ class ChatChunks:
             self._head + b',"choices":[{"index":0,"delta":{},"finish_reason":"' + reason.encode() + b'"}]'
         )
 
-    def usage(self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> bytes:
+    def usage(
+        self, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int, cached_tokens: int | None = None
+    ) -> bytes:
         return self._close(
             self._head
             + b',"choices":[],"usage":'
-            + dumps(usage_object(prompt_tokens, completion_tokens, reasoning_tokens))
+            + dumps(usage_object(prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens))
         )
 
     @staticmethod
@@ -83,12 +85,17 @@ class ChatChunks:
         return b"data: " + dumps(error_object(message, "server_error", "mock_fault")) + b"\n\n"
 
 
-def usage_object(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
+def usage_object(
+    prompt_tokens: int, completion_tokens: int, reasoning_tokens: int, cached_tokens: int | None = None
+) -> dict[str, Any]:
+    """OpenAI's usage object; ``cached_tokens`` (prefix cache on) adds ``prompt_tokens_details.cached_tokens``."""
     usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+    if cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
     if reasoning_tokens:
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
     return usage

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, get_type_hints
 
-from mock_llm.config import FAULT_KINDS, Config, ConfigError, GatewayConfig, SidecarConfig
+from mock_llm.config import FAULT_KINDS, Config, ConfigError, GatewayConfig, PrefixCacheConfig, SidecarConfig
 
 # Fields with a hand-written flag (a spec string, repeatable) instead of a generated one.
 _SPECIAL = {"models", "output_tokens", "api_keys", "users", "faults", "version"}
@@ -38,7 +38,7 @@ def _describe(f: dataclasses.Field[Any]) -> str:
     return f"{text} (default: {default})" if default is not None else text
 
 
-def _add_fields(group: Any, cls: type, section: str) -> None:
+def _add_fields(group: Any, cls: type, section: str, flag_prefix: str = "") -> None:
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in _SPECIAL or dataclasses.is_dataclass(hints[f.name]) or f.name == "faults":
@@ -46,7 +46,7 @@ def _add_fields(group: Any, cls: type, section: str) -> None:
         dest = f"{section}.{f.name}" if section else f.name
         if hints[f.name] is bool:
             group.add_argument(
-                _flag(f.name),
+                _flag(flag_prefix + f.name),
                 dest=dest,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
@@ -54,7 +54,9 @@ def _add_fields(group: Any, cls: type, section: str) -> None:
             )
         else:
             metavar = {int: "N", float: "X", str: "TEXT"}.get(hints[f.name], "VALUE")
-            group.add_argument(_flag(f.name), dest=dest, metavar=metavar, default=argparse.SUPPRESS, help=_describe(f))
+            group.add_argument(
+                _flag(flag_prefix + f.name), dest=dest, metavar=metavar, default=argparse.SUPPRESS, help=_describe(f)
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="output length when max_tokens is absent: N | uniform:MIN:MAX | normal:MEAN:SD[:MIN:MAX] (default: 64)",
     )
+
+    prefix_cache = parser.add_argument_group("prefix cache")
+    _add_fields(prefix_cache, PrefixCacheConfig, "prefix_cache", "prefix_cache_")
 
     gateway = parser.add_argument_group("gateway")
     _add_fields(gateway, GatewayConfig, "gateway")
@@ -196,6 +201,7 @@ def overrides_from_args(ns: argparse.Namespace) -> dict[str, Any]:
         **get_type_hints(Config),
         **{f"gateway.{k}": v for k, v in get_type_hints(GatewayConfig).items()},
         **{f"sidecar.{k}": v for k, v in get_type_hints(SidecarConfig).items()},
+        **{f"prefix_cache.{k}": v for k, v in get_type_hints(PrefixCacheConfig).items()},
     }
     out: dict[str, Any] = {}
     for dest, value in vars(ns).items():

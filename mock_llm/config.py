@@ -85,6 +85,15 @@ class FaultRule:
 
 
 @dataclass
+class PrefixCacheConfig:
+    """A prefix cache: prompt tokens already seen as a prefix (same leading messages) cost less prefill."""
+
+    enabled: bool = _opt(False, "discount the prefill of prompt prefixes seen before (whole leading messages)")
+    discount: float = _opt(1.0, "share of the prefill cost saved on cached prompt tokens (1 = free)", min=0, max=1)
+    max_entries: int = _opt(10000, "prefixes remembered; the least recently used are forgotten", min=1)
+
+
+@dataclass
 class GatewayConfig:
     """The LLM-gateway personality: API keys, login tokens, admin API, overhead timing."""
 
@@ -134,6 +143,9 @@ class Config:
     max_concurrency: int = _opt(0, "generations at once; more wait in a FIFO queue; 0 = unlimited", min=0)
     capacity: int = _opt(0, "active generations above which delays grow; 0 = never", min=0)
     overload_exponent: float = _opt(1.0, "delays x (active / capacity) ** exponent above capacity", min=0)
+    prefix_cache: PrefixCacheConfig = field(
+        default_factory=PrefixCacheConfig, metadata=_meta("prefix cache: {enabled, discount, max_entries}")
+    )
     timestamps: bool = _opt(False, "add mock_sent_ns (CLOCK_MONOTONIC) to every streamed chunk")
     usage_chunk: bool = _opt(True, "send the usage chunk when include_usage asks; false: never (a server without it)")
     shutdown_grace_s: float = _opt(5.0, "on SIGTERM, time given to open responses to finish (s)", min=0)
@@ -336,8 +348,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{name}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{name}: not UTF-8 text (byte {err.start})") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{name}: not valid YAML: nesting too deep") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -64,8 +64,8 @@ class LatencyModel:
     def multiplier(self, active: int) -> float:
         return overload_multiplier(active, self.capacity, self.exponent)
 
-    def ttft(self, prompt_tokens: int, rng: random.Random, multiplier: float = 1.0) -> float:
-        """Delay from the start of the generation to the first token."""
+    def ttft(self, prompt_tokens: float, rng: random.Random, multiplier: float = 1.0) -> float:
+        """Delay from the start of the generation to the first token (``prompt_tokens``: the ones to prefill)."""
         return jittered(self.ttft_s + self.prefill_s * prompt_tokens, self.jitter_s, rng) * multiplier
 
     def itl(self, rng: random.Random, multiplier: float = 1.0) -> float:
@@ -85,7 +85,7 @@ class TokenSchedule:
         self,
         model: LatencyModel,
         start: float,
-        prompt_tokens: int,
+        prompt_tokens: float,
         rng: random.Random,
         active: Callable[[], int],
     ) -> None:

@@ -106,7 +106,8 @@ def test_every_setting_has_a_flag() -> None:
         "--api-key", "k2", "--user", "bob:pw", "--access-token-ttl-s", "60", "--refresh-token-ttl-s", "600",
         "--gateway-overhead-ms", "3", "--gateway-overhead-jitter-ms", "1", "--policy-ms", "2",
         "--policy-jitter-ms", "0.5", "--metric-prefix", "osiris", "--fault", "*:error:0.01:503",
-        "--fault", "/generate:stall:0.5",
+        "--fault", "/generate:stall:0.5", "--prefix-cache-enabled", "--prefix-cache-discount", "0.75",
+        "--prefix-cache-max-entries", "50",
     ])  # fmt: skip
     cfg = load([], overrides)
     expected = {
@@ -115,6 +116,7 @@ def test_every_setting_has_a_flag() -> None:
         "output_tokens": {"dist": "normal", "value": 64, "min": 5, "max": 90, "mean": 50.0, "sd": 10.0},
         "reasoning_tokens": 2, "max_concurrency": 4, "capacity": 8, "overload_exponent": 2.0,
         "timestamps": True, "usage_chunk": False, "shutdown_grace_s": 1.0,
+        "prefix_cache": {"enabled": True, "discount": 0.75, "max_entries": 50},
         "gateway": {
             "require_api_key": True,
             "api_keys": {"k1": {"rate_limit_rps": 5.0, "burst": 10.0, "token_budget": 1000},
