@@ -8,6 +8,12 @@ wait), for a bounded time. Variants, interleaved so that other work on the machi
              suite, no metrics SuiteStreamUser with BENCH_METRICS=0 (client code only, Locust's own stats)
              bare loop         BareStreamUser: FastHttpUser + the same raw reader (iter_arrivals + iter_events)
   nonstream  the same three for stream=False (bare: FastHttpUser POST reading the body)
+  stream-before  the stream variants with BENCH_REFERENCE=1: the decoders as they were before the speed-ups
+             (sseclient-py alone, json.loads of every chunk), for a before/after under the same conditions
+
+The probe also times each request listener with the thread CPU clock inside the runs: the share of the
+process's CPU taken by ``LLMMetrics.on_request`` is the metrics layer's cost measured within one run, which other
+work on the machine blurs far less than the ratio of two runs.
 
 Each result is the completed calls per second over the steady window (after the warm-up) and the same per
 CPU-second of the Locust process (calls / CPU seconds it used in that window): on a shared machine the process
@@ -27,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import LocustRun, best_median, loadavg, machine, mock, need, run_locust  # noqa: E402
+from bench.common import LocustRun, best_median, loadavg, machine, mock, need, run_locust
 
 LOCUSTFILE = "bench/locustfile_capacity.py"
 VARIANTS = {
@@ -35,6 +41,11 @@ VARIANTS = {
         ("suite + metrics", "SuiteStreamUser", {"BENCH_METRICS": "1"}),
         ("suite, no metrics layer", "SuiteStreamUser", {"BENCH_METRICS": "0"}),
         ("bare FastHttpUser loop", "BareStreamUser", {"BENCH_METRICS": "0"}),
+    ],
+    "stream-before": [
+        ("before: suite + metrics", "SuiteStreamUser", {"BENCH_METRICS": "1", "BENCH_REFERENCE": "1"}),
+        ("before: suite, no metrics layer", "SuiteStreamUser", {"BENCH_METRICS": "0", "BENCH_REFERENCE": "1"}),
+        ("before: bare FastHttpUser loop", "BareStreamUser", {"BENCH_METRICS": "0", "BENCH_REFERENCE": "1"}),
     ],
     "nonstream": [
         ("suite + metrics", "SuiteNonStreamUser", {"BENCH_METRICS": "1"}),
@@ -51,11 +62,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--tokens", type=int, default=64, help="max_tokens of every call (default 64)")
-    ap.add_argument("--only", choices=sorted(VARIANTS))
+    ap.add_argument("--only", choices=sorted(VARIANTS), action="append", help="repeatable; default: all")
     args = ap.parse_args()
     need("taskset")
     print(machine(), flush=True)
-    kinds = [args.only] if args.only else list(VARIANTS)
+    kinds = args.only or list(VARIANTS)
     results: dict[tuple[str, str], list[LocustRun]] = {}
     loads: list[float] = []
     with mock(["--ttft-ms", "0", "--itl-ms", "0", "--output-tokens", str(args.tokens)]) as m:
@@ -76,27 +87,40 @@ def main() -> int:
     print(f"{machine()}; load average during the runs: min {min(loads):.2f}, median {statistics.median(loads):.2f}, "
           f"max {max(loads):.2f}")  # fmt: skip
     print()
-    print("| scenario | variant | calls/s: best (median) | calls/s per Locust CPU-second: best (median) "
-          "| tokens/s per CPU-second (median) | Locust CPU | mock CPU | failures | ratio to bare (median per CPU-s) |")
+    print(
+        "| scenario | variant | calls/s: best (median) | calls/s per Locust CPU-second: best (median) "
+        "| tokens/s per CPU-second (median) | Locust CPU | mock CPU | failures | ratio to bare (median per CPU-s) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    notes = []
     for kind in kinds:
         per_cpu = {lab: [r.rate() / max(r.cpu(), 1e-9) for r in results[(kind, lab)]] for lab, _, _ in VARIANTS[kind]}
-        bare = statistics.median(per_cpu["bare FastHttpUser loop"])
+        bare = statistics.median(next(v for k, v in per_cpu.items() if "bare" in k))
         for label, _cls, _env in VARIANTS[kind]:
             runs = results[(kind, label)]
             rates = [r.rate() for r in runs]
             pc = per_cpu[label]
             b, md = best_median(rates)
             pb, pm = best_median(pc)
-            toks = f"{pm * args.tokens:,.0f}" if kind == "stream" else "-"
+            toks = f"{pm * args.tokens:,.0f}" if kind.startswith("stream") else "-"
             fails = sum(r.probe["steady"]["failures"] for r in runs)
-            print(f"| {kind} {args.tokens} tokens | {label} | {b:,.0f} ({md:,.0f}) | **{pb:,.0f}** ({pm:,.0f}) | {toks} "
-                  f"| {statistics.median(r.cpu() for r in runs):.0%} | {statistics.median(r.mock_cpu for r in runs):.0%} "
-                  f"| {fails} | {pm / bare:.2f} |")  # fmt: skip
-        m_on = statistics.median(per_cpu["suite + metrics"])
-        m_off = statistics.median(per_cpu["suite, no metrics layer"])
-        print(f"\n{kind}: metrics layer overhead = 1 - (suite + metrics) / (suite, no metrics) = {1 - m_on / m_off:.1%}; "
-              f"suite / bare loop = {m_on / bare:.2f}")  # fmt: skip
+            cpu = statistics.median(r.cpu() for r in runs)
+            mock_cpu = statistics.median(r.mock_cpu for r in runs)
+            print(f"| {kind} {args.tokens} tokens | {label} | {b:,.0f} ({md:,.0f}) | **{pb:,.0f}** ({pm:,.0f}) "
+                  f"| {toks} | {cpu:.0%} | {mock_cpu:.0%} | {fails} | {pm / bare:.2f} |")  # fmt: skip
+        shares: dict[str, list[float]] = {}
+        for r in results[(kind, VARIANTS[kind][0][0])]:
+            for name, v in r.probe.get("listeners_cpu", {}).items():
+                shares.setdefault(name, []).append(v["share"])
+        if shares:
+            each = ", ".join(f"{k} {statistics.median(v):.1%}" for k, v in shares.items())
+            notes.append(f"{kind}: CPU share of each request listener in the suite + metrics runs (median): {each}")
+        m_on = statistics.median(per_cpu[VARIANTS[kind][0][0]])
+        m_off = statistics.median(per_cpu[VARIANTS[kind][1][0]])
+        notes.append(f"{kind}: metrics layer overhead = 1 - (suite + metrics) / (suite, no metrics) = "
+                     f"{1 - m_on / m_off:.1%}; suite / bare loop = {m_on / bare:.2f}")  # fmt: skip
+    print()
+    print("\n".join(notes))
     print("\ncommand of one run, as run:", results[(kinds[0], VARIANTS[kinds[0]][0][0])][0].command)
     return 0
 

@@ -138,7 +138,7 @@ def run_locust(
         rate = spawn_rate if spawn_rate is not None else users
         cmd = [
             "taskset", "-c", core, str(BIN / "locust"), "-f", locustfile, "--headless", "--host", host,
-            "-u", str(users), "-r", f"{rate:g}", "-t", f"{duration_s:g}s", "--stop-timeout", "5",
+            "-u", str(users), "-r", f"{rate:g}", "-t", f"{round(duration_s)}s", "--stop-timeout", "5",
             "--only-summary", "--loglevel", "WARNING", *extra,
         ]  # fmt: skip
         if user_class:
@@ -159,7 +159,7 @@ def run_locust(
         probe = json.loads(out.read_text())
         summ = json.loads(summary.read_text()) if summary.exists() else {}
         shown_env = " ".join(f"{k}={v}" for k, v in (env or {}).items())
-        shown = (shown_env + " " if shown_env else "") + " ".join(c for c in cmd if not c.startswith(str(BIN)))
+        shown = (shown_env + " " if shown_env else "") + " ".join(c.replace(str(BIN) + "/", ".venv/bin/") for c in cmd)
         shown = shown.replace(host, "$MOCK")
         return LocustRun(shown, probe, mock_cpu, proc.stdout + proc.stderr, proc.returncode, summ)
 

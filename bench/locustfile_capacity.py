@@ -2,7 +2,7 @@
 
 Pick one User class on the command line (the bench scripts do):
 
-  SuiteStreamUser     the suite's hot path: ``llm_call(stream=True)`` (SSE read as bytes arrive, sseclient-py,
+  SuiteStreamUser     the suite's hot path: ``llm_call(stream=True)`` (SSE read as bytes arrive, sse.iter_events,
                       ChatStreamAccumulator, CallRecord) with the full metrics layer (``install_metrics``)
   SuiteNonStreamUser  the same for ``stream=False``
   BareStreamUser      a plain FastHttpUser reading the same stream with the same raw reader
@@ -10,31 +10,29 @@ Pick one User class on the command line (the bench scripts do):
                       the end-to-end response time, without JSON decoding and without llm_metrics
   BareNonStreamUser   a plain FastHttpUser POST reading the whole body
 
-``BENCH_METRICS=0`` leaves ``install_metrics`` out (the Suite Users then measure the client code alone, so
-the difference to ``BENCH_METRICS=1`` is the metrics layer itself). ``BENCH_TOKENS`` (64) is ``max_tokens``;
-``SERVER_STAMPS=true`` asks the mock for send stamps (``llm_read_delay_ms``).
+``BENCH_REFERENCE=1`` swaps the decoders back to the code before the speed-ups, for before/after runs under
+the same conditions: sseclient-py alone for SSE (``sse.iter_events_sseclient``, also in the bare loop) and
+``json.loads`` of every chunk (no accumulator template). ``BENCH_METRICS=0`` leaves ``install_metrics`` out
+(the Suite Users then measure the client code alone, so the difference to ``BENCH_METRICS=1`` is the metrics
+layer itself). ``BENCH_TOKENS`` (64) is ``max_tokens``; ``SERVER_STAMPS=true`` asks the mock for send stamps
+(``llm_read_delay_ms``).
 
-The probe (always on, the same for every class: two integer increments per request event) samples the request
-count and the process CPU time every 0.5 s and, at quit, writes ``BENCH_OUT`` (JSON): the rate and CPU share
-over the steady window (from ``BENCH_WARMUP_S`` after the start to the stop), and the percentiles of the client
-reading delays recorded after the warm-up (``context["llm_read_delays_ms"]``, what the suite records as
-``llm_read_delay_ms``).
+The probe (bench/probe.py, the same for every class) writes the steady rate, CPU share and reading delays.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import time
 from typing import Any
 
-import gevent
 from locust import FastHttpUser, constant, events, task
 
-from llm_metrics.histogram import Histogram
+from bench.probe import install_probe
+from llm_users import llm_http, openai_stream, sse
 from llm_users.llm_http import llm_call
-from llm_users.sse import iter_arrivals, iter_events
+from llm_users.sse import iter_arrivals
 
 PATH = "/v1/chat/completions"
 TOKENS = int(os.environ.get("BENCH_TOKENS", "64"))
@@ -57,6 +55,11 @@ STREAM_HEADERS = {
     **({"X-Mock-Timestamps": "1"} if STAMPS else {}),
 }
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": "identity"}
+
+iter_events = sse.iter_events
+if os.environ.get("BENCH_REFERENCE", "0") == "1":
+    iter_events = llm_http.iter_events = sse.iter_events_sseclient
+    openai_stream._TEMPLATE_TRIES = 0
 
 if os.environ.get("BENCH_METRICS", "1") == "1":
     from llm_metrics.hooks import install_metrics
@@ -110,96 +113,11 @@ class BareNonStreamUser(FastHttpUser):
 
     @task
     def call(self) -> None:
-        with self.client.request(
-            "POST", PATH, data=NONSTREAM_BODY, headers=JSON_HEADERS, catch_response=True
-        ) as resp:
+        with self.client.request("POST", PATH, data=NONSTREAM_BODY, headers=JSON_HEADERS, catch_response=True) as resp:
             if resp.status_code == 200 and resp.content:
                 resp.success()
             else:
                 resp.failure(f"HTTP {resp.status_code}")
 
 
-class _Probe:
-    def __init__(self) -> None:
-        self.ok = 0
-        self.failed = 0
-        self.samples: list[tuple[float, int, int, float]] = []
-        self.delays = Histogram()
-        self.t_start: float | None = None
-        self.warm = False
-        self.warmup_s = float(os.environ.get("BENCH_WARMUP_S", "3"))
-        self._g: Any = None
-
-    def on_request(self, exception: Any = None, context: Any = None, **_kw: Any) -> None:
-        if exception is None:
-            self.ok += 1
-        else:
-            self.failed += 1
-        if self.warm and context:
-            d = context.get("llm_read_delays_ms")
-            if d:
-                self.delays.record_many(d)
-
-    def sample(self) -> None:
-        t = os.times()
-        self.samples.append((time.monotonic(), self.ok, self.failed, t.user + t.system))
-
-    def loop(self) -> None:
-        while True:
-            self.sample()
-            if not self.warm and self.t_start is not None and time.monotonic() - self.t_start >= self.warmup_s:
-                self.warm = True
-            gevent.sleep(0.5)
-
-    def result(self) -> dict[str, Any]:
-        self.sample()
-        warm = [s for s in self.samples if self.t_start is not None and s[0] - self.t_start >= self.warmup_s]
-        steady: dict[str, Any] = {"rate": 0.0, "cpu": 0.0, "requests": 0, "failures": 0, "seconds": 0.0}
-        if len(warm) >= 2:
-            a, b = warm[0], warm[-1]
-            dt = b[0] - a[0]
-            steady = {
-                "rate": (b[1] - a[1]) / dt,
-                "cpu": (b[3] - a[3]) / dt,
-                "requests": b[1] - a[1],
-                "failures": b[2] - a[2],
-                "seconds": dt,
-            }
-        pcts = (50.0, 90.0, 99.0, 99.9)
-        d = self.delays
-        return {
-            "steady": steady,
-            "total_ok": self.ok,
-            "total_failed": self.failed,
-            "read_delay_ms": {
-                "count": d.count,
-                **{f"p{p:g}": v for p, v in zip(pcts, d.percentiles(pcts), strict=True)},
-                "max": d.vmax,
-            },
-            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
-
-
-_probe = _Probe()
-
-
-@events.init.add_listener
-def _init(environment: Any, **_kw: Any) -> None:
-    environment.events.request.add_listener(_probe.on_request)
-
-
-@events.test_start.add_listener
-def _start(**_kw: Any) -> None:
-    _probe.t_start = time.monotonic()
-    _probe._g = gevent.spawn(_probe.loop)
-
-
-@events.quitting.add_listener
-def _quit(environment: Any, **_kw: Any) -> None:
-    out = os.environ.get("BENCH_OUT")
-    res = _probe.result()
-    stats = environment.stats.total
-    res["locust_total"] = {"requests": stats.num_requests, "failures": stats.num_failures}
-    if out:
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump(res, f)
+install_probe(events)

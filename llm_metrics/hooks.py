@@ -64,11 +64,17 @@ def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Thre
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{source}: thresholds file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nesting too deep") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with 'thresholds' and optionally 'goodput'")
-    unknown = sorted(set(data) - {"thresholds", "goodput", "fail_on_no_data"})
+    unknown = sorted(set(data) - {"thresholds", "goodput", "fail_on_no_data"}, key=str)  # keys: any YAML scalar
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown key (expected thresholds, goodput, fail_on_no_data)")
     fond = data.get("fail_on_no_data", False)
@@ -123,12 +129,42 @@ class LLMMetrics:
         """Extra parts of the console report, printed after the tables."""
         self.after_summary: list[Callable[[dict[str, Any]], None]] = []
         """Called at quit with the JSON summary once it is written, e.g. to write the HTML report."""
+        self.verdict: Callable[[LLMMetrics], tuple[list[ThresholdResult], bool]] | None = None
+        """When set (the capacity search), replaces the whole-run evaluation at quit: returns the threshold
+        results to report and whether the run passed (the exit code follows it)."""
+        self.window: MetricStore | None = None
+        """A second store fed like ``store`` (requests, counts, worker reports) while set: the capacity search
+        opens one per step (``open_window``) to judge the step on its own data."""
+        self.last_report_at: dict[str, float] = {}
+        """Master: wall-clock time of each worker's last report (by client id)."""
         self._users_greenlet: gevent.Greenlet | None = None
 
     # -- recording ---------------------------------------------------------------------------------
 
     def count(self, metric: str, tags: dict[str, str], n: float = 1) -> None:
         self.store.inc(metric, tags, n)
+        if self.window is not None:
+            self.window.inc(metric, tags, n)
+
+    def add(self, metric: str, tags: dict[str, str], value: float) -> None:
+        """Record one value of a trend metric (into the step window too, when one is open)."""
+        self.store.add(metric, tags, value)
+        if self.window is not None:
+            self.window.add(metric, tags, value)
+
+    def open_window(self) -> MetricStore:
+        """Start a fresh window store (replacing any open one); it sees what is recorded or merged from now."""
+        window = MetricStore()
+        window.mark_start()
+        self.window = window
+        return window
+
+    def close_window(self) -> MetricStore | None:
+        """Stop feeding the window store; returns it (its duration ends now)."""
+        window, self.window = self.window, None
+        if window is not None:
+            window.mark_stop()
+        return window
 
     def on_request(
         self,
@@ -163,6 +199,19 @@ class LLMMetrics:
         tokens = None
         ttft_ms = None
         good = False
+        window = self.window
+        if window is not None:
+            window.record_request(
+                name=name,
+                method=request_type,
+                status=status,
+                scenario=scenario,
+                response_time_ms=response_time,
+                failed=failed,
+                blocked=blocked,
+            )
+            if rec is not None:
+                window.record_call(rec, self.goodput)
         if rec is not None:
             store.record_call(rec, self.goodput)
             if rec.ok:
@@ -173,6 +222,8 @@ class LLMMetrics:
             delays = ctx.get("llm_read_delays_ms")
             if delays:
                 store.add_many(READ_DELAY, {"scenario": scenario}, delays)
+                if window is not None:
+                    window.add_many(READ_DELAY, {"scenario": scenario}, delays)
         self.series.record(
             time.time(),
             failed=failed,
@@ -193,7 +244,10 @@ class LLMMetrics:
         if not wire:
             return
         self.workers_seen.add(client_id)
+        self.last_report_at[client_id] = time.time()
         self.store.merge_wire(wire["store"])
+        if self.window is not None:
+            self.window.merge_wire(wire["store"])
         self.series.merge_wire(wire["series"])
 
     # -- users over time (the per-second series' gauge) -------------------------------------------
@@ -218,6 +272,8 @@ class LLMMetrics:
 
     def start_abort_checks(self) -> None:
         if self._abort_greenlet is not None or not any(t.abort_on_fail for t in self.thresholds):
+            return
+        if self.verdict is not None:  # a custom verdict (the capacity search) judges the run itself
             return
         self._abort_greenlet = gevent.spawn(self._abort_loop)
 
@@ -248,7 +304,8 @@ class LLMMetrics:
         """Evaluate, print, write; return the exit code (None when there are no thresholds)."""
         for hook in self.before_verdict:
             hook(self)
-        self.results = evaluate(self.thresholds, self.store)
+        override = self.verdict(self) if self.verdict is not None else None
+        self.results = override[0] if override is not None else evaluate(self.thresholds, self.store)
         meta = self.metadata()
         text = summary.console_report(self.results, self.store, title=f"LLM load test: {self.suite}")
         for section in self.text_sections:
@@ -257,6 +314,8 @@ class LLMMetrics:
             text += "\nRun aborted early by abortOnFail threshold(s).\n"
         self.report_text = summary.redact(text, self.secrets())
         doc = summary.json_summary(self.results, self.store, meta)
+        if override is not None:
+            doc["ok"] = override[1]
         doc["series"] = self.series.to_json()
         for name, fn in self.json_sections.items():
             doc[name] = fn()
@@ -268,6 +327,8 @@ class LLMMetrics:
             self.report_text += f"JSON summary written to {out}\n"
         for after in self.after_summary:
             after(doc)
+        if override is not None:
+            return 0 if override[1] and not self.aborted_by else EXIT_THRESHOLDS_FAILED
         if not self.thresholds:
             return None
         return 0 if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED

@@ -110,7 +110,7 @@ def _series(key: Any, spec: Any, where: str) -> SeriesSpec:
     at = f"{where}.{key}"
     if not isinstance(spec, dict):
         raise ServerMetricsError(f"{at}: expected a mapping such as {{metric: NAME, kind: gauge}}, got {spec!r}")
-    unknown = sorted(set(spec) - set(_SERIES_KEYS))
+    unknown = sorted(set(spec) - set(_SERIES_KEYS), key=str)  # keys: any YAML scalar
     if unknown:
         raise ServerMetricsError(f"{at}.{unknown[0]}: unknown key (expected {', '.join(_SERIES_KEYS)})")
     metric = spec.get("metric")
@@ -158,7 +158,7 @@ def parse_server_metrics(data: Any, source: str, root: str = "server_metrics") -
         return ServerMetricsConfig()
     if not isinstance(data, dict):
         raise ServerMetricsError(f"{source}: {root}: expected a mapping with {', '.join(_TOP_KEYS)}")
-    unknown = sorted(set(data) - set(_TOP_KEYS))
+    unknown = sorted(set(data) - set(_TOP_KEYS), key=str)  # keys: any YAML scalar
     if unknown:
         raise ServerMetricsError(f"{source}: {root}.{unknown[0]}: unknown key (expected {', '.join(_TOP_KEYS)})")
     path = data.get("path", "/metrics")

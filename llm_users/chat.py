@@ -24,7 +24,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from llm_users.arrival import ArrivalSpec
 from llm_users.dispatch import ArrivalDispatcher, Scenario
-from llm_users.llm_http import Timeouts, llm_call
+from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.prompts import PromptError
 
@@ -267,6 +267,12 @@ class ChatUser(FastHttpUser):
     wait_time = constant(0)
     abstract = True  # the locustfile declares the concrete class
 
+    def __init__(self, environment: Any) -> None:
+        rt = getattr(environment, "llm_chat", None)
+        if rt is not None:
+            self.network_timeout = socket_timeout(self.network_timeout, rt.settings.target.idle_timeout_s)
+        super().__init__(environment)
+
     def on_start(self) -> None:
         rt = runtime(self.environment)
         if rt.settings.smoke and not rt.smoke_done:
@@ -283,7 +289,7 @@ class ChatUser(FastHttpUser):
                 path, headers=self._headers(), catch_response=True, context={"scenario": "smoke"}
             ) as resp:
                 if resp.status_code != 200:
-                    resp.failure(f"HTTP {resp.status_code}")
+                    resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))
                     continue
                 try:
                     json.loads(resp.content or b"")

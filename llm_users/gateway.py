@@ -49,7 +49,7 @@ from llm_metrics.gateway_status import Outcome, classify
 from llm_metrics.store import make_tags
 from llm_users.gateway_config import GatewayConfigError, lookup, render
 from llm_users.gateway_options import GatewaySettings, OptionError, add_gateway_arguments, gateway_settings
-from llm_users.llm_http import Timeouts, llm_call
+from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,9 @@ class GatewayUser(FastHttpUser):
     wait_time = between(0.5, 1.5)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        rt = getattr(args[0] if args else kwargs.get("environment"), "llm_gateway", None)
+        if rt is not None:
+            self.network_timeout = socket_timeout(self.network_timeout, rt.settings.target.idle_timeout_s)
         super().__init__(*args, **kwargs)
         self.session: _Session | None = None
         self._auth_retry_at = 0.0
@@ -230,8 +233,7 @@ class GatewayUser(FastHttpUser):
             out = classify(status, content, policy)
             ok = False
             if status == 0:
-                err = getattr(resp, "error", None)
-                resp.failure(f"no response: {type(err).__name__ if err is not None else 'unknown'}")
+                resp.failure(f"no response: {no_answer_reason(resp)}")
             elif out.counted_apart and not out.failed:
                 resp.request_meta["context"]["blocked"] = out.kind
                 resp.success()

@@ -386,4 +386,6 @@ def load_gateway_config(path: str | Path = DEFAULT_CONF) -> GatewayConfig:
         raise GatewayConfigError(f"{source}: {where}{exc.problem}") from None
     except yaml.YAMLError as exc:
         raise GatewayConfigError(f"{source}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise GatewayConfigError(f"{source}: invalid YAML: nesting too deep") from None
     return parse_gateway_config(data if data is not None else {}, source)

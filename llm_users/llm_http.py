@@ -17,6 +17,7 @@ from typing import Any
 
 import gevent
 from geventhttpclient.response import HTTPParseError
+from geventhttpclient.useragent import EmptyResponse
 
 from llm_metrics.calls import CallRecord
 from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, parse_chat_json
@@ -25,19 +26,44 @@ from llm_users.sse import StreamCut, drain, iter_arrivals, iter_events
 _perf = time.perf_counter
 _dumps = json.dumps
 _ERROR_BODY_LIMIT = 64 * 1024
+MAX_EVENT_BYTES = 1 << 20
+"""A streamed answer that sends this many bytes without completing an SSE event fails (``oversized SSE event``)."""
+MAX_BODY_BYTES = 8 << 20
+"""A non-streamed answer larger than this fails (``oversized body``); no real chat answer comes near it."""
+# failure reasons of the timeouts (module docstring); all start with "timeout"
+TIMEOUT_HEADERS = "timeout (headers)"
+TIMEOUT_IDLE = "timeout (idle)"
+TIMEOUT_CALL = "timeout (call)"
 
 
 @dataclass(slots=True)
 class Timeouts:
-    """Per request kind: ``idle_s`` bounds each wait for bytes, ``total_s`` the whole call (None: no bound)."""
+    """Per request kind: ``idle_s`` bounds the wait for the response headers and each later wait for bytes,
+    ``total_s`` the whole call (None: no bound)."""
 
     idle_s: float = 60.0
     total_s: float | None = 600.0
 
 
-def _exception_reason(exc: BaseException) -> str:
+class _TooLarge(Exception):
+    """An answer over the size limits; the message is the failure reason."""
+
+
+def _exception_reason(exc: BaseException, total_timer: Any = None, waiting_for: str = "bytes") -> str:
+    """A short reason for an exception; ``waiting_for`` is ``"headers"`` when no answer had come yet."""
+    original = getattr(exc, "original", None)  # geventhttpclient's RetriesExceeded wraps the real error
+    if isinstance(original, BaseException):
+        exc = original
+    if total_timer is not None and exc is total_timer:
+        return TIMEOUT_CALL
     if isinstance(exc, (TimeoutError, socket.timeout, gevent.Timeout)):
-        return "timeout"
+        return TIMEOUT_HEADERS if waiting_for == "headers" else TIMEOUT_IDLE
+    if isinstance(exc, _TooLarge):
+        return str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid UTF-8 in SSE stream"
+    if waiting_for == "headers" and isinstance(exc, (HTTPParseError, EmptyResponse)):
+        return "connection closed before the answer"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):
@@ -47,6 +73,18 @@ def _exception_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"connection error: {type(exc).__name__}"
     return f"{type(exc).__name__}"
+
+
+def no_answer_reason(resp: Any) -> str:
+    """Why a request got no HTTP answer (status 0), e.g. ``connection refused`` or ``timeout (headers)``."""
+    error = getattr(resp, "error", None)
+    return _exception_reason(error, waiting_for="headers") if error is not None else "no response"
+
+
+def socket_timeout(user_timeout: float, idle_s: float) -> float:
+    """The connections' own timeout for a User making LLM calls: Locust's (``network_timeout``, 60 s), raised
+    to the idle timeout when that is longer, so that a new connection never cuts the wait for an answer first."""
+    return max(user_timeout, idle_s)
 
 
 def _status_reason(status: int, body: bytes) -> str:
@@ -132,9 +170,14 @@ def llm_call(
     context: dict[str, Any] = {"scenario": scenario, "llm": rec}
     nbytes = 0
     total_timer = gevent.Timeout(timeouts.total_s) if timeouts.total_s else None
+    # the wait for the headers: a socket's own timeout is the pool's on a new connection and whatever the last
+    # call left on a reused one, so the bound is set here, the same for both
+    head_timer = gevent.Timeout(timeouts.idle_s)
+    how = _How(stream, server_stamps, timeouts, inspect, parse_json, blocked, total_timer)
     rec.t_start = t0 = _perf()
     if total_timer is not None:
         total_timer.start()
+    head_timer.start()
     try:
         with session.request(
             "POST",
@@ -146,20 +189,22 @@ def llm_call(
             catch_response=True,
             context=context,
         ) as resp:
+            head_timer.close()
             rec.t_headers = _perf()
             try:
-                how = _How(stream, server_stamps, timeouts, inspect, parse_json, blocked)
                 nbytes, reason = _read_answer(resp, rec, how, context)
             except gevent.Timeout as exc:
                 if exc is not total_timer:
                     raise
-                reason = "timeout"
+                reason = TIMEOUT_CALL
                 _release(resp)
             except BaseException as exc:
                 if isinstance(exc, gevent.GreenletExit):
                     raise
                 reason = _exception_reason(exc)
                 _release(resp)
+            finally:
+                how.restore_socket()
             if rec.t_end is None:
                 rec.t_end = _perf()
             rec.ok = reason is None
@@ -173,12 +218,13 @@ def llm_call(
             else:
                 resp.failure(reason)
     except gevent.Timeout as exc:
-        # the total bound expired while sending or waiting for the headers: the with block never ran
-        if exc is not total_timer:
+        # a bound expired while sending or waiting for the headers, outside geventhttpclient's own handling
+        # (which turns it into an error response): the with block never ran
+        if exc is not total_timer and exc is not head_timer:
             raise
         rec.t_end = _perf()
         rec.ok = False
-        rec.error = "timeout"
+        rec.error = TIMEOUT_CALL if exc is total_timer else TIMEOUT_HEADERS
         session.request_event.fire(
             request_type="POST",
             name=label,
@@ -186,11 +232,12 @@ def llm_call(
             response_length=0,
             response=None,
             context=context,
-            exception=StreamError("timeout"),
+            exception=StreamError(rec.error),
             start_time=time.time() - (rec.t_end - t0),
             url=path,
         )
     finally:
+        head_timer.close()
         if total_timer is not None:
             total_timer.close()
     return rec
@@ -213,6 +260,18 @@ class _How:
     inspect: Callable[[Any, CallRecord], None] | None
     parse_json: Callable[[bytes], JsonAnswer]
     blocked: Callable[[int, bytes], str | None] | None
+    total_timer: Any = None
+    sock: Any = None
+    sock_timeout: float | None = None
+
+    def restore_socket(self) -> None:
+        """Give the connection back its own timeout: the idle bound of this call is not the next request's."""
+        if self.sock is not None:
+            try:
+                self.sock.settimeout(self.sock_timeout)
+            except OSError:
+                pass
+            self.sock = None
 
 
 def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any]) -> tuple[int, str | None]:
@@ -224,14 +283,16 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
         # no HTTP answer at all (refused, reset, timeout before the headers); a bad status code also sets
         # resp.error, but it has an answer whose body says why, read below
         error = getattr(resp, "error", None)
-        return 0, _exception_reason(error) if error is not None else "no response"
+        return 0, _exception_reason(error, how.total_timer, "headers") if error is not None else "no response"
     queue = _float_header(resp, "X-Queue-Time")
     if queue is not None:
         rec.queue_ms = queue
     if how.inspect is not None:
         how.inspect(resp, rec)
-    if raw._sock is not None:
-        raw._sock.settimeout(how.timeouts.idle_s)
+    sock = raw._sock
+    if sock is not None:
+        how.sock, how.sock_timeout = sock, sock.gettimeout()
+        sock.settimeout(how.timeouts.idle_s)
     if status >= 400 or status < 200:
         if getattr(resp, "error", None) is not None:
             # geventhttpclient has already read the body of a status it rejects, for its http_log
@@ -249,17 +310,23 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
         if "text/event-stream" not in ctype:
             data = b"".join(_bounded(iter_arrivals(raw), _ERROR_BODY_LIMIT, raw))
             rec.t_end = _perf()
-            return len(data), "wrong content type for a stream"
+            return len(data), f"wrong content type for a stream: {_media_type(ctype)}"
         return _read_stream(raw, rec, how.server_stamps, context)
     chunks = []
     n = 0
     for data in iter_arrivals(raw):
         chunks.append(data)
         n += len(data)
+        if n > MAX_BODY_BYTES:
+            raw.release()
+            rec.t_end = _perf()
+            return n, f"oversized body (over {MAX_BODY_BYTES >> 20} MiB)"
     rec.t_end = t_end = _perf()
     try:
         ans = how.parse_json(b"".join(chunks))
     except StreamError as exc:
+        if "json" not in ctype:  # a body that is not JSON, and not said to be: name what it said it was
+            return n, f"wrong content type: {_media_type(ctype)}"
         return n, exc.reason
     rec.usage_completion_tokens = ans.completion_tokens
     rec.usage_prompt_tokens = ans.prompt_tokens
@@ -267,6 +334,11 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
         return n, "no tokens"
     rec.t_first_content = t_end
     return n, None
+
+
+def _media_type(ctype: str) -> str:
+    """``text/html`` of ``text/html; charset=utf-8`` (short: it names a failure group), ``none`` when absent."""
+    return ctype.split(";")[0].strip()[:40] or "none"
 
 
 def _bounded(chunks: Any, limit: int, raw: Any) -> Any:
@@ -285,21 +357,30 @@ def _read_stream(raw: Any, rec: CallRecord, server_stamps: bool, context: dict[s
     counted = _Counted(iter_arrivals(raw))
     perf = _perf
     finished = False
-    for event, data in iter_events(counted):
-        if event == "error":
-            st.error = StreamError("SSE error event", data[:60])
-            break
-        if acc.feed(data, perf()):
-            finished = True
-            break
+    try:
+        for event, data in iter_events(counted):
+            counted.mark = counted.n
+            if event == "error":
+                st.error = StreamError("SSE error event", data[:60])
+                break
+            if acc.feed(data, perf()):
+                finished = True
+                break
+    except UnicodeDecodeError:
+        st.error = StreamError("invalid UTF-8 in SSE stream")
+    except _TooLarge as exc:
+        st.error = StreamError(str(exc))
     end = perf()
     if finished and st.error is None and st.done_at is not None:
         # [DONE]: what may follow is the chunked terminator; read it so the connection is reused
-        try:
-            with gevent.Timeout(1.0):
-                counted.n += drain(raw)
-        except (gevent.Timeout, OSError, StreamCut, HTTPParseError):
-            raw.release()
+        if raw.message_complete:  # already read with [DONE] (the usual case): no wait, no Timeout to arm
+            counted.n += drain(raw)
+        else:
+            try:
+                with gevent.Timeout(1.0):
+                    counted.n += drain(raw)
+            except (gevent.Timeout, OSError, StreamCut, HTTPParseError):
+                raw.release()
     elif st.error is not None:
         raw.release()
     rec.t_end = st.done_at if st.done_at is not None else end
@@ -318,17 +399,21 @@ def _read_stream(raw: Any, rec: CallRecord, server_stamps: bool, context: dict[s
 
 
 class _Counted:
-    """Wraps the arrivals generator to count bytes."""
+    """Wraps the arrivals generator to count bytes; ``mark`` is the count at the last complete SSE event, and
+    more than ``MAX_EVENT_BYTES`` beyond it raise ``_TooLarge`` (one event would have to be that large)."""
 
-    __slots__ = ("gen", "n")
+    __slots__ = ("gen", "mark", "n")
 
     def __init__(self, gen: Any) -> None:
         self.gen = gen
         self.n = 0
+        self.mark = 0
 
     def __iter__(self) -> Any:
         for data in self.gen:
             self.n += len(data)
+            if self.n - self.mark > MAX_EVENT_BYTES:
+                raise _TooLarge(f"oversized SSE event (over {MAX_EVENT_BYTES >> 20} MiB)")
             yield data
 
     def close(self) -> None:

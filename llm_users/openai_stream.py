@@ -50,29 +50,127 @@ def _error_text(err: Any) -> str:
     return str(err)[:80]
 
 
-class ChatStreamAccumulator:
-    """Feed SSE event data strings in arrival order; read the result from ``state``."""
+class _Template:
+    """A parsed content chunk with a hole where its content string is: ``prefix + text + suffix``."""
 
-    __slots__ = ("_chunk_times", "_mock", "state")
+    __slots__ = ("lp", "ls", "n", "other_text", "prefix", "suffix")
+
+    def __init__(self, prefix: str, suffix: str, other_text: bool) -> None:
+        self.prefix = prefix
+        self.suffix = suffix
+        self.lp = len(prefix)
+        self.ls = len(suffix)
+        self.n = self.lp + self.ls
+        self.other_text = other_text  # delta.reasoning_content is truthy: the chunk counts even with ""
+
+
+_MARKERS = ("zQ7~k", "yW3~j", "xE5~h")
+_TEMPLATE_TRIES = 4  # content chunks parsed in full before giving up on a template for this stream
+
+
+def _simple(text: str) -> bool:
+    """Text that JSON writes as itself between quotes: no quote, no backslash, no control character."""
+    return '"' not in text and "\\" not in text and text.isprintable()
+
+
+def _make_template(core: str, obj: Any, text: str) -> _Template | None:
+    """A template from a parsed content chunk, or None when its content's place cannot be proved.
+
+    The hole is the only place of ``"text"`` in ``core``; it is proved to be the delta content (and nothing
+    else) by parsing the chunk again with a marker in the hole: the result must be the same object with the
+    marker as content. Then any ``prefix + t + suffix`` with a ``_simple`` t parses to that object with content
+    t, which is what ``feed`` takes from it.
+    """
+    if not _simple(text) or not text:
+        return None
+    needle = '"' + text + '"'
+    i = core.find(needle)
+    if i < 0 or core.find(needle, i + 1) >= 0:
+        return None
+    prefix, suffix = core[: i + 1], core[i + 1 + len(text) :]
+    marker = next((m for m in _MARKERS if m not in core), None)
+    if marker is None:
+        return None
+    try:
+        probe = _loads(prefix + marker + suffix)
+        delta = probe["choices"][0]["delta"]
+        if delta["content"] != marker:
+            return None
+        delta["content"] = text
+    except (ValueError, LookupError, TypeError):
+        return None
+    if probe != obj:
+        return None
+    return _Template(prefix, suffix, bool(obj["choices"][0]["delta"].get("reasoning_content")))
+
+
+def _split_stamp(data: str) -> tuple[str, int | None]:
+    """``{...,"mock_sent_ns":N}`` -> (``{...}``, N) when the stamp is the last member, as the mock writes it."""
+    i = data.rfind(_STAMP_KEY)
+    if i < 0 or not data.endswith("}"):
+        return data, None
+    digits = data[i + len(_STAMP_KEY) : -1]
+    if not digits.isdigit() or not digits.isascii() or (digits[0] == "0" and len(digits) > 1):
+        return data, None
+    return data[:i] + "}", int(digits)
+
+
+_STAMP_KEY = ',"mock_sent_ns":'
+
+
+class ChatStreamAccumulator:
+    """Feed SSE event data strings in arrival order; read the result from ``state``.
+
+    Speed (bench/RESULTS.md): ``json.loads`` of every chunk was a fifth of the CPU of a streamed call. Chunks of
+    one stream differ mostly in their content, so the first content chunks are parsed in full and, when the
+    place of their content string is proved (``_make_template``), later chunks that are the same bytes around
+    a different plain content string are read without parsing: they are exactly that chunk with another
+    content. Any other chunk (usage, finish, error, escapes in the text, another shape) is parsed in full.
+    """
+
+    __slots__ = ("_chunk_times", "_mock", "_tpl", "_tries", "state", "template_hits")
 
     def __init__(self, collect_server_stamps: bool = False) -> None:
         self.state = StreamState()
         self._chunk_times = self.state.chunk_times
         self._mock = collect_server_stamps
+        self._tpl: _Template | None = None
+        self._tries = _TEMPLATE_TRIES
+        self.template_hits = 0
         if collect_server_stamps:
             self.state.mock_sent_ns = []
             self.state.read_delays_ms = []
+
+    def disable_template(self) -> None:
+        """Parse every chunk in full (the reference behaviour, for tests and benchmarks)."""
+        self._tpl = None
+        self._tries = 0
 
     def feed(self, data: str, t: float) -> bool:
         """Take one event's data parsed at time ``t``; return True when the stream is finished."""
         st = self.state
         st.events += 1
+        tpl = self._tpl
+        if tpl is not None:
+            core, sent = _split_stamp(data) if self._mock else (data, None)
+            if len(core) >= tpl.n and core.startswith(tpl.prefix) and core.endswith(tpl.suffix):
+                text = core[tpl.lp : len(core) - tpl.ls]
+                if '"' not in text and "\\" not in text and text.isprintable():
+                    self.template_hits += 1
+                    if text or tpl.other_text:
+                        if st.first_content is None:
+                            st.first_content = t
+                        self._chunk_times.append(t)
+                        if sent is not None:
+                            st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
+                            st.read_delays_ms.append(t * 1000.0 - sent / 1e6)  # type: ignore[union-attr]
+                    return False
         if data == "[DONE]":
             st.done_at = t
             return True
         try:
             obj = _loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can read
             st.error = StreamError("broken JSON in SSE event", data[:60])
             return True
         if not isinstance(obj, dict):
@@ -84,11 +182,17 @@ class ChatStreamAccumulator:
             return True
         choices = obj.get("choices")
         if choices:
+            if not isinstance(choices, list):
+                st.error = StreamError("unexpected SSE event", "choices is not a list")
+                return True
             ch = choices[0]
             delta = ch.get("delta") if isinstance(ch, dict) else None
             if delta:
-                text = delta.get("content") or delta.get("reasoning_content")
-                if text:
+                if not isinstance(delta, dict):
+                    st.error = StreamError("unexpected SSE event", "delta is not an object")
+                    return True
+                content = delta.get("content") or delta.get("reasoning_content")
+                if content:
                     if st.first_content is None:
                         st.first_content = t
                     self._chunk_times.append(t)
@@ -97,6 +201,8 @@ class ChatStreamAccumulator:
                         if isinstance(sent, int):
                             st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
                             st.read_delays_ms.append(t * 1000.0 - sent / 1e6)  # type: ignore[union-attr]
+                    if self._tries and tpl is None:
+                        self._learn(data, obj, ch, delta)
             fr = ch.get("finish_reason") if isinstance(ch, dict) else None
             if fr:
                 st.finish_reason = fr
@@ -109,6 +215,22 @@ class ChatStreamAccumulator:
             if isinstance(pt, int):
                 st.prompt_tokens = pt
         return False
+
+    def _learn(self, data: str, obj: dict[str, Any], ch: Any, delta: Any) -> None:
+        """Try to make a template of a content chunk (see ``_make_template``)."""
+        self._tries -= 1
+        text = delta.get("content")
+        if not isinstance(text, str) or not isinstance(delta, dict) or ch.get("finish_reason"):
+            return
+        if obj.get("usage") is not None or "error" in obj:
+            return
+        core = data
+        if self._mock:  # the template is of the chunk without its stamp, which feed takes apart first
+            core, _sent = _split_stamp(data)
+            obj = {k: v for k, v in obj.items() if k != "mock_sent_ns"}
+            if "mock_sent_ns" in core:
+                return
+        self._tpl = _make_template(core, obj, text)
 
 
 @dataclass(slots=True)
@@ -125,7 +247,7 @@ def parse_chat_json(body: bytes) -> JsonAnswer:
     """Parse a non-streamed chat-completions body; raise StreamError with a reason when it is not one."""
     try:
         obj = _loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise StreamError("invalid JSON body", body[:60].decode("utf-8", "replace")) from exc
     if not isinstance(obj, dict):
         raise StreamError("unexpected JSON body", "not an object")
@@ -135,6 +257,8 @@ def parse_chat_json(body: bytes) -> JsonAnswer:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise StreamError("no choices in body")
     msg = choices[0].get("message") or {}
+    if not isinstance(msg, dict):
+        raise StreamError("unexpected JSON body", "choices[0].message is not an object")
     content = msg.get("content") or msg.get("reasoning_content") or ""
     usage = obj.get("usage")
     if not isinstance(usage, dict):

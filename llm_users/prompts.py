@@ -99,13 +99,19 @@ def load_prompt_sets(path: str | Path) -> dict[str, PromptSet]:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PromptError(f"{p}: prompt file not found") from None
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise PromptError(f"{p}: cannot read the file: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise PromptError(f"{p}: not valid YAML: nesting too deep") from None
     except yaml.YAMLError as exc:
         raise PromptError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("prompts"), dict) or not data["prompts"]:
         raise PromptError(f"{p}: prompts: expected a mapping of prompt names to prompts")
     unknown = set(data) - {"prompts"}
     if unknown:
-        raise PromptError(f"{p}: {sorted(unknown)[0]}: unknown key (expected: prompts)")
+        raise PromptError(f"{p}: {sorted(unknown, key=str)[0]}: unknown key (expected: prompts)")
     sets: dict[str, PromptSet] = {}
     for name, entry in data["prompts"].items():
         where = f"{p}: prompts.{name}"
@@ -113,7 +119,8 @@ def load_prompt_sets(path: str | Path) -> dict[str, PromptSet]:
             raise PromptError(f"{where}: expected a mapping with 'messages', 'prompt' or 'prompts'")
         bad = set(entry) - {"messages", "prompt", "prompts", "max_tokens"}
         if bad:
-            raise PromptError(f"{where}.{sorted(bad)[0]}: unknown key (expected messages, prompt, prompts, max_tokens)")
+            first = sorted(bad, key=str)[0]
+            raise PromptError(f"{where}.{first}: unknown key (expected messages, prompt, prompts, max_tokens)")
         mt = entry.get("max_tokens")
         if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt < 1):
             raise PromptError(f"{where}.max_tokens: expected a positive integer, got {mt!r}")
@@ -139,6 +146,10 @@ def load_dataset(path: str | Path, name: str = "dataset", max_tokens: int | None
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PromptError(f"{p}: dataset file not found") from None
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise PromptError(f"{p}: cannot read the file: {exc.strerror or exc}") from None
     records: list[tuple[str, Any]] = []
     stripped = text.lstrip()
     if stripped.startswith("["):
@@ -146,6 +157,8 @@ def load_dataset(path: str | Path, name: str = "dataset", max_tokens: int | None
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PromptError(f"{p}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise PromptError(f"{p}: not valid JSON: nesting too deep") from None
         records = [(f"{p}: [{i}]", x) for i, x in enumerate(items)]
     else:
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -155,6 +168,8 @@ def load_dataset(path: str | Path, name: str = "dataset", max_tokens: int | None
                 records.append((f"{p}: line {lineno}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise PromptError(f"{p}: line {lineno}: not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise PromptError(f"{p}: line {lineno}: not valid JSON: nesting too deep") from None
     if not records:
         raise PromptError(f"{p}: the dataset has no prompts")
     convs = [_messages(x, where) for where, x in records]

@@ -38,7 +38,7 @@ from locust.runners import WorkerRunner
 
 from llm_metrics.promtext import PromTextError, parse
 from llm_metrics.sidecar_server import ServerSampler, format_report
-from llm_users.llm_http import Timeouts, llm_call
+from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.options import OptionError
 from llm_users.sidecar_answers import parse_generate_json, parse_trade_json
 from llm_users.sidecar_config import SidecarConfigError
@@ -207,6 +207,12 @@ class SidecarUser(FastHttpUser):
     abstract = True
     scenario = "sidecar"
 
+    def __init__(self, environment: Any) -> None:
+        rt = getattr(environment, "llm_sidecar", None)
+        if rt is not None:
+            self.network_timeout = socket_timeout(self.network_timeout, rt.settings.target.idle_timeout_s)
+        super().__init__(environment)
+
     def wait_time(self) -> float:
         return runtime(self.environment).settings.think_time_s
 
@@ -246,7 +252,7 @@ class SidecarUser(FastHttpUser):
             context={"scenario": self.scenario},
         ) as resp:
             if resp.status_code != 200:
-                resp.failure(f"HTTP {resp.status_code}")
+                resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))
                 return
             try:
                 parse(resp.content or b"")
@@ -262,7 +268,7 @@ class SidecarUser(FastHttpUser):
             context={"scenario": self.scenario},
         ) as resp:
             if resp.status_code != 200:
-                resp.failure(f"HTTP {resp.status_code}")
+                resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))
 
 
 class SidecarLoadBase(SidecarUser):

@@ -25,7 +25,7 @@ __all__ = ["parse_generate_json", "parse_trade_json"]
 def _object(body: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than json can read
         raise StreamError("invalid JSON body", body[:60].decode("utf-8", "replace")) from exc
     if not isinstance(obj, dict):
         raise StreamError("unexpected JSON body", "not an object")

@@ -55,7 +55,7 @@ def _generate(data: Any, src: str) -> GenerateRequest:
         return GenerateRequest()
     if not isinstance(data, dict):
         raise SidecarConfigError(f"{src}: generate: expected a mapping with prompt and max_tokens")
-    unknown = sorted(set(data) - set(_GENERATE_KEYS))
+    unknown = sorted(set(data) - set(_GENERATE_KEYS), key=str)  # keys: any YAML scalar
     if unknown:
         raise SidecarConfigError(f"{src}: generate.{unknown[0]}: unknown key (expected {', '.join(_GENERATE_KEYS)})")
     prompt = data.get("prompt", DEFAULT_GENERATE_PROMPT)
@@ -78,6 +78,8 @@ def load_sidecar_config(path: str | Path) -> SidecarConfig:
         raise SidecarConfigError(f"{src}: cannot read the file: {exc}") from None
     except yaml.YAMLError as exc:
         raise SidecarConfigError(f"{src}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise SidecarConfigError(f"{src}: not valid YAML: nesting too deep") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -94,6 +94,8 @@ def load_trade_prompts(path: str | Path) -> TradePrompts:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PromptFileError(f"{src}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise PromptFileError(f"{src}: not valid JSON: nesting too deep") from None
     prefix = ""
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"prompts"})

@@ -2,12 +2,14 @@
 
 Two layers: ``iter_arrivals`` yields the body of a geventhttpclient response as each network read arrives
 (design.md section 6: ``read(n)`` and Locust's ``iter_content``/``iter_lines`` wait for n bytes and batch tokens),
-and ``iter_events`` decodes any stream of byte chunks into SSE events with sseclient-py, so the split of the
-bytes into chunks never changes the events. No Locust import.
+and ``iter_events`` decodes any stream of byte chunks into SSE events with sseclient-py's semantics (its
+common case decoded here, the rest by sseclient-py itself: see ``iter_events``), so the split of the bytes into
+chunks never changes the events. No Locust import.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -80,9 +82,64 @@ class _Source:
 
 
 def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
-    """Decode byte chunks into ``(event type, data)`` pairs with sseclient-py.
+    """Decode byte chunks into ``(event type, data)`` pairs, exactly as sseclient-py does.
 
-    Comment lines (keep-alives such as ``: ping``) and events without data are not yielded.
+    Comment lines (keep-alives such as ``: ping``) and events without data are not yielded. Lines that are
+    not UTF-8 raise ``UnicodeDecodeError`` (as sseclient-py does); nothing else is raised for any bytes.
+
+    Fast path (measured in bench/RESULTS.md: sseclient-py took about 40% of the CPU of a streamed call): while
+    the stream's line endings are LF only, events are cut at each ``\\n\\n`` here and the common event, one
+    ``data: ...`` line, is decoded directly; any other event (comments, ``event:``/``id:`` fields, several data
+    lines) is handed to sseclient-py alone. At the first ``\\r`` in the stream the rest, with the bytes not yet
+    cut, goes to sseclient-py. For LF-only streams sseclient-py cuts an event at the first ``\\n\\n`` after the
+    previous cut whatever the chunking, and a lone ``data: X`` line is the event ``("message", X)``, so the
+    events are the same; ``iter_events_sseclient`` is the reference, and tests compare the two.
     """
+    it = iter(chunks)
+    buf = b""
+    for chunk in it:
+        if b"\r" in chunk:
+            yield from iter_events_sseclient(_Resumed(buf, chunk, it, chunks))
+            return
+        # what is left of buf holds no blank line: one can only end in the new bytes, so the search starts at
+        # buf's last byte (not at 0: rescanning a long unfinished event at every chunk was quadratic)
+        scan = len(buf) - 1 if buf else 0
+        buf = buf + chunk if buf else chunk
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start if start > scan else scan)
+            if end < 0:
+                break
+            if buf.startswith(b"data: ", start) and buf.find(b"\n", start, end) < 0:
+                yield "message", buf[start + 6 : end].decode()
+            else:
+                yield from iter_events_sseclient((buf[start : end + 2],))
+            start = end + 2
+        if start:
+            buf = buf[start:]
+    if buf:  # sseclient-py dispatches what is left at the end of the body, even without the blank line
+        yield from iter_events_sseclient((buf,))
+
+
+class _Resumed:
+    """The rest of a stream for sseclient-py: the bytes not yet cut into events, then every chunk left."""
+
+    __slots__ = ("_it", "_source")
+
+    def __init__(self, pending: bytes, chunk: bytes, rest: Iterator[bytes], source: Iterable[bytes]) -> None:
+        self._it = itertools.chain((pending, chunk) if pending else (chunk,), rest)
+        self._source = source
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._it
+
+    def close(self) -> None:
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
+
+def iter_events_sseclient(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
+    """Decode byte chunks into ``(event type, data)`` pairs with sseclient-py alone (the reference decoder)."""
     for ev in SSEClient(_Source(chunks)).events():
         yield ev.event, ev.data

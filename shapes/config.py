@@ -235,4 +235,6 @@ def load_profiles(path: str | Path = DEFAULT_STAGES_FILE) -> dict[str, Profile]:
         raise ShapeConfigError(f"{source}: {where}{exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ShapeConfigError(f"{source}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ShapeConfigError(f"{source}: invalid YAML: nesting too deep") from None
     return parse_profiles(data, source)

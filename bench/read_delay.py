@@ -1,0 +1,95 @@
+"""How exactly one worker times tokens as open streams grow: the client's reading delay p50/p99 per concurrency.
+
+The mock (core 0) stamps every chunk with ``mock_sent_ns`` just before writing it; the suite's User (core 1,
+bench/locustfile_capacity.py ``SuiteStreamUser`` with the full metrics layer and ``SERVER_STAMPS=true``) records
+parse time - send stamp for every content event: ``llm_read_delay_ms``, the time a token waited in the kernel
+and in the client before the suite stamped it. Each level keeps N streams open all along (N closed-loop Users,
+each stream ``--tokens`` tokens at ``--itl-ms`` apart: 20 tokens/s by default), and only events after the
+warm-up (every User spawned and one whole stream read) count.
+
+Usage: python bench/read_delay.py [--levels 10,100,1000,2000] [--duration 30] [--repeat 2] [--itl-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import LocustRun, loadavg, machine, mock, need, run_locust
+
+LOCUSTFILE = "bench/locustfile_capacity.py"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--levels", default="10,100,500,1000,1500,2000", help="open streams per level, comma-separated")
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds per run (default 30)")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--itl-ms", type=float, default=50.0, help="mock delay between tokens (default 50: 20 tok/s)")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--limit-ms", type=float, default=10.0, help="the p99 bound looked for (default 10 ms)")
+    ap.add_argument("--reference", action="store_true", help="decoders as before the speed-ups (BENCH_REFERENCE=1)")
+    args = ap.parse_args()
+    need("taskset")
+    levels = [int(x) for x in args.levels.split(",")]
+    stream_s = (args.itl_ms * args.tokens + args.itl_ms) / 1000.0
+    print(machine(), flush=True)
+    rows = []
+    crossed: int | None = None
+    env = {"SERVER_STAMPS": "true", "BENCH_TOKENS": str(args.tokens), "BENCH_METRICS": "1"}
+    if args.reference:
+        env["BENCH_REFERENCE"] = "1"
+    margs = ["--ttft-ms", str(args.itl_ms), "--itl-ms", str(args.itl_ms), "--output-tokens", str(args.tokens)]
+    with mock(margs) as m:
+        print(f"mock: {m.shown}", flush=True)
+        for n in levels:
+            spawn_rate = min(n, 400)
+            warmup = n / spawn_rate + stream_s + 2.0
+            runs: list[LocustRun] = []
+            loads = []
+            for _ in range(args.repeat):
+                loads.append(loadavg())
+                r = run_locust(LOCUSTFILE, "SuiteStreamUser", m.base_url, users=n, duration_s=args.duration + warmup,
+                               warmup_s=warmup, env=env, spawn_rate=spawn_rate, mock_pid=m.proc.pid)  # fmt: skip
+                runs.append(r)
+                d = r.probe["read_delay_ms"]
+                tps = d["count"] / max(r.probe["steady"]["seconds"], 1e-9)
+                print(f"{n:5} streams: p50 {d['p50']:.3f} ms  p99 {d['p99']:.3f} ms  p99.9 {d['p99.9']:.3f} ms  "
+                      f"events {d['count']}  tokens/s {tps:,.0f}  locust cpu {r.cpu():.2f}  mock cpu {r.mock_cpu:.2f}  "
+                      f"fail {r.probe['steady']['failures']}  load {loads[-1]:.2f}", flush=True)  # fmt: skip
+            p50s = [r.probe["read_delay_ms"]["p50"] for r in runs]
+            p99s = [r.probe["read_delay_ms"]["p99"] for r in runs]
+            p999 = [r.probe["read_delay_ms"]["p99.9"] for r in runs]
+            tps = [r.probe["read_delay_ms"]["count"] / max(r.probe["steady"]["seconds"], 1e-9) for r in runs]
+            cpu = [r.cpu() for r in runs]
+            best = min(range(len(runs)), key=lambda i: p99s[i])
+            if crossed is None and min(p99s) > args.limit_ms:
+                crossed = n
+            rows.append(
+                f"| {n:,} | {min(p50s):.2f} ({statistics.median(p50s):.2f}) | **{min(p99s):.2f}** "
+                f"({statistics.median(p99s):.2f}) | {min(p999):.2f} ({statistics.median(p999):.2f}) "
+                f"| {statistics.median(tps):,.0f} | {statistics.median(cpu):.0%} | {runs[best].mock_cpu:.0%} "
+                f"| {sum(r.probe['steady']['failures'] for r in runs)} | {min(loads):.2f}-{max(loads):.2f} |"
+            )
+    print()
+    print(machine())
+    print()
+    print("| open streams | read delay p50 ms: best (median) | p99 ms: best (median) | p99.9 ms: best (median) "
+          "| tokens/s read (median) | Locust CPU | mock CPU | failures | load average |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print()
+    if crossed is None:
+        print(f"p99 stayed at or below {args.limit_ms:g} ms up to {levels[-1]:,} open streams (best run of each level)")
+    else:
+        print(f"p99 first above {args.limit_ms:g} ms at {crossed:,} open streams (best run of the level)")
+    print("command of the last run, as run:", runs[-1].command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Bad input everywhere a user types, property-based: any YAML-ish data (and any bytes in a file) given to a
+config loader either loads or raises that loader's documented error, whose message starts with the source
+(the file path or the name given) and says what is wrong. No other exception, ever.
+
+Two kinds of input: arbitrary data (nested mappings, lists and scalars, keys from the loader's vocabulary
+mixed with odd ones: integers, null, booleans, as YAML allows), and the shipped configuration files with one
+part replaced, removed or added (so that the search also reaches the deep keys). Files get arbitrary bytes too.
+
+The loaders: the mock's settings (``mock_llm.config``), the thresholds (``parse_thresholds`` and
+``hooks.load_slo_file``), ``conf/gateway.yaml``, the load profiles (``shapes.config``), the sidecar's settings
+and trade prompts, the chat prompt sets and datasets.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llm_metrics.hooks import ConfigError as SloFileError
+from llm_metrics.hooks import load_slo_file
+from llm_metrics.sidecar_server import ServerMetricsError, parse_server_metrics
+from llm_metrics.thresholds import ThresholdError, default_registry, parse_thresholds
+from llm_users.gateway_config import GatewayConfigError, load_gateway_config, parse_gateway_config
+from llm_users.prompts import PromptError, load_dataset, load_prompt_sets
+from llm_users.sidecar_config import SidecarConfigError, load_sidecar_config
+from llm_users.sidecar_prompts import PromptFileError, load_trade_prompts
+from mock_llm.config import ConfigError as MockConfigError
+from mock_llm.config import from_mapping, load_yaml
+from shapes.config import ShapeConfigError, load_profiles, parse_profiles
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+EXAMPLES = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+BASES: dict[str, Any] = {
+    "mock": _yaml(ROOT / "mock_llm" / "default.yaml"),
+    "gateway": _yaml(CONF / "gateway.yaml"),
+    "shapes": _yaml(CONF / "shapes.yaml"),
+    "sidecar": _yaml(CONF / "sidecar.yaml"),
+    "prompts": _yaml(CONF / "prompts.yaml"),
+    "trade": json.loads((CONF / "prompts.json").read_text(encoding="utf-8")),
+    "thresholds": _yaml(CONF / "thresholds" / "gateway.yaml"),
+}
+
+
+def _vocabulary(data: Any, out: set[str]) -> set[str]:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.add(str(k))
+            _vocabulary(v, out)
+    elif isinstance(data, list):
+        for v in data:
+            _vocabulary(v, out)
+    return out
+
+
+VOCABULARY = sorted(_vocabulary(BASES, set()) | {"thresholds", "threshold", "abortOnFail", "delayAbortEval"})
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**12), max_value=10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["p(95)<1000", "rate<0.02", "200-399", "429", "/health", "10s", "1m", "", " ", "-1"])
+)
+keys = st.sampled_from(VOCABULARY) | st.text(max_size=8) | st.integers(-3, 3) | st.none() | st.booleans()
+yamlish = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=16
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: Any) -> Any:
+    """``base`` with one part replaced by arbitrary data, removed, or a key added."""
+    data = copy.deepcopy(base)
+    holder: Any = None
+    key: Any = None
+    node = data
+    while isinstance(node, dict | list) and node and draw(st.booleans()):
+        holder = node
+        key = draw(st.sampled_from(sorted(node, key=str))) if isinstance(node, dict) else draw(
+            st.integers(0, len(node) - 1)
+        )
+        node = node[key]
+    action = draw(st.sampled_from(["replace", "remove", "add"]))
+    if holder is None:
+        return draw(yamlish) if action == "replace" else data
+    if action == "replace":
+        holder[key] = draw(yamlish)
+    elif action == "remove":
+        del holder[key]
+    elif isinstance(node, dict):
+        node[draw(keys)] = draw(yamlish)
+    else:
+        holder[key] = draw(yamlish)
+    return data
+
+
+def file_texts(base: Any) -> st.SearchStrategy[bytes]:
+    """What a file may hold: YAML of arbitrary or mutated data, JSON of it, or arbitrary bytes."""
+
+    def dump(data: Any) -> bytes:
+        try:
+            return yaml.safe_dump(data, allow_unicode=True).encode("utf-8", "surrogatepass")
+        except (yaml.YAMLError, ValueError):
+            return b"{"
+
+    def as_json(data: Any) -> bytes:
+        try:
+            return json.dumps(data).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError):
+            return b"["
+
+    data = yamlish | mutated(base)
+    return data.map(dump) | data.map(as_json) | st.binary(max_size=200) | st.sampled_from(
+        [b"", b"\xff\xfe", b"[" * 1000, b"{" * 1000, b"\t- x\n", b"key: value\nkey: again\n"]
+    )
+
+
+def expect(fn: Callable[[], Any], error: type[Exception], source: str) -> None:
+    """``fn()`` loads, or raises ``error`` whose message names ``source`` first and then says something."""
+    try:
+        fn()
+    except error as exc:
+        message = str(exc)
+        assert message.startswith(f"{source}: "), message
+        assert len(message) > len(source) + 4, message
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as d:
+        yield Path(d)
+
+
+def write(scratch: Path, name: str, content: bytes) -> Path:
+    p = scratch / name
+    p.write_bytes(content)
+    return p
+
+
+# -- mappings given directly ----------------------------------------------------------------------------------
+
+
+@EXAMPLES
+@given(yamlish | mutated(BASES["mock"]))
+def test_mock_settings(data: Any) -> None:
+    if isinstance(data, dict) or data is None:
+        expect(lambda: from_mapping(data, "conf.yaml"), MockConfigError, "conf.yaml")
+
+
+@EXAMPLES
+@given(yamlish | mutated(BASES["thresholds"]["thresholds"]), st.booleans())
+def test_thresholds(data: Any, fail_on_no_data: bool) -> None:
+    expect(
+        lambda: parse_thresholds(data, "th.yaml", registry=default_registry(), fail_on_no_data=fail_on_no_data),
+        ThresholdError,
+        "th.yaml",
+    )
+
+
+@EXAMPLES
+@given(yamlish | mutated(BASES["gateway"]))
+def test_gateway_config(data: Any) -> None:
+    expect(lambda: parse_gateway_config(data, "g.yaml"), GatewayConfigError, "g.yaml")
+
+
+@EXAMPLES
+@given(yamlish | mutated(BASES["shapes"]))
+def test_load_profiles(data: Any) -> None:
+    expect(lambda: parse_profiles(data, "stages.yaml"), ShapeConfigError, "stages.yaml")
+
+
+@EXAMPLES
+@given(yamlish | mutated(BASES["sidecar"]["server_metrics"]))
+def test_server_metrics(data: Any) -> None:
+    expect(lambda: parse_server_metrics(data, "sidecar.yaml"), ServerMetricsError, "sidecar.yaml")
+
+
+# -- files ------------------------------------------------------------------------------------------------------
+
+
+@EXAMPLES
+@given(file_texts(BASES["mock"]))
+def test_mock_settings_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "mock.yaml", content)
+    expect(lambda: from_mapping(load_yaml(path), str(path)), MockConfigError, str(path))
+
+
+@EXAMPLES
+@given(file_texts(BASES["thresholds"]))
+def test_thresholds_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "th.yaml", content)
+    try:
+        load_slo_file(path, default_registry())
+    except (SloFileError, ThresholdError) as exc:
+        assert str(exc).startswith(f"{path}: "), str(exc)
+
+
+@EXAMPLES
+@given(file_texts(BASES["gateway"]))
+def test_gateway_config_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "gateway.yaml", content)
+    expect(lambda: load_gateway_config(path), GatewayConfigError, str(path))
+
+
+@EXAMPLES
+@given(file_texts(BASES["shapes"]))
+def test_profiles_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "shapes.yaml", content)
+    expect(lambda: load_profiles(path), ShapeConfigError, str(path))
+
+
+@EXAMPLES
+@given(file_texts(BASES["sidecar"]))
+def test_sidecar_settings_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "sidecar.yaml", content)
+    expect(lambda: load_sidecar_config(path), SidecarConfigError, str(path))
+
+
+@EXAMPLES
+@given(file_texts(BASES["trade"]))
+def test_trade_prompts_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "prompts.json", content)
+    expect(lambda: load_trade_prompts(path), PromptFileError, str(path))
+
+
+@EXAMPLES
+@given(file_texts(BASES["prompts"]))
+def test_prompt_sets_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "prompts.yaml", content)
+    expect(lambda: load_prompt_sets(path), PromptError, str(path))
+
+
+@EXAMPLES
+@given(file_texts(BASES["trade"]) | st.lists(yamlish, max_size=4).map(lambda xs: "\n".join(map(json.dumps, xs)).encode()))
+def test_dataset_file(scratch: Path, content: bytes) -> None:
+    path = write(scratch, "data.jsonl", content)
+    expect(lambda: load_dataset(path), PromptError, str(path))
+
+
+def test_nan_and_infinity_are_never_accepted_as_durations_or_rates() -> None:
+    """The floats YAML reads from .nan and .inf: refused where a finite number is needed."""
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ShapeConfigError):
+            parse_profiles({"profiles": {"p": {"stages": [{"duration": bad, "target": 1}]}}}, "s.yaml")
+        with pytest.raises(MockConfigError):
+            from_mapping({"ttft_ms": bad}, "m.yaml")
