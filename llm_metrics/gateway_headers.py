@@ -252,7 +252,7 @@ def _one(spec: object, where: str, presets: Mapping[str, tuple[TimingSource, ...
         if "unit" in spec:
             raise ValueError(f"{where}.unit: Server-Timing durations are always in ms; remove 'unit'")
         return (_server_timing(value.strip()),)
-    if unit not in _UNITS:
+    if not isinstance(unit, str) or unit not in _UNITS:
         raise ValueError(f"{where}.unit: expected ms or s, got {_show(unit)}")
     if kind == "header":
         return (_header(value.strip(), _UNITS[unit]),)

@@ -9,7 +9,8 @@ the listeners of design.md section 3:
   (``worker_report``), so percentiles are computed once, on merged histograms;
 * on the master or the local runner only: ``abortOnFail`` thresholds are checked every second, and at quit
   every threshold is evaluated, the table printed, the JSON summary written and the exit code set
-  (0 when every threshold passes, 99 when one fails, as k6 does).
+  (0 when every threshold passes, 99 when one fails, as k6 does; 98 when every threshold passed but the verdict
+  is not trustworthy: data of the run is missing, e.g. a worker was lost; ``verdict_trustworthy`` in the JSON).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from llm_metrics import summary
 from llm_metrics.calls import GoodputSLO, meets_slo
+from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
 from llm_metrics.store import MetricStore
 from llm_metrics.thresholds import (
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_THRESHOLDS_FAILED = 99
+EXIT_NOT_TRUSTWORTHY = 98
+"""Every threshold passed, but data is missing (``trust_checks``): the pass cannot be trusted."""
 READ_DELAY = "llm_read_delay_ms"
 WIRE_KEY = "llm_metrics"
 SECRET_OPTIONS = ("api_key", "loadtest_token", "password", "admin_password", "web_login_password", "pushgateway")
@@ -137,6 +141,10 @@ class LLMMetrics:
         opens one per step (``open_window``) to judge the step on its own data."""
         self.last_report_at: dict[str, float] = {}
         """Master: wall-clock time of each worker's last report (by client id)."""
+        self.trust_checks: list[Callable[[], list[str]]] = []
+        """Each gives the reasons (if any) why the merged data is incomplete; any reason: verdict not trustworthy."""
+        self.excluded_workers: set[str] = set()
+        """Master: workers whose reports are not merged (refused for another suite version)."""
         self._users_greenlet: gevent.Greenlet | None = None
 
     # -- recording ---------------------------------------------------------------------------------
@@ -241,7 +249,7 @@ class LLMMetrics:
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         wire = data.get(WIRE_KEY)
-        if not wire:
+        if not wire or client_id in self.excluded_workers:
             return
         self.workers_seen.add(client_id)
         self.last_report_at[client_id] = time.time()
@@ -312,6 +320,11 @@ class LLMMetrics:
             text += "\n" + section()
         if self.aborted_by:
             text += "\nRun aborted early by abortOnFail threshold(s).\n"
+        untrusted = [reason for check in self.trust_checks for reason in check()]
+        if untrusted:
+            text += "\nVERDICT NOT TRUSTWORTHY (data of the run is missing):\n" + "".join(
+                f"  - {reason}\n" for reason in untrusted
+            )
         self.report_text = summary.redact(text, self.secrets())
         doc = summary.json_summary(self.results, self.store, meta)
         if override is not None:
@@ -320,6 +333,8 @@ class LLMMetrics:
         for name, fn in self.json_sections.items():
             doc[name] = fn()
         doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in self.aborted_by]
+        doc["verdict_trustworthy"] = not untrusted
+        doc["untrustworthy_because"] = untrusted
         if self.summary_path:
             out = Path(self.summary_path)
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -327,11 +342,12 @@ class LLMMetrics:
             self.report_text += f"JSON summary written to {out}\n"
         for after in self.after_summary:
             after(doc)
+        passed_code = EXIT_NOT_TRUSTWORTHY if untrusted else 0
         if override is not None:
-            return 0 if override[1] and not self.aborted_by else EXIT_THRESHOLDS_FAILED
+            return passed_code if override[1] and not self.aborted_by else EXIT_THRESHOLDS_FAILED
         if not self.thresholds:
             return None
-        return 0 if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
+        return passed_code if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
 
     def print_report(self) -> None:
         if self.report_text:
@@ -436,6 +452,7 @@ def install_metrics(
     def _args(parser: Any, **_kw: Any) -> None:
         add_metrics_arguments(parser, suite, default_thresholds)
         add_exporter_arguments(parser)
+        add_cluster_arguments(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
@@ -459,6 +476,7 @@ def install_metrics(
         if isinstance(runner, MasterRunner):
             environment.events.worker_report.add_listener(m.on_worker_report)
             install_worker_tracking(environment, m)
+        install_cluster(environment, m)  # suite version check; a worker's watch on its master
         if not isinstance(runner, WorkerRunner):
             install_exporter(environment, m)
         if not isinstance(runner, WorkerRunner):

@@ -28,7 +28,8 @@ polling once the run has stopped (reload the page for the final numbers); the st
 response times only, so TTFT, tokens/s and users over time are plotted in ``llm/report``; Locust's
 "Reset stats" does not reset these metrics (they cover the whole run, as the JSON summary does).
 
-Rows are computed at most once a second whatever the number of open pages. Secrets are masked in every output.
+Rows are computed at most once a second whatever the number of open pages. Secrets are masked in every output,
+and the secret options' values never reach the browser (``hide_secret_values``).
 Nothing happens at import: Flask is imported by ``attach_web_ui``.
 """
 
@@ -214,6 +215,46 @@ class _Tabs:
         return self._data
 
 
+def hide_secret_values(web_ui: Any) -> None:
+    """Keep the secret options' values out of the browser.
+
+    Locust 2.47 renders every ``is_secret`` option into the page with its value as the prefill of a password
+    field (``template_args["extra_options"]``, recomputed from the command line and the environment at each
+    page load): the value is in the page source. Here it is blanked after each computation, and a form sent
+    back with such a field empty (what the blanked field sends) leaves the option as it is, instead of
+    setting it to "" as Locust would: the field reads "empty = unchanged"; a value typed in replaces it."""
+    from flask import request
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    if getattr(web_ui, "_llm_secrets_hidden", False):
+        return
+    web_ui._llm_secrets_hidden = True
+    compute = web_ui.update_template_args
+
+    def secret_keys() -> set[str]:
+        options = web_ui.template_args.get("extra_options") or {}
+        return {k for k, o in options.items() if isinstance(o, dict) and o.get("is_secret")}
+
+    def update_template_args() -> None:
+        compute()
+        options = web_ui.template_args.get("extra_options") or {}
+        for key in secret_keys():
+            options[key]["default_value"] = ""
+
+    web_ui.update_template_args = update_template_args
+    if web_ui.template_args.get("extra_options") is not None:
+        update_template_args()  # what Locust computed when the web UI was made
+
+    @web_ui.app.before_request
+    def _keep_unchanged_secrets() -> None:
+        if request.endpoint != "locust.swarm" or request.method != "POST":
+            return
+        form = request.form
+        blank = {k for k in secret_keys() if k in form and not form.get(k)}
+        if blank:
+            request.form = ImmutableMultiDict([(k, v) for k, v in form.items(multi=True) if k not in blank])
+
+
 def attach_web_ui(environment: Any) -> None:
     """Add the LLM tabs and routes to ``environment.web_ui`` (no-op without a web UI, or when done already)."""
     web_ui = getattr(environment, "web_ui", None)
@@ -235,6 +276,7 @@ def attach_web_ui(environment: Any) -> None:
         {"key": THRESHOLDS_TAB, "structure": THRESHOLDS_TABLE},
     ]
     args["extended_csv_files"] = [*(args.get("extended_csv_files") or []), *DOWNLOADS]
+    hide_secret_values(web_ui)
 
     def secrets() -> list[str]:
         m = getattr(environment, "llm_metrics", None)

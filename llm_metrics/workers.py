@@ -84,6 +84,8 @@ class WorkerLedger:
         self.started_at: float | None = None
         self.stopping_at: float | None = None
         self.at_start: list[str] = []
+        self.refused: dict[str, dict[str, Any]] = {}
+        """Workers refused for another suite version (``llm_metrics.cluster``), out of every other count."""
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -100,6 +102,9 @@ class WorkerLedger:
         self.stopping_at = None
         old = self.workers
         self.workers = {}
+        # refusals during an earlier test belong to it; those since (while idle) are kept
+        self.refused = {wid: r for wid, r in self.refused.items() if not r["during_run"]}
+        connected = {wid: state for wid, state in connected.items() if wid not in self.refused}
         for wid, state in connected.items():
             prev = old.get(wid)
             rec = self._get(wid)
@@ -126,7 +131,22 @@ class WorkerLedger:
             rec.lost_at = None
         rec.state = "ready"
 
+    def refuse(self, worker_id: str, version: str, master_version: str, t: float, during_run: bool) -> None:
+        """The master refused this worker (another suite version); it quits and is left out of the run."""
+        self.refused[worker_id] = {
+            "id": worker_id,
+            "version": version,
+            "master_version": master_version,
+            "at": t,
+            "during_run": during_run,
+        }
+        self.workers.pop(worker_id, None)
+        if worker_id in self.at_start:
+            self.at_start.remove(worker_id)
+
     def reported(self, worker_id: str, t: float, users: int | None = None) -> None:
+        if worker_id in self.refused:
+            return
         rec = self._get(worker_id)
         if rec.connected_at is None:  # connected before tracking began
             rec.connected_at = t
@@ -146,6 +166,8 @@ class WorkerLedger:
         news: list[str] = []
         running = self.phase == "running"
         for wid, state in clients.items():
+            if wid in self.refused:
+                continue
             rec = self.workers.get(wid)
             if rec is None:
                 rec = self._get(wid)
@@ -244,6 +266,7 @@ class WorkerLedger:
             "lost": [r.id for r in self.lost()],
             "no_final_report": [r.id for r in self.without_final_report()],
             "nodes": nodes,
+            "refused": [{**r, "at": self._rel(r["at"])} for r in self.refused.values()],
         }
 
     def lines(self) -> list[str]:
@@ -254,6 +277,8 @@ class WorkerLedger:
             head += f" (expected {self.expected})"
         late, lost, partial = self.late_joiners(), self.lost(), self.without_final_report()
         head += f", {len(late)} joined late, {len(lost)} lost; {reported} of {len(self.workers)} reported"
+        if self.refused:
+            head += f"; {len(self.refused)} refused (another suite version)"
         out = [head]
         for r in late:
             out.append(f"  joined late: worker {self.label(r)} at +{self._rel(r.connected_at) or 0:.1f} s")
@@ -274,6 +299,28 @@ class WorkerLedger:
                 f"  no final report: worker {self.label(r)}, last report at +{self._rel(r.last_report_at) or 0:.1f} s "
                 "(calls it finished after that are not in these numbers)"
             )
+        for ref in self.refused.values():
+            out.append(
+                f"  refused: worker {ref['id']} runs suite version {ref['version']}, the master {ref['master_version']}"
+                + (" (it had joined the test: its numbers are left out)" if ref["during_run"] else "")
+            )
+        return out
+
+    def trust_reasons(self) -> list[str]:
+        """Why the merged numbers may be incomplete: lost workers, missing final reports, workers refused while
+        the test ran. Empty when every worker's measurements are in."""
+        out = []
+        for r in self.lost():
+            how = "went missing" if r.lost == "missing" else "quit"
+            out.append(f"worker {self.label(r)} {how} during the run: what it measured after its last report is lost")
+        for r in self.without_final_report():
+            out.append(f"no final report from worker {self.label(r)}: calls it finished last are not counted")
+        for ref in self.refused.values():
+            if ref["during_run"]:
+                out.append(
+                    f"worker {ref['id']} was refused during the run (suite version {ref['version']}, the master "
+                    f"{ref['master_version']}): the Users it ran are not counted"
+                )
         return out
 
 
@@ -420,5 +467,6 @@ def install_worker_tracking(environment: Any, metrics: Any) -> WorkerTracking:
     events.quitting.add_listener(tracking.on_quitting)
     metrics.json_sections["workers"] = tracking.json_section
     metrics.text_sections.append(tracking.text_section)
+    metrics.trust_checks.append(tracking.ledger.trust_reasons)
     environment.llm_workers = tracking
     return tracking

@@ -4,6 +4,15 @@ Streamed answers are read with ``sse.iter_arrivals`` and decoded with sseclient-
 send to ``[DONE]`` (or the end of the body), not at the headers as Locust does with ``stream=True``
 (design.md section 6): ``request_meta["response_time"]`` and ``["context"]`` are set before the ``with`` ends.
 Every failure becomes a failed request with a short reason; nothing raised here escapes to the User.
+
+Bounds (``Timeouts``, per call; the suites set them from ``IDLE_TIMEOUT`` and ``CALL_TIMEOUT``), with their reasons:
+``timeout (headers)`` no response headers within ``idle_s`` of the send (a non-streamed answer sends nothing
+before it is complete, so its whole generation must fit), ``timeout (idle)`` no byte for ``idle_s`` while the
+body arrives, ``timeout (call)`` the whole call over ``total_s``. A stalled stream therefore ends after
+``idle_s``, a trickling one after ``total_s``. The connection's own timeout is given back after the call, so
+the next request on it (an LLM call or not) is not bound by this one's. Sizes: a streamed answer that sends
+``MAX_EVENT_BYTES`` (1 MiB) without completing an SSE event fails as ``oversized SSE event``, a non-streamed
+body over ``MAX_BODY_BYTES`` (8 MiB) as ``oversized body``; reading stops there and the connection is closed.
 """
 
 from __future__ import annotations
@@ -325,7 +334,7 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
     try:
         ans = how.parse_json(b"".join(chunks))
     except StreamError as exc:
-        if "json" not in ctype:  # a body that is not JSON, and not said to be: name what it said it was
+        if ctype and "json" not in ctype:  # not JSON, and not said to be: name what it said it was
             return n, f"wrong content type: {_media_type(ctype)}"
         return n, exc.reason
     rec.usage_completion_tokens = ans.completion_tokens

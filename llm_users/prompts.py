@@ -65,7 +65,7 @@ def _messages(value: Any, where: str) -> list[Message]:
             if not isinstance(m, dict) or not isinstance(m.get("content"), str):
                 raise PromptError(f"{where}[{i}]: expected an object with a string 'content'")
             role = m.get("role", "user")
-            if role not in _ROLES:
+            if not isinstance(role, str) or role not in _ROLES:
                 raise PromptError(f"{where}[{i}].role: expected one of {sorted(_ROLES)}, got {role!r}")
             out.append({"role": role, "content": m["content"]})
         return out

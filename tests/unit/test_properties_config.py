@@ -269,3 +269,61 @@ def test_nan_and_infinity_are_never_accepted_as_durations_or_rates() -> None:
             parse_profiles({"profiles": {"p": {"stages": [{"duration": bad, "target": 1}]}}}, "s.yaml")
         with pytest.raises(MockConfigError):
             from_mapping({"ttft_ms": bad}, "m.yaml")
+
+
+# -- the messages of the errors these properties found (exact) --------------------------------------------------
+
+DEEP = b"[" * 1000
+NOT_UTF8 = b"\xff\xfe"
+
+
+@pytest.mark.parametrize(
+    ("loader", "content", "message"),
+    [
+        (lambda p: from_mapping(load_yaml(p), str(p)), DEEP, "{p}: not valid YAML: nesting too deep"),
+        (lambda p: from_mapping(load_yaml(p), str(p)), NOT_UTF8, "{p}: not UTF-8 text (byte 0)"),
+        (lambda p: load_slo_file(p, default_registry()), DEEP, "{p}: not valid YAML: nesting too deep"),
+        (lambda p: load_slo_file(p, default_registry()), NOT_UTF8, "{p}: not UTF-8 text (byte 0)"),
+        (
+            lambda p: load_slo_file(p, default_registry()),
+            b"1: x\nthresholds: {}\n",
+            "{p}: 1: unknown key (expected thresholds, goodput, fail_on_no_data)",
+        ),
+        (load_gateway_config, DEEP, "{p}: invalid YAML: nesting too deep"),
+        (load_profiles, DEEP, "{p}: invalid YAML: nesting too deep"),
+        (load_sidecar_config, DEEP, "{p}: not valid YAML: nesting too deep"),
+        (
+            load_sidecar_config,
+            b"generate: {1: x, prompt: p}\n",
+            "{p}: generate.1: unknown key (expected prompt, max_tokens)",
+        ),
+        (
+            load_sidecar_config,
+            b"server_metrics: {null: 1}\n",
+            "{p}: server_metrics.None: unknown key (expected path, interval_s, timeout_s, series)",
+        ),
+        (load_trade_prompts, b"[" * 3000, "{p}: not valid JSON: nesting too deep"),
+        (load_prompt_sets, DEEP, "{p}: not valid YAML: nesting too deep"),
+        (load_prompt_sets, NOT_UTF8, "{p}: not UTF-8 text (byte 0)"),
+        (load_prompt_sets, b"prompts: {a: {prompt: x}}\n1: x\n", "{p}: 1: unknown key (expected: prompts)"),
+        (
+            load_prompt_sets,
+            b"prompts: {a: {messages: [{content: x, role: [1]}]}}\n",
+            "{p}: prompts.a.messages[0].role: expected one of ['assistant', 'system', 'user'], got [1]",
+        ),
+        (load_dataset, NOT_UTF8, "{p}: not UTF-8 text (byte 0)"),
+        (load_dataset, b"[" * 3000, "{p}: not valid JSON: nesting too deep"),
+        (load_dataset, b'"x"\n' + b"[" * 3000, "{p}: line 2: not valid JSON: nesting too deep"),
+    ],
+)
+def test_error_messages(scratch: Path, loader: Callable[[Path], Any], content: bytes, message: str) -> None:
+    path = write(scratch, "input", content)
+    with pytest.raises(ValueError) as err:
+        loader(path)
+    assert str(err.value) == message.format(p=path)
+
+
+def test_a_source_unit_that_is_not_a_string_is_refused_by_name() -> None:
+    with pytest.raises(GatewayConfigError) as err:
+        parse_gateway_config({"metrics": {"gateway_latency": {"header": "x-overhead", "unit": [1]}}}, "g.yaml")
+    assert str(err.value) == "g.yaml: metrics.gateway_latency.unit: expected ms or s, got [1]"
