@@ -10,7 +10,7 @@ USERS ?= 20
 WITH_MOCK := $(PY) -m mock_llm.with_mock --unless-env BASE --
 
 .DEFAULT_GOAL := help
-.PHONY: help install run smoke-all test lint mock mock-demo bench-mock distributed prometheus workload-smoke workload-trace capacity capacity-rate capacity-demo clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke gateway-smoke gateway-load gateway-stress gateway-spike gateway-smoke-fast gateway-load-fast gateway-stress-fast gateway-spike-fast gateway-ui
+.PHONY: help install run smoke-all test lint mock mock-demo bench bench-mock distributed prometheus workload-smoke workload-trace capacity capacity-rate capacity-demo clean chat chat-stream chat-nonstream chat-smoke chat-ui sidecar sidecar-read sidecar-trade sidecar-smoke gateway-smoke gateway-load gateway-stress gateway-spike gateway-smoke-fast gateway-load-fast gateway-stress-fast gateway-spike-fast gateway-ui
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -137,6 +137,14 @@ distributed: $(STAMP) ## master + WORKERS local workers (chat suite), headless, 
 
 prometheus: ## install Debian's prometheus for the e2e scrape test (no-op when present)
 	sh tests/e2e/ensure_prometheus.sh || echo "prometheus could not be installed: its e2e test will be skipped"
+
+bench: $(STAMP) ## client benchmarks: capacity, reading delay, memory, k6 side by side (~30 min; bench/RESULTS.md)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/hot_path.py
+	$(PY) bench/client_capacity.py --repeat 3
+	$(PY) bench/read_delay.py --repeat 2
+	$(PY) bench/metrics_memory.py
+	$(PY) bench/k6_compare.py --repeat 3
 
 bench-mock: $(STAMP) ## mock capacity on one core with wrk (apt-get install -y wrk), recorded in bench/RESULTS.md
 	$(PY) bench/mock_capacity.py
