@@ -486,10 +486,15 @@ def install_metrics(
 
             attach_web_ui(environment)
 
+    def _where_verdict_is(environment: Any) -> LLMMetrics | None:
+        """The metrics of the master or local runner; None on a worker or when not installed."""
+        m = getattr(environment, "llm_metrics", None)
+        return None if m is None or isinstance(environment.runner, WorkerRunner) else m
+
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
-        m = getattr(environment, "llm_metrics", None)
-        if m is None or isinstance(environment.runner, WorkerRunner):
+        m = _where_verdict_is(environment)
+        if m is None:
             return
         m.store.mark_start()
         m.start_abort_checks()
@@ -497,8 +502,8 @@ def install_metrics(
 
     @events.test_stop.add_listener
     def _stop(environment: Any, **_kw: Any) -> None:
-        m = getattr(environment, "llm_metrics", None)
-        if m is None or isinstance(environment.runner, WorkerRunner):
+        m = _where_verdict_is(environment)
+        if m is None:
             return
         m.store.mark_stop()
         m.stop_abort_checks()
