@@ -71,6 +71,10 @@ def _exception_reason(exc: BaseException, total_timer: Any = None, waiting_for: 
         return str(exc)
     if isinstance(exc, UnicodeDecodeError):
         return "invalid UTF-8 in SSE stream"
+    if _was_reset(exc):
+        # geventhttpclient turns a reset before any byte of the answer into its "connection closed" error,
+        # raised while handling the ConnectionResetError: a RST is not a graceful close, say so
+        return "connection reset"
     if waiting_for == "headers" and isinstance(exc, (HTTPParseError, EmptyResponse)):
         return "connection closed before the answer"
     if isinstance(exc, ConnectionRefusedError):
@@ -82,6 +86,18 @@ def _exception_reason(exc: BaseException, total_timer: Any = None, waiting_for: 
     if isinstance(exc, OSError):
         return f"connection error: {type(exc).__name__}"
     return f"{type(exc).__name__}"
+
+
+def _was_reset(exc: BaseException) -> bool:
+    """True when ``exc`` is, or was raised while handling, a ConnectionResetError (a TCP RST)."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        if isinstance(cur, ConnectionResetError):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
 
 
 def no_answer_reason(resp: Any) -> str:

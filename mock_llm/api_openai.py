@@ -19,7 +19,7 @@ from mock_llm.protocol import Connection, Request, frame
 from mock_llm.text import SEQUENCE_LENGTH, count_message_tokens
 
 _SSE = b"text/event-stream"
-_TOKEN_FAULTS = frozenset({"disconnect", "malformed", "sse_error", "stall", "invalid_json"})
+_TOKEN_FAULTS = frozenset({"disconnect", "reset", "malformed", "sse_error", "stall", "invalid_json"})
 # Tokens already due (the stream is behind its schedule, or itl is 0) go out in one write of up to this many
 # chunks, then the stream yields to the others; a token due later is written alone, at its deadline.
 _BATCH_MAX = 16
@@ -255,6 +255,9 @@ async def _stream_fault(conn: Connection, enc: ChatChunks, kind: str, fault: Any
     """Inject a mid-stream fault; True when the stream is over."""
     if kind == "disconnect":
         conn.close()
+        return True
+    if kind == "reset":
+        conn.reset()
         return True
     if kind in ("malformed", "invalid_json"):
         conn.write_chunk(chunks.MALFORMED)

@@ -262,6 +262,9 @@ class MockApp:
                 return None
             if fault.kind == "slow_headers":
                 await asyncio.sleep(fault.value() or 0.0)
+            if fault.kind == "reset_headers":
+                conn.reset()
+                return None
         queued_at = time.perf_counter()
         if not self.admission.try_acquire():
             await self.admission.acquire()
@@ -283,9 +286,12 @@ class MockApp:
         """
         schedule = self.schedule(call, prompt_tokens)
         fault = call.fault
-        if fault is not None and fault.kind == "disconnect":
+        if fault is not None and fault.kind in ("disconnect", "reset"):
             await self.sleep_until(schedule.deadline_of(max(1, fault.at_token(n))))
-            conn.close()
+            if fault.kind == "reset":
+                conn.reset()
+            else:
+                conn.close()
             return False
         if fault is not None and fault.kind == "stall":
             await asyncio.sleep(fault.value() or 0.0)

@@ -24,6 +24,8 @@ import yaml
 FAULT_KINDS: dict[str, str | None] = {
     "error": "status",
     "disconnect": "tokens",
+    "reset": "tokens",
+    "reset_headers": None,
     "malformed": "tokens",
     "sse_error": "tokens",
     "stall": "seconds",

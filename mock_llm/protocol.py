@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Coroutine
@@ -364,6 +365,18 @@ class Connection(asyncio.Protocol):
         if not self.closed and self._transport is not None:
             self.closed = True
             self._transport.close()
+
+    def reset(self) -> None:
+        """Reset the connection: a TCP RST (SO_LINGER 0, then close now), as a crashed peer or a middlebox does."""
+        transport = self._transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                except OSError:
+                    pass
+        self.abort()
 
     def abort(self) -> None:
         """Close now, dropping unsent data."""

@@ -4,11 +4,11 @@ shows every threshold and draws its plots. Screenshot: ``test-artifacts/html-rep
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from llm_metrics.summary import format_number
 from mock_llm.testing import MockProcess
 from tests.e2e.browser import artifact, launch, require_chromium
 from tests.support import run_locust
@@ -65,4 +65,8 @@ def test_report_of_a_run_renders_alone_in_chromium(tmp_path: Path) -> None:
         assert box is not None and box["width"] > 300 and box["height"] > 100, (plot, box)
         assert lines[plot] >= 1, plot
     assert page_width <= 1366  # readable on a laptop: no sideways scrolling of the page
-    assert json.dumps(summary)  # the summary of the same run was written too
+    # the report shows the final, merged data of the run the JSON summary describes: the samples behind each
+    # threshold, as the browser shows them, are the summary's (a report built before the last data fails here)
+    assert [r[4] for r in shown] == [format_number(t["samples"]) for t in summary["thresholds"]], shown
+    failed_rate = next(t for t in summary["thresholds"] if t["key"] == "http_req_failed")
+    assert failed_rate["samples"] == sum(c["count"] for c in summary["counters"] if c["name"] == "http_reqs") > 0

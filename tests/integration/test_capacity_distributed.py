@@ -2,8 +2,10 @@
 
 The master runs the shape; the workers send their usual reports every 3 s and need nothing new. A step's window
 opens after the settling time (3 s, the report interval, so no report merged into it holds the step before),
-and is judged once both workers have reported after the hold. Two steps: 16 Users (below the mock's knee of
-22.4, see test_capacity_knee) pass, 32 Users fail; the window's request rate is the one 16 Users give.
+and is judged once both workers have reported after the hold. Two steps: 16 Users (below the mock's capacity of
+20, not slowed) pass, 32 Users (slowed (32/20)**3 = 4.1 times: TTFT ~410 ms) fail against TTFT p95 < 250 ms,
+a bound with 150 ms of margin on either side for the client's own delay on a busy machine; the window's
+request rate is the one 16 Users give.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def free_port() -> int:
 
 def test_master_and_two_workers_judge_each_step_on_its_merged_data(tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
-    (tmp_path / "th.yaml").write_text(yaml.safe_dump({"thresholds": {"llm_ttft_ms": ["p(95)<140"]}}))
+    (tmp_path / "th.yaml").write_text(yaml.safe_dump({"thresholds": {"llm_ttft_ms": ["p(95)<250"]}}))
     search = {
         "capacity": {
             "mode": "users", "start": 16, "max": 32, "growth": 2, "relative_resolution": 1,
@@ -83,7 +85,7 @@ def test_master_and_two_workers_judge_each_step_on_its_merged_data(tmp_path: Pat
     assert doc["metadata"]["workers_reported"] == 2
     assert (cap["limit"], cap["first_failure"], cap["complete"]) == (16, 32, True)
     low, high = cap["steps"]
-    assert low["ttft_p95_ms"] < 140 < high["ttft_p95_ms"]
+    assert low["ttft_p95_ms"] < 250 < high["ttft_p95_ms"]
     # 16 Users in a closed loop complete 16 calls per call time: the window's rate is theirs, not the
     # settling seconds' or the next step's (each call is one request)
     expected = 16 / (low["total_p50_ms"] / 1000.0)

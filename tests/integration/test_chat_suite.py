@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mock_llm.testing import MockProcess
-from tests.support import run_locust
+from tests.support import SchedulingNoise, run_locust
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +21,15 @@ TOKENS = 20
 
 
 def test_timing_matches_the_mock_at_50_concurrent_streams(tmp_path: Path) -> None:
-    """TTFT p50 within 2 ms, TPOT p50 within 1 ms, reading delay p50 <= 1 ms and p99 <= 5 ms."""
+    """TTFT p50 within 2 ms, TPOT p50 within 1 ms, reading delay p50 <= 1 ms and p99 <= 5 ms, each plus the
+    machine's scheduling noise measured during the run (``SchedulingNoise``: ~0.1 ms on a quiet machine).
+
+    The reading delay is per token against the mock's own send stamps (same clock): the client's error
+    itself. TTFT may exceed the configured 200 ms by the send path, the mock's timer lateness and that
+    reading delay, so its bound adds the measured reading delay p50 to the 2 ms."""
     stream_s = (TTFT_MS + (TOKENS - 1) * ITL_MS) / 1000.0
     rate = 50 / stream_s  # Little's law: 50 streams open on average
-    with MockProcess({"ttft_ms": TTFT_MS, "itl_ms": ITL_MS, "timestamps": False}) as mock:
+    with MockProcess({"ttft_ms": TTFT_MS, "itl_ms": ITL_MS, "timestamps": False}) as mock, SchedulingNoise() as noise:
         run = run_locust(
             "chat.py",
             ["-u", "80", "-r", "80", "-t", "8s", "--only-summary"],
@@ -47,14 +52,15 @@ def test_timing_matches_the_mock_at_50_concurrent_streams(tmp_path: Path) -> Non
     delay = run.hist("llm_read_delay_ms")
     assert ttft.count >= 300
     ttft_p50, tpot_p50 = ttft.percentile(50), tpot.percentile(50)
-    assert ttft_p50 is not None and tpot_p50 is not None
-    assert abs(ttft_p50 - TTFT_MS) <= 2.0, ttft.stats()
-    assert abs(tpot_p50 - ITL_MS) <= 1.0, tpot.stats()
-    assert delay.count >= ttft.count * TOKENS * 0.99
     d50, d99 = delay.percentile(50), delay.percentile(99)
-    assert d50 is not None and d99 is not None
-    assert d50 <= 1.0, delay.stats()
-    assert d99 <= 5.0, delay.stats()
+    assert ttft_p50 is not None and tpot_p50 is not None and d50 is not None and d99 is not None
+    print(f"TTFT p50 {ttft_p50:.2f} ms, TPOT p50 {tpot_p50:.3f} ms, read delay p50 {d50:.2f} p99 {d99:.2f}; {noise}")
+    assert delay.count >= ttft.count * TOKENS * 0.99
+    assert d50 <= 1.0 + noise.p(50), (delay.stats(), str(noise))
+    assert d99 <= 5.0 + noise.p(99), (delay.stats(), str(noise))
+    # the mock cannot send early: TTFT is never under the configured value by more than the histogram's 0.5%
+    assert -1.0 <= ttft_p50 - TTFT_MS <= 2.0 + d50, (ttft.stats(), delay.stats())
+    assert abs(tpot_p50 - ITL_MS) <= 1.0, tpot.stats()
     # one request event per call: Locust's count equals the mock's
     assert run.counter("http_reqs", scenario="chat_stream") == stats["requests"]["POST /v1/chat/completions"]
 

@@ -69,6 +69,10 @@ CASES: dict[str, Case] = {
         "faults.disconnect",
         {"stream cut before the end", "connection closed before the answer"},
     ),
+    # a TCP RST (SO_LINGER 0) in the middle of the answer, and before any header: a crashed server or a
+    # middlebox. The reason is exact: not the graceful "stream cut" of a close
+    "mid-stream-reset": Case({"faults": [rule("reset")]}, "faults.reset", {"connection reset"}),
+    "reset-before-headers": Case({"faults": [rule("reset_headers")]}, "faults.reset_headers", {"connection reset"}),
     "malformed-sse-line": Case(
         {"faults": [rule("malformed")]}, "faults.malformed", {"broken JSON in SSE event", "invalid JSON body"}
     ),

@@ -105,12 +105,18 @@ def test_api_keys_anonymous_unknown_and_required(mock: MockProcess) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after_and_counts(mock: MockProcess) -> None:
+    # one token every 2 s after a burst of 2: the four calls below (a few ms each) cannot see a refill even on
+    # a busy machine, which the elapsed time checks
+    mock.configure({"gateway": {"api_keys": {"sk-limited": {"rate_limit_rps": 0.5, "burst": 2}}}})
+    started = time.monotonic()
     results = [call(mock, "sk-limited") for _ in range(4)]
-    assert [r[0] for r in results] == [200, 200, 429, 429]  # burst 2, then 1 per second
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"the four calls took {elapsed:.1f} s: a token may have been refilled"
+    assert [r[0] for r in results] == [200, 200, 429, 429]  # burst 2, then 1 per 2 s
     _, headers, body = results[2]
-    assert headers["retry-after"] == "1"
+    assert headers["retry-after"] == "2"
     assert body["error"]["type"] == "rate_limit_exceeded"
-    time.sleep(1.0)
+    time.sleep(2.0 - (time.monotonic() - started) + 0.05)  # a token refilled since the first call
     assert call(mock, "sk-limited")[0] == 200
     stats = mock.stats()
     assert stats["rate_limited"] == 2

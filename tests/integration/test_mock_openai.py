@@ -160,13 +160,19 @@ def test_queue_reports_x_queue_time_when_a_request_waited(mock: MockProcess) -> 
 def test_overload_slows_tokens_down_and_recovers_when_load_drops(mock: MockProcess) -> None:
     mock.configure({"capacity": 1, "overload_exponent": 1.0, "ttft_ms": 0, "itl_ms": 20})
 
+    stamps = {"X-Mock-Timestamps": "1"}
+
     def gaps(res: StreamResult) -> float:
-        times = [t for t, _ in res.tokens()]
+        """Median gap between content tokens as the mock sent them (its own send stamps, so that a slow
+        reader in this test on a busy machine does not move the figure)."""
+        chunks = [e for _, e in res.events()[:-1]]
+        times = [e["mock_sent_ns"] / 1e9 for e in chunks if e["choices"] and e["choices"][0]["delta"].get("content")]
+        assert len(times) == 6, res.events()
         return statistics.median(b - a for a, b in itertools.pairwise(times))
 
     with ThreadPoolExecutor(3) as pool:
-        loaded = list(pool.map(lambda _: stream_request(mock.base_url, CHAT, chat(max_tokens=6)), range(3)))
-    alone = stream_request(mock.base_url, CHAT, chat(max_tokens=6))
+        loaded = list(pool.map(lambda _: stream_request(mock.base_url, CHAT, chat(max_tokens=6), stamps), range(3)))
+    alone = stream_request(mock.base_url, CHAT, chat(max_tokens=6), stamps)
     assert all(0.050 <= gaps(r) <= 0.070 for r in loaded), [gaps(r) for r in loaded]  # 3 active: x3
     assert 0.018 <= gaps(alone) <= 0.025
 
@@ -192,9 +198,14 @@ def test_server_timestamps_on_request_use_the_perf_counter_clock(mock: MockProce
     assert all("mock_sent_ns" not in e for _, e in stream_request(mock.base_url, CHAT, chat()).events()[:-1])
 
 
-def test_same_seed_same_words(mock: MockProcess) -> None:
-    def words() -> str:
+def test_same_seed_same_words_another_seed_other_words(mock: MockProcess) -> None:
+    def words(seed: int) -> str:
+        mock.configure({"seed": seed})
         mock.reset()  # the request index starts over
-        return stream_request(mock.base_url, CHAT, chat(stream=False, max_tokens=12)).json()["choices"][0]
+        msg = stream_request(mock.base_url, CHAT, chat(stream=False, max_tokens=12)).json()["choices"][0]["message"]
+        return str(msg["content"])
 
-    assert words() == words()
+    first = words(1)
+    assert len(first.split()) == 12
+    assert words(1) == first  # the same seed gives the same words...
+    assert words(2) != first  # ...and another seed other words (a mock that ignores the seed fails here)

@@ -139,7 +139,10 @@ def file_texts(base: Any) -> st.SearchStrategy[bytes]:
 
 
 def expect(fn: Callable[[], Any], error: type[Exception], source: str) -> None:
-    """``fn()`` loads, or raises ``error`` whose message names ``source`` first and then says something."""
+    """``fn()`` loads, or raises ``error`` whose message names ``source`` first and then says something.
+
+    This is the robustness half (never another exception); the other half, that bad input is refused and
+    not loaded, is ``test_an_unknown_key_is_refused_by_every_loader`` below."""
     try:
         fn()
     except error as exc:
@@ -166,8 +169,7 @@ def write(scratch: Path, name: str, content: bytes) -> Path:
 @EXAMPLES
 @given(yamlish | mutated(BASES["mock"]))
 def test_mock_settings(data: Any) -> None:
-    if isinstance(data, dict) or data is None:
-        expect(lambda: from_mapping(data, "conf.yaml"), MockConfigError, "conf.yaml")
+    expect(lambda: from_mapping(data, "conf.yaml"), MockConfigError, "conf.yaml")
 
 
 @EXAMPLES
@@ -269,6 +271,44 @@ def test_nan_and_infinity_are_never_accepted_as_durations_or_rates() -> None:
             parse_profiles({"profiles": {"p": {"stages": [{"duration": bad, "target": 1}]}}}, "s.yaml")
         with pytest.raises(MockConfigError):
             from_mapping({"ttft_ms": bad}, "m.yaml")
+
+
+# -- bad input is refused, not loaded ------------------------------------------------------------------------
+
+# (loader of a file, its shipped content): each refuses a top-level key it does not know
+FILE_LOADERS: dict[str, tuple[Callable[[Path], Any], Any]] = {
+    "mock": (lambda p: from_mapping(load_yaml(p), str(p)), BASES["mock"]),
+    "thresholds": (lambda p: load_slo_file(p, default_registry()), BASES["thresholds"]),
+    "gateway": (load_gateway_config, BASES["gateway"]),
+    "shapes": (load_profiles, BASES["shapes"]),
+    "sidecar": (load_sidecar_config, BASES["sidecar"]),
+    "prompts": (load_prompt_sets, BASES["prompts"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILE_LOADERS))
+def test_the_shipped_file_loads(scratch: Path, name: str) -> None:
+    """The positive control of the refusal property: the unchanged file is accepted."""
+    loader, base = FILE_LOADERS[name]
+    loader(write(scratch, f"{name}-ok.yaml", yaml.safe_dump(base).encode()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(sorted(FILE_LOADERS)),
+    key=st.text(min_size=1, max_size=8),
+    value=yamlish.filter(lambda v: v is not None),
+)
+def test_an_unknown_key_is_refused_by_every_loader(scratch: Path, name: str, key: str, value: Any) -> None:
+    """A misspelt or unknown top-level key never loads silently: the error names the file and the key.
+    (A null value is left out: in the mock's settings null means "restore the default", documented.)"""
+    loader, base = FILE_LOADERS[name]
+    bad_key = f"zz{key}"  # no loader knows a key starting with zz
+    path = write(scratch, f"{name}-bad.yaml", yaml.safe_dump({**base, bad_key: value}, allow_unicode=True).encode())
+    with pytest.raises(ValueError) as err:
+        loader(path)
+    assert str(err.value).startswith(f"{path}: "), str(err.value)
+    assert repr(bad_key) in str(err.value) or bad_key in str(err.value), str(err.value)
 
 
 # -- the messages of the errors these properties found (exact) --------------------------------------------------
