@@ -94,10 +94,14 @@ chat-nonstream: $(STAMP) ## seed 003: non-stream only at higher RPS (NONSTREAM_R
 chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BASE= a real server, else the mock)
 	$(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --web-host 127.0.0.1 --class-picker
 
-test: $(STAMP) ## run the whole test suite (installs Debian's chromium and prometheus for the e2e tests when missing)
+TEST_JOBS ?= 4
+test: $(STAMP) ## the whole test suite: the rest in parallel (TEST_JOBS), then the timing tests alone; installs chromium and prometheus
 	bash tests/e2e/ensure_chromium.sh
-	sh tests/e2e/ensure_prometheus.sh || echo "prometheus could not be installed: its e2e test will be skipped"
-	timeout 1800 $(PY) -m pytest -q
+	sh tests/e2e/ensure_prometheus.sh
+	@echo "== phase 1: every test but the timing ones, $(TEST_JOBS) in parallel"
+	timeout 1200 $(PY) -m pytest -q -n $(TEST_JOBS) -m "not timing"
+	@echo "== phase 2: the timing tests, one at a time"
+	timeout 600 $(PY) -m pytest -q -m timing
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -136,7 +140,7 @@ distributed: $(STAMP) ## master + WORKERS local workers (chat suite), headless, 
 	$(PY) deploy/run_distributed.py --workers $(WORKERS) -- $(ARGS)
 
 prometheus: ## install Debian's prometheus for the e2e scrape test (no-op when present)
-	sh tests/e2e/ensure_prometheus.sh || echo "prometheus could not be installed: its e2e test will be skipped"
+	sh tests/e2e/ensure_prometheus.sh
 
 bench: $(STAMP) ## client benchmarks: capacity, reading delay, memory, k6 side by side (~30 min; bench/RESULTS.md)
 	$(PY) -m pip install --quiet -e '.[bench]'

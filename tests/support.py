@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from llm_metrics.histogram import Histogram
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +59,14 @@ class LocustRun:
                 hits += r["hits"]
                 total += r["total"]
         return hits, total
+
+
+def missing_tool(reason: str) -> None:
+    """A tool a test needs is missing: with ``CI=true`` the test fails (CI must run every test), elsewhere it is
+    skipped; either way the message says what to install."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: a missing tool fails the run instead of skipping the test)", pytrace=False)
+    pytest.skip(reason)
 
 
 def locust_env(extra: dict[str, str] | None = None) -> dict[str, str]:

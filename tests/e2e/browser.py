@@ -2,7 +2,8 @@
 
 Playwright never downloads a browser here: ``launch`` starts ``/usr/bin/chromium`` (``tests/e2e/ensure_chromium.sh``
 installs it); tests that need it call ``require_chromium()`` first, which skips the test with the reason when it
-or the playwright package is missing. Screenshots go to ``test-artifacts/`` (gitignored).
+or the playwright package is missing (and fails it under ``CI=true``). Screenshots go to ``test-artifacts/``
+(gitignored).
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import pytest
-
-from tests.support import LOCUSTFILES, ROOT, locust_env
+from tests.support import LOCUSTFILES, ROOT, locust_env, missing_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -38,13 +37,13 @@ CHROMIUM_ARGS = [
 
 
 def require_chromium() -> None:
-    """Skip the calling test, saying why, when Chromium or Playwright is missing."""
+    """Skip the calling test (fail it under ``CI=true``), saying why, when Chromium or Playwright is missing."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: run tests/e2e/ensure_chromium.sh (apt-get install chromium)")
+        missing_tool(f"{CHROMIUM} is missing: run tests/e2e/ensure_chromium.sh (apt-get install chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("the playwright package is missing: pip install -e '.[dev]'")
+        missing_tool("the playwright package is missing: pip install -e '.[dev]'")
 
 
 def launch(playwright: Any) -> Any:

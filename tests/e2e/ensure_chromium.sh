@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium for the browser tests (tests/e2e) when /usr/bin/chromium is missing.
-# Idempotent and quiet: nothing happens when it is there. Never fails the build: when chromium cannot be
-# installed (no apt-get, not root, no package lists), it says so and the browser tests skip with the reason.
+# Idempotent and quiet: nothing happens when it is there. When chromium cannot be installed (no apt-get, not root,
+# no package lists) it says so; with CI=true that fails the build (exit 1), elsewhere the browser tests then skip
+# with the reason.
 # Playwright never downloads a browser of its own: the tests launch /usr/bin/chromium.
 set -u
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] && exit 0
-warn() { echo "ensure_chromium: $*; the browser tests will be skipped" >&2; exit 0; }
+warn() {
+  if [ "${CI:-}" = "true" ]; then echo "ensure_chromium: $*; CI=true: the browser tests cannot be skipped" >&2; exit 1; fi
+  echo "ensure_chromium: $*; the browser tests will be skipped" >&2; exit 0
+}
 command -v apt-get >/dev/null 2>&1 || warn "no apt-get on this machine"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -21,18 +21,17 @@ import pytest
 import yaml
 
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, locust_env
+from tests.support import LOCUSTFILES, ROOT, locust_env, missing_tool
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(60),
-    pytest.mark.skipif(
-        not PROMETHEUS.exists(),
-        reason="/usr/bin/prometheus is not installed (sh tests/e2e/ensure_prometheus.sh installs Debian's package)",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+
+@pytest.fixture(autouse=True)
+def _prometheus_installed() -> None:
+    if not PROMETHEUS.exists():
+        missing_tool("/usr/bin/prometheus is missing: sh tests/e2e/ensure_prometheus.sh installs Debian's package")
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ import yaml
 from mock_llm.testing import MockProcess
 from tests.support import LOCUSTFILES, ROOT, locust_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ import yaml
 from mock_llm.testing import MockProcess
 from tests.support import run_locust
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 THRESHOLDS = {
     "thresholds": {"llm_ttft_ms": ["p(95)<200"], "http_req_failed": ["rate<0.01"]},

@@ -20,6 +20,7 @@ ITL_MS = 20.0
 TOKENS = 20
 
 
+@pytest.mark.timing
 def test_timing_matches_the_mock_at_50_concurrent_streams(tmp_path: Path) -> None:
     """TTFT p50 within 2 ms, TPOT p50 within 1 ms, reading delay p50 <= 1 ms and p99 <= 5 ms, each plus the
     machine's scheduling noise measured during the run (``SchedulingNoise``: ~0.1 ms on a quiet machine).

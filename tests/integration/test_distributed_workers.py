@@ -190,6 +190,7 @@ def test_a_killed_worker_is_named_and_the_merged_counts_match_the_mock(tmp_path:
     assert run.counter("http_reqs", scenario="chat_stream") == merged
 
 
+@pytest.mark.timing
 def test_a_late_joiner_is_named_and_gets_its_share_of_the_arrival_rate(tmp_path: Path) -> None:
     """Two workers start the run, a third joins after 3 s: it is listed as late, and the master re-divides
     the arrivals so the total rate stays the one asked for (without that, the joiner, never told its share,

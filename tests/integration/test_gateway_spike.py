@@ -26,7 +26,7 @@ import yaml
 from mock_llm.testing import MockProcess
 from tests.support import run_locust
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 CAPACITY = 20
 TIME_SCALE = 0.035  # the 6 min spike profile in 12.6 s: 10 users, 500 from 2.45 s to 4.55 s, 10 again from 4.9 s

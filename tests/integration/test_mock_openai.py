@@ -157,6 +157,7 @@ def test_queue_reports_x_queue_time_when_a_request_waited(mock: MockProcess) -> 
     assert mock.stats()["max_active"] == 1
 
 
+@pytest.mark.timing
 def test_overload_slows_tokens_down_and_recovers_when_load_drops(mock: MockProcess) -> None:
     mock.configure({"capacity": 1, "overload_exponent": 1.0, "ttft_ms": 0, "itl_ms": 20})
 

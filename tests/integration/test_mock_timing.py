@@ -7,7 +7,11 @@ import statistics
 import threading
 import time
 
+import pytest
+
 from mock_llm.testing import MockProcess, StreamResult, stream_request
+
+pytestmark = pytest.mark.timing
 
 TTFT_MS, ITL_MS, TOKENS, STREAMS = 200.0, 20.0, 20, 50
 STAGGER_S = 0.004  # starts spread over 200 ms: all 50 streams (580 ms each) are open together at the peak

@@ -119,8 +119,8 @@ def test_fault_header(header: str, fault: Fault) -> None:
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        ("boom", "X-Mock-Fault: expected one of error, disconnect, malformed, sse_error, stall, slow_headers, "
-                 "invalid_json, wrong_content_type, oversized, got 'boom'"),
+        ("boom", "X-Mock-Fault: expected one of error, disconnect, reset, reset_headers, malformed, sse_error, "
+                 "stall, slow_headers, invalid_json, wrong_content_type, oversized, got 'boom'"),
         ("error:abc", "X-Mock-Fault: expected a number after error:, got 'abc'"),
         ("error:99", "X-Mock-Fault: expected an HTTP status in [100, 599] for 'error', got 99"),
         ("invalid_json:1", "X-Mock-Fault: fault kind 'invalid_json' takes no argument, got 1"),
