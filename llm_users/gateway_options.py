@@ -18,6 +18,7 @@ from typing import Any
 
 from llm_users.gateway_config import DEFAULT_CONF, GatewayConfig, GatewayConfigError, load_gateway_config
 from llm_users.options import DEFAULT_TARGET, OptionError, TargetSettings, add_target_arguments, target_settings
+from llm_users.options import base_url as check_base_url
 
 __all__ = [
     "GatewayConfigError",
@@ -74,9 +75,9 @@ def _conf_path(value: str) -> Path:
 
 def gateway_settings(opts: Any) -> GatewaySettings:
     """Validate the knobs and load the configuration: OptionError (flag) or GatewayConfigError (file, key)."""
-    base = str(getattr(opts, "base_url", "") or getattr(opts, "host", None) or DEFAULT_TARGET).rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        raise OptionError(f"--base-url/BASE_URL: expected an http:// or https:// URL, got {base!r}")
+    base = check_base_url(
+        getattr(opts, "base_url", "") or getattr(opts, "host", None) or DEFAULT_TARGET, "--base-url/BASE_URL"
+    )
     conf_opt = str(getattr(opts, "gateway_conf", "") or DEFAULT_CONF)
     conf = load_gateway_config(_conf_path(conf_opt))
     password = str(getattr(opts, "admin_password", "") or "") or conf.auth.password

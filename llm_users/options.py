@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from llm_users.arrival import KINDS
 from llm_users.prompts import PromptError, PromptSet, load_dataset, load_prompt_sets
@@ -21,6 +22,24 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 class OptionError(ValueError):
     """A knob with a value that cannot be used; the message names the flag and its variable."""
+
+
+def base_url(value: Any, knob: str) -> str:
+    """A suite's target URL, checked (``knob`` names the flag and variable in the error): an http:// or
+    https:// URL with a host and, if given, a valid port; without the trailing slash."""
+    base = str(value).strip()
+    if not base.startswith(("http://", "https://")):
+        raise OptionError(f"{knob}: expected an http:// or https:// URL, got {base!r}")
+    try:
+        parts = urlsplit(base)
+        port = parts.port  # ValueError when not a number in 0-65535
+    except ValueError as exc:
+        raise OptionError(f"{knob}: not a valid URL ({exc}), got {base!r}") from None
+    if not parts.hostname or any(c.isspace() for c in base):
+        raise OptionError(f"{knob}: expected a host name in the URL, got {base!r}")
+    if port == 0:
+        raise OptionError(f"{knob}: port 0 cannot be connected to, got {base!r}")
+    return base.rstrip("/")
 
 
 def add_target_arguments(parser: Any) -> None:
@@ -235,9 +254,7 @@ def chat_settings(opts: Any) -> ChatSettings:
             raise OptionError(
                 f"--prompts/PROMPTS: unknown prompt variant {v!r} (in {opts.prompts_file}: {', '.join(sorted(sets))})"
             )
-    base = str(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET).rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        raise OptionError(f"--base/BASE: expected an http:// or https:// URL, got {base!r}")
+    base = base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
     return ChatSettings(
         target=target_settings(opts),
         base=base,

@@ -18,6 +18,7 @@ from llm_users.options import (
     OptionError,
     TargetSettings,
     add_target_arguments,
+    base_url,
     target_settings,
 )
 from llm_users.sidecar_config import SidecarConfig, load_sidecar_config
@@ -75,9 +76,7 @@ def sidecar_settings(opts: Any, host: str | None = None) -> SidecarSettings:
         raise OptionError(f"--think-time/THINK_TIME: expected a number of seconds, got {opts.think_time!r}") from None
     if not math.isfinite(think) or think < 0:
         raise OptionError(f"--think-time/THINK_TIME: expected a number of seconds >= 0, got {opts.think_time!r}")
-    base = str(opts.osiris_url or host or getattr(opts, "host", None) or DEFAULT_TARGET).strip().rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        raise OptionError(f"--osiris-url/OSIRIS_URL: expected an http:// or https:// URL, got {base!r}")
+    base = base_url(opts.osiris_url or host or getattr(opts, "host", None) or DEFAULT_TARGET, "--osiris-url/OSIRIS_URL")
     config = load_sidecar_config(opts.sidecar_conf)
     prompts = load_trade_prompts(opts.trade_prompts)
     return SidecarSettings(target_settings(opts), base, think, config, prompts)

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from llm_users.arrival import KINDS
-from llm_users.options import CONF_DIR, DEFAULT_TARGET, OptionError, TargetSettings, add_target_arguments, as_bool
+from llm_users.options import (
+    CONF_DIR,
+    DEFAULT_TARGET,
+    OptionError,
+    TargetSettings,
+    add_target_arguments,
+    as_bool,
+    base_url,
+)
 from llm_users.options import target_settings as _target_settings
 from llm_users.synthetic import DIST_SPEC, LengthDist, parse_dist
 from llm_users.workload_trace import TraceRecord, load_trace
@@ -190,9 +198,7 @@ def workload_settings(opts: Any) -> WorkloadSettings:
     if not relative.is_absolute() and not relative.exists() and (CONF_DIR.parent / relative).exists():
         trace_path = str(CONF_DIR.parent / relative)  # a path relative to the project, run from elsewhere
     trace = load_trace(trace_path) if mode == "trace" else None
-    base = str(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET).rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        raise OptionError(f"--base/BASE: expected an http:// or https:// URL, got {base!r}")
+    base = base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
     return WorkloadSettings(
         target=_target_settings(opts),
         base=base,
