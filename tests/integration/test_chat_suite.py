@@ -155,3 +155,34 @@ def test_server_without_usage_still_gets_token_counts(tmp_path: Path) -> None:
     tokens = run.hist("llm_output_tokens", scenario="chat_stream")
     assert tokens.count > 0 and tokens.vmin == tokens.vmax == pytest.approx(7, rel=0.01)
     assert "events" in run.output  # the console says which source was used
+
+
+def test_an_abort_on_fail_threshold_stops_the_running_test_early(tmp_path: Path) -> None:
+    """Every call fails (the mock answers 503): the ``abortOnFail`` failure-rate threshold, judged after its
+    ``delayAbortEval`` of 1 s, stops a run asked for 30 s within a few seconds; exit 99, ``aborted_by`` names it.
+    The other threshold (no abortOnFail) does not stop anything by itself."""
+    th = write(
+        tmp_path,
+        "th.yaml",
+        "thresholds:\n"
+        '  http_req_failed: [{threshold: "rate<0.5", abortOnFail: true, delayAbortEval: "1s"}]\n'
+        '  "llm_ttft_ms{scenario:chat_stream}": ["p(95)<5000"]\n',
+    )
+    faults = {"faults": [{"path": "/v1/chat/completions", "kind": "error", "arg": 503, "rate": 1.0}]}
+    with MockProcess({"ttft_ms": 10, "itl_ms": 1, **faults}) as mock:
+        run = run_locust(
+            "chat.py",
+            ["-u", "4", "-r", "4", "-t", "30s", "--only-summary"],
+            {"BASE": mock.base_url, "STREAM_RPS": "4", "NONSTREAM_RPS": "4", "SMOKE": "false", "THRESHOLDS": str(th)},
+            tmp_path,
+            timeout=60,
+        )
+        received = mock.stats()["requests"]["POST /v1/chat/completions"]
+    assert run.returncode == 99, run.output[-3000:]
+    assert run.summary is not None
+    assert run.summary["aborted_by"] == ["http_req_failed rate<0.5"], run.summary.get("aborted_by")
+    assert "threshold with abortOnFail crossed (http_req_failed rate<0.5): stopping the test" in run.output
+    # stopped early: the run measured a few seconds, not 30, and sent the calls of those seconds only
+    duration = run.summary["metadata"]["duration_s"]
+    assert 1.0 <= duration < 15.0, duration
+    assert 0 < received <= 8 * 15, received
