@@ -3,8 +3,8 @@
 A stream: ``message_start`` (its ``message.usage.input_tokens`` are the prompt tokens), for each content
 block ``content_block_start`` / ``content_block_delta`` ... / ``content_block_stop``, ``message_delta`` (the
 ``stop_reason`` and ``usage.output_tokens``), ``message_stop``; ``ping`` events may come anywhere. Token
-events: a ``text_delta`` is output, a ``thinking_delta`` reasoning; a ``tool_use`` block's start (its first
-piece: the tool's name) and each ``input_json_delta`` (its arguments in pieces) are output. The usage has no
+events: a ``text_delta`` is output, a ``thinking_delta`` reasoning, and each non-empty ``input_json_delta``
+(a ``tool_use`` block's arguments in pieces) is output. The usage has no
 reasoning count, so reasoning tokens are the thinking events counted. An ``error`` event fails the stream, and
 a body that ends before ``message_stop`` fails as ``stream ended before message_stop``. Pure: no Locust.
 """
@@ -53,11 +53,6 @@ class AnthropicAccumulator:
                 self._piece(delta.get("thinking"), obj, t, True)
             elif kind == "input_json_delta":
                 self._piece(delta.get("partial_json"), obj, t, False)
-            return False
-        if typ == "content_block_start":
-            block = obj.get("content_block")
-            if isinstance(block, dict) and block.get("type") == "tool_use":
-                self._piece(block.get("name") or "tool_use", obj, t, False)
             return False
         if typ == "message_start":
             msg = obj.get("message")
