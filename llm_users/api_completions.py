@@ -91,14 +91,17 @@ def read_openai_usage(st: StreamState, usage: dict[str, Any]) -> None:
         st.reasoning_tokens = rt
 
 
-def load_body(body: bytes) -> dict[str, Any]:
-    """A non-streamed answer's JSON object; StreamError with a reason when it is not one (or an error)."""
+def load_body(body: bytes, failed_status: bool = False) -> dict[str, Any]:
+    """A non-streamed answer's JSON object; StreamError with a reason when it is not one (or an error).
+    ``failed_status``: a ``"status": "failed"`` answer (Responses API) fails as ``response.failed``."""
     try:
         obj = _loads(body)
     except (ValueError, RecursionError) as exc:
         raise StreamError("invalid JSON body", body[:60].decode("utf-8", "replace")) from exc
     if not isinstance(obj, dict):
         raise StreamError("unexpected JSON body", "not an object")
+    if failed_status and obj.get("status") == "failed":
+        raise StreamError("response.failed", error_text(obj.get("error")) if obj.get("error") else "")
     if obj.get("error") is not None:
         raise StreamError("error object in body", error_text(obj["error"]))
     return obj

@@ -96,10 +96,7 @@ class ResponsesAccumulator:
 
 def parse_responses_json(body: bytes) -> JsonAnswer:
     """Parse a non-streamed Responses API body; raise StreamError with a reason when it is not one."""
-    obj = load_body(body)
-    if obj.get("status") == "failed":
-        err = obj.get("error")
-        raise StreamError("response.failed", error_text(err) if err else "")
+    obj = load_body(body, failed_status=True)
     output = obj.get("output")
     if not isinstance(output, list):
         raise StreamError("no output in body")
