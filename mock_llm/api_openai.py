@@ -110,11 +110,14 @@ class ChatParams:
 
     def decide_tool(self, app: MockApp, call: LlmCall) -> None:
         """Keep ``tool`` only when this call answers with a tool call (marker, or a draw under the rate)."""
-        if self.tool is None or self.tool_wanted:
+        if self.tool is None:
             return
-        rate = app.cfg.tool_call_rate
-        if rate <= 0 or call.rng.random() >= rate:
-            self.tool = None
+        if not self.tool_wanted:
+            rate = app.cfg.tool_call_rate
+            if rate <= 0 or call.rng.random() >= rate:
+                self.tool = None
+                return
+        app.stats.tool_calls += 1
 
     def use_prefix_cache(self, app: MockApp) -> None:
         """Look the prompt up in the prefix cache (an admitted call): cached tokens cost less prefill."""

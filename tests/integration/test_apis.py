@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from llm_users.workload import PROBE_TOKENS
 from mock_llm.testing import MockProcess
 from tests.support import LocustRun, run_locust
 
@@ -221,3 +222,32 @@ def test_tool_call_answers_are_streamed_pieces_and_succeed(tmp_path: Path, api: 
     assert p50 is not None and abs(p50 - 5.0) <= 1.0, tpot.stats()  # each argument piece is an output event
     tokens = run.hist("llm_output_tokens")
     assert tokens.vmin == tokens.vmax == pytest.approx(8, rel=0.01)
+    assert stats["tool_calls"] == total  # every answer was a tool call (the prompt says #tool_call)
+
+
+@pytest.mark.parametrize("api", ["responses", "anthropic", "completions"])
+def test_the_workload_suite_speaks_every_api_with_tools(tmp_path: Path, api: str) -> None:
+    """The workload suite's prompts are sized by the API's own usage (calibration probe), and its tools are sent:
+    the mock answers each call that gives tools and says #tool_call with a tool call (completions: no tools)."""
+    tools = tmp_path / "tools.yaml"
+    tools.write_text("tools:\n  - name: lookup\n    parameters: {type: object}\n")
+    with MockProcess({"ttft_ms": 10, "itl_ms": 2, "tool_call_rate": 1.0}) as mock:
+        run = run_locust(
+            "workload.py",
+            ["-u", "3", "-r", "10", "-t", "2s", "--only-summary", "--input-tokens", "200", "--output-tokens", "6"],
+            {"BASE": mock.base_url, "API": api, "TOOLS": str(tools), "THRESHOLDS": ""},
+            tmp_path,
+            timeout=40,
+        )
+        stats = mock.stats()
+    assert run.returncode == 0, run.output[-3000:]
+    failed, total = run.rate("http_req_failed", method="POST")
+    assert failed == 0 and total > 0
+    # the calibration probes (one per PROBE_TOKENS length) are outside Locust's statistics
+    assert posts(stats, api) == total + len(PROBE_TOKENS)
+    served = run.hist("llm_prompt_tokens")
+    assert served.vmin is not None and abs(served.vmin - 200) <= 200 * 0.05, served.stats()
+    tokens = run.hist("llm_output_tokens")
+    assert tokens.vmin == tokens.vmax == pytest.approx(6, rel=0.01)
+    assert run.summary is not None and run.summary["workload"]["api"] == api
+    assert stats["tool_calls"] == (0 if api == "completions" else total)  # the completions API has no tools
