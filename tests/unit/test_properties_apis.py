@@ -154,3 +154,20 @@ def test_any_event_data_never_raises(api: str, events: list[str]) -> None:
             break
     err = acc.state.error
     assert err is None or (0 < len(err.reason) < 40)
+
+
+NAMES = st.sampled_from(["", "message_stop", "response.output_text.delta", "error", "a:b", " x", "é"])
+DATA = st.sampled_from(["", "{}", '{"type":"ping"}', " lead", "x: y", "é✓"]) | st.text(max_size=8).filter(
+    lambda t: "\n" not in t and "\r" not in t
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(NAMES, DATA, st.booleans()), max_size=8), st.lists(st.integers(0, 400), max_size=6))
+def test_named_events_decode_as_sseclient_does(events: list[tuple[str, str, bool]], cuts: list[int]) -> None:
+    """The fast path of ``event: X`` + ``data: Y`` events gives sseclient-py's events for any split."""
+    data = b"".join(
+        (f"event: {name}\ndata: {value}\n\n" if named else f"data: {value}\n\n").encode()
+        for name, value, named in events
+    )
+    assert list(iter_events(split(data, cuts))) == list(iter_events_sseclient([data]))
