@@ -100,7 +100,7 @@ def test_embeddings_total_time_input_tokens_and_rate(tmp_path: Path) -> None:
     rate = run.hist("llm_embeddings_per_sec").percentile(50)
     assert rate is not None and rate == pytest.approx(1000.0 / total_p50, rel=0.05)  # one input per call
     prompt = run.hist("llm_prompt_tokens")
-    assert prompt.count == total.count and prompt.vmin > 0
+    assert prompt.count == total.count and prompt.vmin is not None and prompt.vmin > 0
     assert run.hist("llm_output_tokens").count == 0 and run.hist("llm_ttft_ms").count == 0
     assert run.counter("http_reqs", method="POST") == posts(stats, "embeddings")
 

@@ -184,7 +184,7 @@ def test_responses_json() -> None:
     }
     ans = parse_responses_json(json.dumps(body).encode())
     assert (ans.content_chars, ans.prompt_tokens, ans.completion_tokens, ans.reasoning_tokens) == (7, 6, 5, 2)
-    with pytest.raises(StreamError, match="response.failed"):
+    with pytest.raises(StreamError, match=r"response\.failed"):
         parse_responses_json(b'{"status":"failed","error":{"code":"x"},"output":[]}')
     with pytest.raises(StreamError, match="no output in body"):
         parse_responses_json(b'{"status":"completed"}')
