@@ -147,3 +147,39 @@ def get_api(name: str, flag: str = "--api/API") -> Api:
     if api is None:
         raise ValueError(f"{flag}: expected one of {', '.join(API_NAMES)}, got {name!r}")
     return api
+
+
+def proxied_call(
+    api: Api, conf_path: str, conf_payload: dict[str, Any], stream: bool, include_usage: bool
+) -> tuple[str, dict[str, Any]]:
+    """Path and body of one LLM call of a configured payload (the gateway suite's ``llm`` section).
+
+    ``chat`` (the default API): ``llm.path`` and ``llm.payload`` of the configuration as written, with
+    ``stream`` (and ``stream_options.include_usage`` when ``llm.include_usage``). Another API: the API's path
+    (unless ``llm.path`` names another than chat completions' default, e.g. a gateway's own route) and its
+    body built from the payload's ``model``, ``messages``, ``max_tokens`` and ``tools``, the payload's other
+    keys kept as they are. The embeddings API never streams.
+    """
+    if api.name == "chat":
+        payload = dict(conf_payload)
+        payload["stream"] = stream
+        if stream and include_usage:
+            payload["stream_options"] = {"include_usage": True}
+        return conf_path, payload
+    path = conf_path if conf_path != APIS["chat"].path else api.path
+    messages = conf_payload.get("messages")
+    if not isinstance(messages, list):
+        messages = [{"role": "user", "content": str(conf_payload.get("prompt", ""))}]
+    max_tokens = conf_payload.get("max_tokens")
+    tools = conf_payload.get("tools")
+    body = api.payload(
+        str(conf_payload.get("model", "")),
+        messages,
+        stream=stream,
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else 0,
+        tools=tools if isinstance(tools, list) else None,
+    )
+    if not include_usage:
+        body.pop("stream_options", None)
+    extra = {k: v for k, v in conf_payload.items() if k not in ("model", "messages", "prompt", "max_tokens", "tools")}
+    return path, {**extra, **body}

@@ -251,3 +251,29 @@ def test_the_workload_suite_speaks_every_api_with_tools(tmp_path: Path, api: str
     assert tokens.vmin == tokens.vmax == pytest.approx(6, rel=0.01)
     assert run.summary is not None and run.summary["workload"]["api"] == api
     assert stats["tool_calls"] == (0 if api == "completions" else total)  # the completions API has no tools
+
+
+@pytest.mark.parametrize("api", ["anthropic", "responses"])
+def test_the_gateway_suite_proxies_any_api(tmp_path: Path, api: str) -> None:
+    """The gateway's proxied call in another API: its path and body, the key as the API wants it (Anthropic:
+    x-api-key, refused by the mock's gateway when wrong), streamed and not, every call accounted for."""
+    key = "sk-test-gw-api"
+    conf = tmp_path / "gateway.yaml"
+    conf.write_text("wait_time: 0.05\ntasks: {llm: 1, llm_stream: 1, health: 0, admin: 0}\nauth: {enabled: false}\n")
+    stages = tmp_path / "stages.yaml"  # one flat stage of 2 s (the gateway suite's load comes from a profile)
+    stages.write_text("profiles:\n  flat: {start_users: 3, stages: [{duration: 2, target: 3}]}\n")
+    mock_conf = {"ttft_ms": 10, "itl_ms": 2, "gateway": {"require_api_key": True, "api_keys": {key: {}}}}
+    with MockProcess(mock_conf) as mock:
+        run = run_locust(
+            "gateway.py",
+            ["--only-summary", "--stages-file", str(stages), "--load-profile", "flat", "--stop-timeout", "5"],
+            {"BASE_URL": mock.base_url, "GATEWAY_CONF": str(conf), "API": api, "API_KEY": key, "THRESHOLDS": ""},
+            tmp_path,
+            timeout=40,
+        )
+        stats = mock.stats()
+    assert run.returncode == 0, run.output[-3000:]
+    failed, total = run.rate("http_req_failed", method="POST")
+    assert failed == 0 and total == posts(stats, api) > 0
+    assert stats["unauthorized"] == 0 and stats["per_key"][key]["requests"] == total
+    assert run.hist("llm_ttft_ms").count > 0 and run.hist("llm_output_tokens").vmin == 16  # the payload's max_tokens

@@ -13,7 +13,7 @@ from llm_users.api_anthropic import AnthropicAccumulator, parse_anthropic_json
 from llm_users.api_completions import CompletionsAccumulator, parse_completions_json
 from llm_users.api_embeddings import parse_embeddings_json
 from llm_users.api_responses import ResponsesAccumulator, parse_responses_json
-from llm_users.apis import API_NAMES, DEFAULT_ANTHROPIC_MAX_TOKENS, get_api
+from llm_users.apis import API_NAMES, DEFAULT_ANTHROPIC_MAX_TOKENS, get_api, proxied_call
 from llm_users.openai_stream import ChatStreamAccumulator, StreamError, StreamState, parse_chat_json
 
 
@@ -315,3 +315,18 @@ def test_anthropic_sends_the_key_as_x_api_key() -> None:
 def test_an_unknown_api_is_refused_naming_the_flag() -> None:
     with pytest.raises(ValueError, match=r"--api/API: expected one of chat, completions, .* got 'grpc'"):
         get_api("grpc")
+
+
+def test_the_gateway_payload_in_another_api() -> None:
+    conf = {"model": "m", "max_tokens": 16, "messages": MESSAGES, "user": "load-test"}
+    assert proxied_call(get_api("chat"), "/v1/chat/completions", conf, True, True) == (
+        "/v1/chat/completions",
+        {**conf, "stream": True, "stream_options": {"include_usage": True}},
+    )
+    path, body = proxied_call(get_api("anthropic"), "/v1/chat/completions", conf, True, True)
+    assert path == "/v1/messages" and body["max_tokens"] == 16 and body["system"] == "Be brief."
+    assert body["user"] == "load-test" and body["stream"] is True
+    path, body = proxied_call(get_api("completions"), "/llm/v1/completions", conf, True, False)
+    assert path == "/llm/v1/completions" and "stream_options" not in body and body["prompt"] == "Be brief.\n\nHi"
+    path, body = proxied_call(get_api("embeddings"), "/v1/chat/completions", conf, True, True)
+    assert path == "/v1/embeddings" and "stream" not in body
