@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.calls import CallRecord, metric_values, reasoning_token_source
+from llm_metrics.calls import CallRecord, meets_slo, metric_values, reasoning_token_source
+from llm_metrics.hooks import load_slo_file
+from llm_metrics.thresholds import default_registry
 from llm_users.api_anthropic import AnthropicAccumulator, parse_anthropic_json
 from llm_users.api_completions import CompletionsAccumulator, parse_completions_json
 from llm_users.api_embeddings import parse_embeddings_json
@@ -330,3 +332,24 @@ def test_the_gateway_payload_in_another_api() -> None:
     assert path == "/llm/v1/completions" and "stream_options" not in body and body["prompt"] == "Be brief.\n\nHi"
     path, body = proxied_call(get_api("embeddings"), "/v1/chat/completions", conf, True, True)
     assert path == "/v1/embeddings" and "stream" not in body
+
+
+def test_thresholds_and_goodput_can_use_the_reasoning_metrics(tmp_path: Any) -> None:
+    path = tmp_path / "slo.yaml"
+    path.write_text(
+        'thresholds:\n  "llm_ttfo_ms{scenario:chat_stream}": ["p(95)<200"]\n  llm_reasoning_tokens: ["max<=20"]\n'
+        '  llm_reasoning_ms: ["p(50)<150"]\n  llm_embeddings_per_sec: ["min>1"]\ngoodput: {ttfo_ms: 120}\n'
+    )
+    ths, slo = load_slo_file(path, default_registry())
+    assert [t.name for t in ths] == [
+        "llm_ttfo_ms",
+        "llm_reasoning_tokens",
+        "llm_reasoning_ms",
+        "llm_embeddings_per_sec",
+    ]
+    assert slo.ttfo_ms == 120 and not slo.empty
+    rec = CallRecord(scenario="s", name="n", t_start=0.0, t_headers=0.01, t_end=0.5)
+    rec.t_first_content, rec.t_first_output = 0.05, 0.15
+    assert not meets_slo(rec, slo)  # TTFO 150 ms > 120 ms, though TTFT is 50 ms
+    rec.t_first_output = 0.1
+    assert meets_slo(rec, slo)
