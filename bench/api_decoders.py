@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 import timeit
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,8 @@ def main() -> None:
     for api in ("chat", "completions", "responses", "anthropic"):
         chunks = events(api, args.tokens, args.reasoning)
         assert decode(api, chunks, False) == decode(api, chunks, True) == args.tokens + args.reasoning
-        ref = min(timeit.repeat(lambda: decode(api, chunks, True), number=200, repeat=args.repeat)) / 200 * 1e6
-        fast = min(timeit.repeat(lambda: decode(api, chunks, False), number=200, repeat=args.repeat)) / 200 * 1e6
+        ref = min(timeit.repeat(partial(decode, api, chunks, True), number=200, repeat=args.repeat)) / 200 * 1e6
+        fast = min(timeit.repeat(partial(decode, api, chunks, False), number=200, repeat=args.repeat)) / 200 * 1e6
         print(f"{api:<12} {sum(map(len, chunks)):>7} {ref:>14.0f} {fast:>14.0f}")
 
 

@@ -341,7 +341,7 @@ def test_thresholds_and_goodput_can_use_the_reasoning_metrics(tmp_path: Any) -> 
         '  llm_reasoning_ms: ["p(50)<150"]\n  llm_embeddings_per_sec: ["min>1"]\ngoodput: {ttfo_ms: 120}\n'
     )
     ths, slo = load_slo_file(path, default_registry())
-    assert [t.name for t in ths] == [
+    assert [t.metric for t in ths] == [
         "llm_ttfo_ms",
         "llm_reasoning_tokens",
         "llm_reasoning_ms",
