@@ -4,6 +4,7 @@ the end come from, and the reason a bad answer fails with. Streams are fed event
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from llm_users.api_embeddings import parse_embeddings_json
 from llm_users.api_responses import ResponsesAccumulator, parse_responses_json
 from llm_users.apis import API_NAMES, DEFAULT_ANTHROPIC_MAX_TOKENS, get_api, proxied_call
 from llm_users.openai_stream import ChatStreamAccumulator, StreamError, StreamState, parse_chat_json
+from llm_users.prompts import PromptError, load_prompt_sets
 
 
 def feed(acc: Any, events: list[Any]) -> StreamState:
@@ -353,3 +355,28 @@ def test_thresholds_and_goodput_can_use_the_reasoning_metrics(tmp_path: Any) -> 
     assert not meets_slo(rec, slo)  # TTFO 150 ms > 120 ms, though TTFT is 50 ms
     rec.t_first_output = 0.1
     assert meets_slo(rec, slo)
+
+
+def test_prompt_variants_carry_tools_and_bad_tools_name_the_entry(tmp_path: Any) -> None:
+    good = tmp_path / "p.yaml"
+    good.write_text(
+        "prompts:\n  t:\n    prompt: hi\n    tools:\n      - name: f\n"
+        "      - {type: function, function: {name: g, description: d, parameters: {type: object}}}\n"
+    )
+    tools = load_prompt_sets(good)["t"].tools
+    assert tools == [
+        {
+            "type": "function",
+            "function": {"name": "f", "description": "", "parameters": {"type": "object", "properties": {}}},
+        },
+        {"type": "function", "function": {"name": "g", "description": "d", "parameters": {"type": "object"}}},
+    ]
+    for entry, message in [
+        ("tools: []", "prompts.t.tools: expected a non-empty list"),
+        ("tools: [{description: x}]", "prompts.t.tools[0].name: expected the tool's name"),
+        ("tools: [{name: f, parameters: 3}]", "prompts.t.tools[0].parameters: expected a JSON schema mapping"),
+    ]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(f"prompts:\n  t:\n    prompt: hi\n    {entry}\n")
+        with pytest.raises(PromptError, match=re.escape(message)):
+            load_prompt_sets(bad)
