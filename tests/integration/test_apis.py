@@ -10,6 +10,7 @@ apart from the mock's punctuality.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,44 @@ def test_the_gateway_suite_proxies_any_api(tmp_path: Path, api: str) -> None:
     assert failed == 0 and total == posts(stats, api) > 0
     assert stats["unauthorized"] == 0 and stats["per_key"][key]["requests"] == total
     assert run.hist("llm_ttft_ms").count > 0 and run.hist("llm_output_tokens").vmin == 16  # the payload's max_tokens
+
+
+def test_the_capacity_search_holds_a_ttfo_slo_through_another_api(tmp_path: Path) -> None:
+    """The capacity search over the workload suite speaking Anthropic's API to a reasoning model: the SLO is on
+    the time to the first output token (after 10 reasoning tokens), and the knee is where the mock's slow-down
+    crosses it: TTFO = (50 + 10 x 5 ms) x (users / 20) ** 3 reaches 140 ms at 22.4 Users."""
+    capacity, exponent, slo = 20, 3.0, 140.0
+    knee = capacity * (slo / 100.0) ** (1 / exponent)
+    search = {
+        "capacity": {
+            "mode": "users", "start": 10, "max": 40, "growth": 2, "resolution": 1, "relative_resolution": 0,
+            "settle": 1, "hold": 2, "cooldown": 0, "min_samples": 20, "max_duration": 32,
+        }
+    }  # fmt: skip
+    th = tmp_path / "th.yaml"
+    th.write_text(f'thresholds:\n  llm_ttfo_ms: ["p(95)<{slo:g}"]\n  http_req_failed: ["rate<0.01"]\n')
+    cap_conf = tmp_path / "cap.yaml"
+    cap_conf.write_text(json.dumps(search))
+    mock_conf = {
+        "ttft_ms": 50,
+        "itl_ms": 5,
+        "reasoning_tokens": 10,
+        "capacity": capacity,
+        "overload_exponent": exponent,
+    }
+    with MockProcess(mock_conf) as mock:
+        run = run_locust(
+            "workload.py,locustfiles/capacity.py",
+            ["--only-summary", "--input-tokens", "20", "--output-tokens", "4"],
+            {"BASE": mock.base_url, "API": "anthropic", "THRESHOLDS": str(th), "CAPACITY_CONF": str(cap_conf)},
+            tmp_path,
+            timeout=60,
+        )
+        stats = mock.stats()
+    assert run.summary is not None, run.output[-3000:]
+    cap = run.summary["capacity"]
+    assert run.returncode == 0, run.output[-3000:]
+    assert cap["complete"] and cap["ok"]
+    assert abs(cap["limit"] - knee) <= 0.1 * knee, cap["steps"]
+    assert any("llm_ttfo_ms p(95)<140" in f for f in cap["failing_thresholds"])
+    assert stats["requests"].get("POST /v1/messages", 0) > 100 and "POST /v1/chat/completions" not in stats["requests"]
