@@ -5,7 +5,12 @@ suite's metrics in milliseconds (or counts). The rules, exactly as design.md sec
 
 ===================== ========================================================================================
 ``llm_ttfb_ms``       ``t_headers - t_start``
-``llm_ttft_ms``       ``t_first_content - t_start``; streamed calls only
+``llm_ttft_ms``       ``t_first_content - t_start`` (first token event of any kind); streamed calls only
+``llm_ttfo_ms``       ``t_first_output - t_start`` (first output, non-reasoning, token event); streamed only
+``llm_reasoning_ms``  ``t_first_output - t_first_reasoning``; streamed calls that sent both kinds
+``llm_reasoning_tokens`` ``usage_reasoning_tokens`` when the server sent it, else reasoning events of a stream
+                      when there were any (a call that shows no reasoning at all records nothing)
+``llm_embeddings_per_sec`` embeddings in the answer / (total ms / 1000) (the embeddings API)
 ``llm_receiving_ms``  ``t_end - t_headers``
 ``llm_total_ms``      ``t_end - t_start``
 ``llm_tpot_ms``       ``(last content event - first content event) / (output tokens - 1)``
@@ -29,11 +34,14 @@ A metric that cannot be computed is left out, never recorded as 0. Choices where
   content events, and a stream that sent none has a measured 0 output tokens. ``token_source`` says which
   source was used: ``"usage"``, ``"events"`` or ``None`` when unknown.
 * ``llm_tokens_per_sec`` is left out when the total time is 0.
+* Reasoning tokens are part of the output tokens (as OpenAI's ``completion_tokens`` counts them), so
+  ``llm_tpot_ms`` spans every token event; ``llm_reasoning_tokens`` says how many of them were reasoning.
+  ``reasoning_token_source`` says where that count came from (``"usage"``, ``"events"``, ``None``).
 * ``llm_schedule_lag_ms`` is passed through as measured; a negative lag (sent early) is clamped to 0 and
   counted by the histogram.
 
 Goodput (vLLM ``--goodput``): ``meets_slo`` says whether a call met every per-request limit that is set.
-A failed call never does. A set ``ttft_ms`` limit is checked on streamed calls only (non-streamed calls
+A failed call never does. A set ``ttft_ms`` (or ``ttfo_ms``) limit is checked on streamed calls only (non-streamed calls
 have no TTFT) and a streamed call that sent no content fails it; a set ``tpot_ms`` limit is checked only
 when TPOT exists (fewer than 2 tokens: nothing to check); a set ``total_ms`` limit fails when the total is
 unknown. Limits are inclusive: a value equal to the limit meets it.
@@ -45,15 +53,19 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "METRIC_CHUNK_GAP",
+    "METRIC_EMBEDDINGS_PER_SEC",
     "METRIC_OUTPUT_TOKENS",
     "METRIC_PROMPT_TOKENS",
     "METRIC_QUEUE",
+    "METRIC_REASONING_MS",
+    "METRIC_REASONING_TOKENS",
     "METRIC_RECEIVING",
     "METRIC_SCHEDULE_LAG",
     "METRIC_TOKENS_PER_SEC",
     "METRIC_TOTAL",
     "METRIC_TPOT",
     "METRIC_TTFB",
+    "METRIC_TTFO",
     "METRIC_TTFT",
     "CallRecord",
     "GoodputSLO",
@@ -61,6 +73,8 @@ __all__ = [
     "meets_slo",
     "metric_values",
     "output_tokens",
+    "reasoning_token_source",
+    "reasoning_tokens",
     "scalar_metric_values",
     "token_source",
     "tpot_ms",
@@ -78,6 +92,10 @@ METRIC_TOKENS_PER_SEC = "llm_tokens_per_sec"
 METRIC_OUTPUT_TOKENS = "llm_output_tokens"
 METRIC_PROMPT_TOKENS = "llm_prompt_tokens"
 METRIC_SCHEDULE_LAG = "llm_schedule_lag_ms"
+METRIC_TTFO = "llm_ttfo_ms"
+METRIC_REASONING_MS = "llm_reasoning_ms"
+METRIC_REASONING_TOKENS = "llm_reasoning_tokens"
+METRIC_EMBEDDINGS_PER_SEC = "llm_embeddings_per_sec"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -98,12 +116,21 @@ class CallRecord:
     t_scheduled: float | None = None
     t_headers: float | None = None
     t_first_content: float | None = None
+    """First token event of any kind (reasoning or output)."""
+    t_first_output: float | None = None
+    """First output (non-reasoning) token event; a stream without reasoning has it equal to t_first_content."""
+    t_first_reasoning: float | None = None
     chunk_times: list[float] = field(default_factory=list)
     """Arrival of each content event, the first one included."""
     t_end: float | None = None
     usage_completion_tokens: int | None = None
     usage_prompt_tokens: int | None = None
     content_events: int = 0
+    """Token events of a stream (reasoning ones included)."""
+    reasoning_events: int = 0
+    usage_reasoning_tokens: int | None = None
+    embeddings: int | None = None
+    """Embeddings in the answer (the embeddings API)."""
     queue_ms: float | None = None
     stream: bool = True
     extra: dict[str, float] = field(default_factory=dict)
@@ -127,10 +154,11 @@ class GoodputSLO:
     ttft_ms: float | None = None
     tpot_ms: float | None = None
     total_ms: float | None = None
+    ttfo_ms: float | None = None
 
     @property
     def empty(self) -> bool:
-        return self.ttft_ms is None and self.tpot_ms is None and self.total_ms is None
+        return self.ttft_ms is None and self.tpot_ms is None and self.total_ms is None and self.ttfo_ms is None
 
 
 def token_source(rec: CallRecord) -> str | None:
@@ -148,6 +176,31 @@ def output_tokens(rec: CallRecord) -> int | None:
         return rec.usage_completion_tokens
     if rec.stream:
         return rec.content_events
+    return None
+
+
+def reasoning_tokens(rec: CallRecord) -> int | None:
+    """Reasoning tokens from the usage when present, else reasoning events of a stream that sent any."""
+    if rec.usage_reasoning_tokens is not None:
+        return rec.usage_reasoning_tokens
+    if rec.stream and rec.reasoning_events:
+        return rec.reasoning_events
+    return None
+
+
+def reasoning_token_source(rec: CallRecord) -> str | None:
+    """``"usage"``, ``"events"`` or None, as ``reasoning_tokens`` found the count."""
+    if rec.usage_reasoning_tokens is not None:
+        return "usage"
+    if rec.stream and rec.reasoning_events:
+        return "events"
+    return None
+
+
+def ttfo_ms(rec: CallRecord) -> float | None:
+    """Time to the first output (non-reasoning) token of a streamed call, in ms."""
+    if rec.stream and rec.t_first_output is not None:
+        return (rec.t_first_output - rec.t_start) * 1000.0
     return None
 
 
@@ -197,6 +250,11 @@ def scalar_metric_values(rec: CallRecord) -> list[tuple[str, float]]:
         out.append((METRIC_TTFB, (th - t0) * 1000.0))
     if rec.stream and rec.t_first_content is not None:
         out.append((METRIC_TTFT, (rec.t_first_content - t0) * 1000.0))
+        tfo = rec.t_first_output
+        if tfo is not None:
+            out.append((METRIC_TTFO, (tfo - t0) * 1000.0))
+            if rec.t_first_reasoning is not None:
+                out.append((METRIC_REASONING_MS, (tfo - rec.t_first_reasoning) * 1000.0))
     total = None
     if t_end is not None:
         if th is not None:
@@ -214,6 +272,11 @@ def scalar_metric_values(rec: CallRecord) -> list[tuple[str, float]]:
         if total:
             out.append((METRIC_TOKENS_PER_SEC, tokens * 1000.0 / total))
         out.append((METRIC_OUTPUT_TOKENS, float(tokens)))
+    rt = reasoning_tokens(rec)
+    if rt is not None:
+        out.append((METRIC_REASONING_TOKENS, float(rt)))
+    if rec.embeddings is not None and total:
+        out.append((METRIC_EMBEDDINGS_PER_SEC, rec.embeddings * 1000.0 / total))
     if rec.usage_prompt_tokens is not None:
         out.append((METRIC_PROMPT_TOKENS, float(rec.usage_prompt_tokens)))
     if rec.queue_ms is not None:
@@ -241,6 +304,10 @@ def meets_slo(rec: CallRecord, slo: GoodputSLO) -> bool:
     if slo.ttft_ms is not None and rec.stream:
         t = ttft_ms(rec)
         if t is None or t > slo.ttft_ms:
+            return False
+    if slo.ttfo_ms is not None and rec.stream:
+        t = ttfo_ms(rec)
+        if t is None or t > slo.ttfo_ms:
             return False
     if slo.tpot_ms is not None:
         t = tpot_ms(rec)

@@ -90,8 +90,8 @@ def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Thre
         raise ConfigError(f"{source}: goodput: expected a mapping such as {{ttft_ms: 1000, tpot_ms: 100}}")
     limits: dict[str, float] = {}
     for key, val in gp.items():
-        if key not in ("ttft_ms", "tpot_ms", "total_ms"):
-            raise ConfigError(f"{source}: goodput.{key}: unknown key (expected ttft_ms, tpot_ms, total_ms)")
+        if key not in ("ttft_ms", "ttfo_ms", "tpot_ms", "total_ms"):
+            raise ConfigError(f"{source}: goodput.{key}: unknown key (expected ttft_ms, ttfo_ms, tpot_ms, total_ms)")
         if isinstance(val, bool) or not isinstance(val, int | float) or val <= 0:
             raise ConfigError(f"{source}: goodput.{key}: expected a number of milliseconds > 0, got {val!r}")
         limits[key] = float(val)

@@ -6,8 +6,9 @@ from a JSON summary) and the run comparison (``compare``: summaries loaded and c
 Overview row, per (scenario, name, prompt) of the LLM metrics, with an ``(all)`` row merging every group:
 
 * ``calls``: successful calls (the count of ``llm_total_ms`` of status 2xx);
-* p50/p95/p99 of ``llm_ttft_ms``, ``llm_tpot_ms``, ``llm_total_ms``, ``llm_queue_ms`` and ``llm_tokens_per_sec``
-  (per call), merged exactly over the group's series of status 2xx (failed calls do not feed latencies);
+* p50/p95/p99 of ``llm_ttft_ms``, ``llm_ttfo_ms``, ``llm_tpot_ms``, ``llm_total_ms``, ``llm_queue_ms`` and
+  ``llm_tokens_per_sec`` (per call), merged exactly over the group's series of status 2xx (failed calls do not
+  feed latencies);
 * output tokens: the merged ``llm_output_tokens`` of status 2xx (key ``output_tokens``: tokens per call) and
   the output token throughput, their sum / run duration (tokens per second of the run);
 * goodput: hits / calls of the ``goodput`` rate over every status of the group (failed calls count as misses)
@@ -46,6 +47,7 @@ ALL = "(all)"
 LATENCY_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (row key, metric, column title)
     ("ttft", "llm_ttft_ms", "TTFT ms"),
+    ("ttfo", "llm_ttfo_ms", "TTFO ms"),
     ("tpot", "llm_tpot_ms", "TPOT ms"),
     ("total", "llm_total_ms", "Total ms"),
     ("queue", "llm_queue_ms", "Queue ms"),

@@ -37,7 +37,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .calls import METRIC_CHUNK_GAP, CallRecord, GoodputSLO, meets_slo, scalar_metric_values
+from .calls import (
+    METRIC_CHUNK_GAP,
+    CallRecord,
+    GoodputSLO,
+    meets_slo,
+    reasoning_token_source,
+    scalar_metric_values,
+)
 from .histogram import Histogram
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "HTTP_REQ_DURATION",
     "HTTP_REQ_FAILED",
     "OTHER",
+    "REASONING_TOKEN_SOURCE",
     "REQUESTS_BLOCKED",
     "TOKEN_SOURCE",
     "Kind",
@@ -66,6 +74,8 @@ OTHER = "__other__"
 GOODPUT = "goodput"
 TOKEN_SOURCE = "llm_token_source"
 """Counter of calls per output-token source; tags are the call's plus ``source`` (usage or events)."""
+REASONING_TOKEN_SOURCE = "llm_reasoning_token_source"
+"""Counter of calls per reasoning-token source (usage or events), for calls that showed reasoning."""
 HTTP_REQ_DURATION = "http_req_duration"
 HTTP_REQ_FAILED = "http_req_failed"
 HTTP_REQS = "http_reqs"
@@ -310,6 +320,9 @@ class MetricStore:
         if stags is None:
             stags = entry.source_key[source] = make_tags(dict(entry.tags) | {"source": source})
         self.inc(TOKEN_SOURCE, stags)
+        rsource = reasoning_token_source(rec)
+        if rsource is not None:
+            self.inc(REASONING_TOKEN_SOURCE, make_tags(dict(entry.tags) | {"source": rsource}))
         if goodput_slo is not None and not goodput_slo.empty:
             self._goodput(entry, meets_slo(rec, goodput_slo))
 
@@ -533,10 +546,11 @@ class MetricStore:
             return self.select_rate(metric, filt)
         return None
 
-    def token_sources(self) -> dict[str, int]:
-        """Calls per output-token source (``usage``, ``events``, ``unknown``), over every scenario."""
+    def token_sources(self, metric: str = TOKEN_SOURCE) -> dict[str, int]:
+        """Calls per output-token source (``usage``, ``events``, ``unknown``), over every scenario; with
+        ``metric=REASONING_TOKEN_SOURCE`` the same for the reasoning tokens."""
         out: dict[str, int] = {}
-        for _, tags, v in self.counters(TOKEN_SOURCE):
+        for _, tags, v in self.counters(metric):
             src = dict(tags).get("source", "unknown")
             out[src] = out.get(src, 0) + int(v)
         return dict(sorted(out.items()))

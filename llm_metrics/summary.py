@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .histogram import Histogram
-from .store import MetricStore, Tags
+from .store import REASONING_TOKEN_SOURCE, MetricStore, Tags
 from .thresholds import Threshold, ThresholdResult
 
 __all__ = [
@@ -157,6 +157,13 @@ def format_metrics_table(store: MetricStore, metrics: Iterable[str] | None = Non
             + ", ".join(f"{n} calls from {src}" for src, n in sources.items())
             + " (usage = server usage.completion_tokens, events = content events counted)"
         )
+    rsources = store.token_sources(REASONING_TOKEN_SOURCE)
+    if rsources:
+        lines.append(
+            "llm_reasoning_tokens source: "
+            + ", ".join(f"{n} calls from {src}" for src, n in rsources.items())
+            + " (usage = server reasoning_tokens, events = reasoning events counted)"
+        )
     for w in store.warnings():
         lines.append(f"WARNING: {w}")
     return "\n".join(lines) + ("\n" if lines else "")
@@ -240,6 +247,7 @@ def json_summary(
         "counters": counters_out,
         "rates": rates_out,
         "token_source": store.token_sources(),
+        "reasoning_token_source": store.token_sources(REASONING_TOKEN_SOURCE),
         "warnings": store.warnings(),
     }
 

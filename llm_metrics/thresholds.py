@@ -90,6 +90,10 @@ DEFAULT_METRICS: dict[str, Kind] = {
     "llm_output_tokens": "trend",
     "llm_prompt_tokens": "trend",
     "llm_schedule_lag_ms": "trend",
+    "llm_ttfo_ms": "trend",
+    "llm_reasoning_ms": "trend",
+    "llm_reasoning_tokens": "trend",
+    "llm_embeddings_per_sec": "trend",
     "gateway_latency": "trend",
     "policy_check_latency": "trend",
     "requests_blocked": "counter",
@@ -97,6 +101,7 @@ DEFAULT_METRICS: dict[str, Kind] = {
     "recovery_time": "trend",
     "goodput": "rate",
     "llm_token_source": "counter",
+    "llm_reasoning_token_source": "counter",
     # views over Locust's request events, and k6 names users know
     "http_req_duration": "trend",
     "http_req_failed": "rate",

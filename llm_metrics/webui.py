@@ -9,7 +9,7 @@ the merge of every worker's reports):
   while a test runs:
 
   - **LLM metrics**: per scenario, name and prompt, and for all of them together (``(all)``, last), one row per
-    metric: TTFT, TPOT, total, queue time and tokens/s per call (samples, p50, p95, p99), output tokens
+    metric: TTFT, TTFO, TPOT, total, queue time and tokens/s per call (samples, p50, p95, p99), output tokens
     (per call, and per second of the run: the output token throughput), goodput (per second, share of calls);
   - **LLM thresholds**: every threshold evaluated on the live store (``thresholds.evaluate``), pass/fail so far,
     in the order of the thresholds file;
@@ -107,8 +107,8 @@ def live_rows(m: Any) -> list[OverviewRow]:
 
 def metrics_table_rows(rows: Sequence[OverviewRow]) -> list[dict[str, Any]]:
     """Rows of the "LLM metrics" tab, keyed as ``METRICS_TABLE``: per group (scenario, name, prompt) one row per
-    metric with data (TTFT, TPOT, total, queue, tokens/s per call), then output tokens (p50/p95/p99 per call,
-    all per second of the run) and goodput (calls that met the SLO: per second and share). Samples: calls."""
+    metric with data (TTFT, TTFO, TPOT, total, queue, tokens/s per call), then output tokens (p50/p95/p99 per
+    call, all per second of the run) and goodput (calls that met the SLO: per second and share). Samples: calls."""
     out: list[dict[str, Any]] = []
 
     def add(r: OverviewRow, metric: str, samples: float, pcts: Sequence[float | None], per_s: Any, share: str) -> None:

@@ -307,25 +307,25 @@ class ChatUser(FastHttpUser):
             return
         s = rt.settings
         pset = s.prompt_sets[ticket.prompt]
-        stream = ticket.scenario == "chat_stream"
-        payload: dict[str, Any] = {"model": s.model, "messages": pset.next(), "stream": stream}
-        max_tokens = s.max_tokens or pset.max_tokens
-        if max_tokens:
-            payload["max_tokens"] = max_tokens
-        if stream:
-            payload["stream_options"] = {"include_usage": True}
+        api = s.api
+        stream = ticket.scenario == "chat_stream" and api.streams
+        payload = api.payload(
+            s.model, pset.next(), stream=stream, max_tokens=s.max_tokens or pset.max_tokens or 0, tools=pset.tools
+        )
         llm_call(
             self.client,
-            CHAT_PATH,
+            api.path,
             payload,
             stream=stream,
             scenario=ticket.scenario,
             prompt=ticket.prompt,
-            name=f"{CHAT_PATH} ({ticket.scenario}, {ticket.prompt})",
-            headers=self._headers(),
+            name=f"{api.path} ({ticket.scenario}, {ticket.prompt})",
+            headers=api.headers(self._headers()),
             scheduled=ticket.scheduled,
             timeouts=Timeouts(s.target.idle_timeout_s, s.target.call_timeout_s),
             server_stamps=s.target.server_stamps,
+            decoder=api.decoder,
+            parse_json=api.parse_json,
         )
 
     def wait_for_start(self) -> None:

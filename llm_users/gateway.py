@@ -8,7 +8,8 @@ the JSON summary to the metrics.
 
 ``GatewayUser`` (a FastHttpUser) runs, by weight:
 
-* ``llm`` / ``llm_stream``: one proxied LLM call with ``Authorization: Bearer API_KEY`` (``llm_call``);
+* ``llm`` / ``llm_stream``: one proxied LLM call with ``Authorization: Bearer API_KEY`` (``llm_call``), in
+  the API of ``--api``/``API`` (``proxied_call``; Anthropic: ``x-api-key``);
   ``gateway_latency`` and ``policy_check_latency`` read from the answer's headers (``gateway_headers``);
 * ``health``: ``GET /health``;
 * ``admin``: the admin endpoints in turn, with the access token of the User's login.
@@ -47,6 +48,7 @@ from llm_metrics.gateway_metrics import (
 )
 from llm_metrics.gateway_status import Outcome, classify
 from llm_metrics.store import make_tags
+from llm_users.apis import proxied_call
 from llm_users.gateway_config import GatewayConfigError, lookup, render
 from llm_users.gateway_options import GatewaySettings, OptionError, add_gateway_arguments, gateway_settings
 from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
@@ -335,12 +337,11 @@ class GatewayUser(FastHttpUser):
         self.keep_session()
         st = self.settings
         conf = st.conf
-        payload = dict(conf.llm_payload)
-        payload["stream"] = stream
-        if stream and conf.include_usage:
-            payload["stream_options"] = {"include_usage": True}
+        api = st.api
+        path, payload = proxied_call(api, conf.llm_path, conf.llm_payload, stream, conf.include_usage)
+        stream = stream and api.streams
         scenario = SCENARIO_LLM_STREAM if stream else SCENARIO_LLM
-        name = f"{conf.llm_path} (stream)" if stream else conf.llm_path
+        name = f"{path} (stream)" if stream else path
         outcome: list[Outcome] = []
 
         def blocked(status: int, body: bytes) -> str | None:
@@ -362,13 +363,15 @@ class GatewayUser(FastHttpUser):
 
         rec = llm_call(
             self.client,
-            conf.llm_path,
+            path,
             payload,
             stream=stream,
             scenario=scenario,
             name=name,
             prompt="",
-            headers={**self._base_headers(), **st.target.auth_headers()},
+            headers=api.headers({**self._base_headers(), **st.target.auth_headers()}),
+            decoder=api.decoder,
+            parse_json=api.parse_json,
             timeouts=Timeouts(st.target.idle_timeout_s, st.target.call_timeout_s),
             server_stamps=st.target.server_stamps,
             inspect=inspect,

@@ -3,8 +3,9 @@
 ``BASE_URL`` (``--base-url``): the gateway; else Locust's ``--host``; else the built-in mock
 ``http://127.0.0.1:8000``. ``API_KEY`` (``--api-key``, secret): the key of the proxied LLM calls. Plus the
 login password (``--admin-password``/``ADMIN_PASSWORD``, secret; wins over ``auth.password`` of the
-configuration file), the configuration file (``--gateway-conf``/``GATEWAY_CONF``) and the knobs every suite
-shares (``LOADTEST_TOKEN``, ``IDLE_TIMEOUT``, ``CALL_TIMEOUT``, ``SERVER_STAMPS``; ``options.py``).
+configuration file), the configuration file (``--gateway-conf``/``GATEWAY_CONF``), the API of the proxied
+call (``--api``/``API``, see ``apis.proxied_call``) and the knobs every suite shares (``LOADTEST_TOKEN``,
+``IDLE_TIMEOUT``, ``CALL_TIMEOUT``, ``SERVER_STAMPS``; ``options.py``).
 
 ``gateway_settings(opts)`` validates them and loads the configuration file; errors name the flag and its
 variable, or the file and the key path. No Locust import here.
@@ -12,12 +13,21 @@ variable, or the file and the key path. No Locust import here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_users.apis import Api, get_api
 from llm_users.gateway_config import DEFAULT_CONF, GatewayConfig, GatewayConfigError, load_gateway_config
-from llm_users.options import DEFAULT_TARGET, OptionError, TargetSettings, add_target_arguments, target_settings
+from llm_users.options import (
+    DEFAULT_TARGET,
+    OptionError,
+    TargetSettings,
+    add_api_argument,
+    add_target_arguments,
+    api_setting,
+    target_settings,
+)
 from llm_users.options import base_url as check_base_url
 
 __all__ = [
@@ -33,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def add_gateway_arguments(parser: Any) -> None:
     add_target_arguments(parser)
+    add_api_argument(parser)
     parser.add_argument(
         "--base-url",
         env_var="BASE_URL",
@@ -61,6 +72,7 @@ class GatewaySettings:
     base_url: str
     conf: GatewayConfig
     password: str
+    api: Api = field(default_factory=lambda: get_api("chat"))
 
     def secrets(self) -> list[str]:
         return [s for s in (*self.target.secrets(), self.password) if s]
@@ -81,4 +93,6 @@ def gateway_settings(opts: Any) -> GatewaySettings:
     conf_opt = str(getattr(opts, "gateway_conf", "") or DEFAULT_CONF)
     conf = load_gateway_config(_conf_path(conf_opt))
     password = str(getattr(opts, "admin_password", "") or "") or conf.auth.password
-    return GatewaySettings(target=target_settings(opts), base_url=base, conf=conf, password=password)
+    return GatewaySettings(
+        target=target_settings(opts), base_url=base, conf=conf, password=password, api=api_setting(opts)
+    )

@@ -29,7 +29,7 @@ from geventhttpclient.response import HTTPParseError
 from geventhttpclient.useragent import EmptyResponse
 
 from llm_metrics.calls import CallRecord
-from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, parse_chat_json
+from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, StreamState, parse_chat_json
 from llm_users.sse import StreamCut, drain, iter_arrivals, iter_events
 
 _perf = time.perf_counter
@@ -167,6 +167,7 @@ def llm_call(
     inspect: Callable[[Any, CallRecord], None] | None = None,
     parse_json: Callable[[bytes], JsonAnswer] = parse_chat_json,
     blocked: Callable[[int, bytes], str | None] | None = None,
+    decoder: Callable[[bool], Any] = ChatStreamAccumulator,
 ) -> CallRecord:
     """POST ``payload`` to ``path`` and read the chat answer; fire one request event; return the record.
 
@@ -174,7 +175,8 @@ def llm_call(
     ``tags`` are extra tags for the metrics. ``parse_json`` reads a non-streamed body (another API's shape);
     ``blocked(status, body)`` names the answers counted apart, neither success nor error (e.g. 429 ->
     ``"requests_blocked"``): such a call is not a failure in Locust, ``context["blocked"]`` holds the name.
-    The record is also in the event's ``context["llm"]``.
+    ``decoder(server_stamps)`` makes the accumulator of a streamed answer (another API's events; see
+    ``_read_stream``). The record is also in the event's ``context["llm"]``.
     """
     timeouts = timeouts or Timeouts()
     hdrs = {
@@ -198,7 +200,7 @@ def llm_call(
     # the wait for the headers: a socket's own timeout is the pool's on a new connection and whatever the last
     # call left on a reused one, so the bound is set here, the same for both
     head_timer = gevent.Timeout(timeouts.idle_s)
-    how = _How(stream, server_stamps, timeouts, inspect, parse_json, blocked, total_timer)
+    how = _How(stream, server_stamps, timeouts, inspect, parse_json, blocked, decoder, total_timer)
     rec.t_start = t0 = _perf()
     if total_timer is not None:
         total_timer.start()
@@ -285,6 +287,7 @@ class _How:
     inspect: Callable[[Any, CallRecord], None] | None
     parse_json: Callable[[bytes], JsonAnswer]
     blocked: Callable[[int, bytes], str | None] | None
+    decoder: Callable[[bool], Any]
     total_timer: Any = None
     sock: Any = None
     sock_timeout: float | None = None
@@ -336,7 +339,7 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
             data = b"".join(_bounded(iter_arrivals(raw), _ERROR_BODY_LIMIT, raw))
             rec.t_end = _perf()
             return len(data), f"wrong content type for a stream: {_media_type(ctype)}"
-        return _read_stream(raw, rec, how.server_stamps, context)
+        return _read_stream(raw, rec, how.server_stamps, context, how.decoder)
     chunks = []
     n = 0
     for data in iter_arrivals(raw):
@@ -355,7 +358,9 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
         return n, exc.reason
     rec.usage_completion_tokens = ans.completion_tokens
     rec.usage_prompt_tokens = ans.prompt_tokens
-    if ans.completion_tokens is None and ans.content_chars == 0:
+    rec.usage_reasoning_tokens = ans.reasoning_tokens
+    rec.embeddings = ans.embeddings
+    if ans.completion_tokens is None and ans.content_chars == 0 and not ans.embeddings:
         return n, "no tokens"
     rec.t_first_content = t_end
     return n, None
@@ -376,9 +381,18 @@ def _bounded(chunks: Any, limit: int, raw: Any) -> Any:
             return
 
 
-def _read_stream(raw: Any, rec: CallRecord, server_stamps: bool, context: dict[str, Any]) -> tuple[int, str | None]:
-    acc = ChatStreamAccumulator(collect_server_stamps=server_stamps)
-    st = acc.state
+def _read_stream(
+    raw: Any,
+    rec: CallRecord,
+    server_stamps: bool,
+    context: dict[str, Any],
+    decoder: Callable[[bool], Any] = ChatStreamAccumulator,
+) -> tuple[int, str | None]:
+    """Read a streamed answer with the API's accumulator: ``feed(data, t) -> finished`` and a ``state``
+    (``StreamState``). An accumulator whose ``terminal`` names an event (``response.completed``,
+    ``message_stop``) fails a stream whose body ends without it: ``stream ended before <terminal>``."""
+    acc = decoder(server_stamps)
+    st: StreamState = acc.state
     counted = _Counted(iter_arrivals(raw))
     perf = _perf
     finished = False
@@ -396,6 +410,9 @@ def _read_stream(raw: Any, rec: CallRecord, server_stamps: bool, context: dict[s
     except _TooLarge as exc:
         st.error = StreamError(str(exc))
     end = perf()
+    terminal = getattr(acc, "terminal", None)
+    if not finished and st.error is None and terminal is not None:
+        st.error = StreamError(f"stream ended before {terminal}")
     if finished and st.error is None and st.done_at is not None:
         # [DONE]: what may follow is the chunked terminator; read it so the connection is reused
         if raw.message_complete:  # already read with [DONE] (the usual case): no wait, no Timeout to arm
@@ -410,10 +427,14 @@ def _read_stream(raw: Any, rec: CallRecord, server_stamps: bool, context: dict[s
         raw.release()
     rec.t_end = st.done_at if st.done_at is not None else end
     rec.t_first_content = st.first_content
+    rec.t_first_output = st.first_output
+    rec.t_first_reasoning = st.first_reasoning
     rec.chunk_times = st.chunk_times
     rec.content_events = len(st.chunk_times)
+    rec.reasoning_events = st.reasoning_events
     rec.usage_completion_tokens = st.completion_tokens
     rec.usage_prompt_tokens = st.prompt_tokens
+    rec.usage_reasoning_tokens = st.reasoning_tokens
     if server_stamps and st.read_delays_ms:
         context["llm_read_delays_ms"] = st.read_delays_ms
     if st.error is not None:

@@ -1,9 +1,14 @@
 """Decoding of an OpenAI-compatible chat-completions answer into the facts one call is timed by.
 
 Pure: no sockets, no Locust. The caller hands over each SSE event's data with the time it was parsed
-(`time.perf_counter()` seconds); the accumulator keeps what design.md section 3 needs: the first event with
-non-empty ``delta.content`` or ``delta.reasoning_content`` (TTFT), the time of every content event, the end
-(``[DONE]``), the usage counts, and the first error found. Role-only and keep-alive events do not count as content.
+(`time.perf_counter()` seconds); the accumulator keeps what design.md section 3 needs: the first token event of
+any kind (TTFT), the time of every token event, the end (``[DONE]``), the usage counts, and the first error found.
+
+Token events: a delta with non-empty ``content`` or a ``tool_calls`` piece is an *output* event; a delta with
+non-empty ``reasoning_content`` or ``reasoning`` (the field name several servers send instead) is a *reasoning*
+event. Both are in ``chunk_times``; ``first_output`` (TTFO) and ``first_reasoning`` are kept apart, and
+reasoning events are counted. Role-only and keep-alive events are not token events. ``StreamState`` and
+``StreamError`` are shared by the decoders of the other APIs (``llm_users.api_*``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _loads = json.loads
+_dumps = json.dumps
 
 
 class StreamError(Exception):
@@ -29,7 +35,9 @@ class StreamState:
     """What was read from one streamed answer so far."""
 
     first_content: float | None = None
+    """First token event of any kind (reasoning or output): TTFT."""
     chunk_times: list[float] = field(default_factory=list)
+    """Every token event (reasoning and output), in order."""
     done_at: float | None = None
     events: int = 0
     prompt_tokens: int | None = None
@@ -38,9 +46,43 @@ class StreamState:
     error: StreamError | None = None
     mock_sent_ns: list[int] | None = None  # server send stamps when the mock was asked for them
     read_delays_ms: list[float] | None = None
+    first_output: float | None = None
+    """First output (non-reasoning) token event: TTFO."""
+    first_reasoning: float | None = None
+    reasoning_events: int = 0
+    reasoning_tokens: int | None = None
+    """From the usage (``completion_tokens_details.reasoning_tokens`` or the API's equivalent)."""
+
+    def token(self, t: float, reasoning: bool, output: bool) -> None:
+        """One token event at ``t``: a reasoning piece, an output piece, or both in one event."""
+        if self.first_content is None:
+            self.first_content = t
+        self.chunk_times.append(t)
+        if reasoning:
+            self.reasoning_events += 1
+            if self.first_reasoning is None:
+                self.first_reasoning = t
+        if output and self.first_output is None:
+            self.first_output = t
+
+    def stamp(self, sent: Any, t: float) -> None:
+        """The mock's send stamp of the token event just counted (``mock_sent_ns``), when collected."""
+        if self.mock_sent_ns is not None and isinstance(sent, int) and not isinstance(sent, bool):
+            self.mock_sent_ns.append(sent)
+            self.read_delays_ms.append(t * 1000.0 - sent / 1e6)  # type: ignore[union-attr]
 
 
-def _error_text(err: Any) -> str:
+def reasoning_tokens_of(usage: dict[str, Any], details_key: str) -> int | None:
+    """``usage[details_key].reasoning_tokens`` when it is an int."""
+    details = usage.get(details_key)
+    if isinstance(details, dict):
+        n = details.get("reasoning_tokens")
+        if isinstance(n, int) and not isinstance(n, bool):
+            return n
+    return None
+
+
+def error_text(err: Any) -> str:
     if isinstance(err, dict):
         for key in ("type", "code", "message"):
             val = err.get(key)
@@ -53,17 +95,17 @@ def _error_text(err: Any) -> str:
 class _Template:
     """A parsed content chunk with a hole where its content string is: ``prefix + text + suffix``."""
 
-    __slots__ = ("lp", "ls", "n", "other_text", "prefix", "suffix")
+    __slots__ = ("lp", "ls", "n", "prefix", "suffix")
 
-    def __init__(self, prefix: str, suffix: str, other_text: bool) -> None:
+    def __init__(self, prefix: str, suffix: str) -> None:
         self.prefix = prefix
         self.suffix = suffix
         self.lp = len(prefix)
         self.ls = len(suffix)
         self.n = self.lp + self.ls
-        self.other_text = other_text  # delta.reasoning_content is truthy: the chunk counts even with ""
 
 
+_OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
 _MARKERS = ("zQ7~k", "yW3~j", "xE5~h")
 _TEMPLATE_TRIES = 4  # content chunks parsed in full before giving up on a template for this stream
 
@@ -83,6 +125,9 @@ def _make_template(core: str, obj: Any, text: str) -> _Template | None:
     """
     if not _simple(text) or not text:
         return None
+    delta0 = obj["choices"][0]["delta"]
+    if any(delta0.get(k) for k in _OTHER_TOKEN_KEYS):  # not a plain content chunk: a template would miscount
+        return None
     needle = '"' + text + '"'
     i = core.find(needle)
     if i < 0 or core.find(needle, i + 1) >= 0:
@@ -101,7 +146,7 @@ def _make_template(core: str, obj: Any, text: str) -> _Template | None:
         return None
     if probe != obj:
         return None
-    return _Template(prefix, suffix, bool(obj["choices"][0]["delta"].get("reasoning_content")))
+    return _Template(prefix, suffix)
 
 
 def _split_stamp(data: str) -> tuple[str, int | None]:
@@ -157,9 +202,11 @@ class ChatStreamAccumulator:
                 text = core[tpl.lp : len(core) - tpl.ls]
                 if '"' not in text and "\\" not in text and text.isprintable():
                     self.template_hits += 1
-                    if text or tpl.other_text:
+                    if text:
                         if st.first_content is None:
                             st.first_content = t
+                        if st.first_output is None:
+                            st.first_output = t
                         self._chunk_times.append(t)
                         if sent is not None:
                             st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
@@ -178,7 +225,7 @@ class ChatStreamAccumulator:
             return True
         err = obj.get("error")
         if err is not None:
-            st.error = StreamError("SSE error event", _error_text(err))
+            st.error = StreamError("SSE error event", error_text(err))
             return True
         choices = obj.get("choices")
         if choices:
@@ -191,17 +238,16 @@ class ChatStreamAccumulator:
                 if not isinstance(delta, dict):
                     st.error = StreamError("unexpected SSE event", "delta is not an object")
                     return True
-                content = delta.get("content") or delta.get("reasoning_content")
-                if content:
-                    if st.first_content is None:
-                        st.first_content = t
-                    self._chunk_times.append(t)
+                content = delta.get("content")
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                reasoning = isinstance(reasoning, str) and reasoning != ""
+                tools = delta.get("tool_calls")
+                output = bool(content) or (isinstance(tools, list) and bool(tools))
+                if output or reasoning:
+                    st.token(t, reasoning, output)
                     if self._mock:
-                        sent = obj.get("mock_sent_ns")
-                        if isinstance(sent, int):
-                            st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
-                            st.read_delays_ms.append(t * 1000.0 - sent / 1e6)  # type: ignore[union-attr]
-                    if self._tries and tpl is None:
+                        st.stamp(obj.get("mock_sent_ns"), t)
+                    if self._tries and tpl is None and output and not reasoning:
                         self._learn(data, obj, ch, delta)
             fr = ch.get("finish_reason") if isinstance(ch, dict) else None
             if fr:
@@ -214,6 +260,9 @@ class ChatStreamAccumulator:
                 st.completion_tokens = ct
             if isinstance(pt, int):
                 st.prompt_tokens = pt
+            rt = reasoning_tokens_of(usage, "completion_tokens_details")
+            if rt is not None:
+                st.reasoning_tokens = rt
         return False
 
     def _learn(self, data: str, obj: dict[str, Any], ch: Any, delta: Any) -> None:
@@ -241,6 +290,10 @@ class JsonAnswer:
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
+    reasoning_tokens: int | None = None
+    """From the usage; a non-streamed answer has no events to count them by."""
+    embeddings: int | None = None
+    """Embeddings in an embeddings answer (``data`` items); None for the other APIs."""
 
 
 def parse_chat_json(body: bytes) -> JsonAnswer:
@@ -252,14 +305,16 @@ def parse_chat_json(body: bytes) -> JsonAnswer:
     if not isinstance(obj, dict):
         raise StreamError("unexpected JSON body", "not an object")
     if obj.get("error") is not None:
-        raise StreamError("error object in body", _error_text(obj["error"]))
+        raise StreamError("error object in body", error_text(obj["error"]))
     choices = obj.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise StreamError("no choices in body")
     msg = choices[0].get("message") or {}
     if not isinstance(msg, dict):
         raise StreamError("unexpected JSON body", "choices[0].message is not an object")
-    content = msg.get("content") or msg.get("reasoning_content") or ""
+    content = msg.get("content") or msg.get("reasoning_content") or msg.get("reasoning") or ""
+    if not content and isinstance(msg.get("tool_calls"), list) and msg["tool_calls"]:
+        content = _dumps(msg["tool_calls"])  # a tool call is the answer: its size stands for the text
     usage = obj.get("usage")
     if not isinstance(usage, dict):
         usage = {}
@@ -270,4 +325,5 @@ def parse_chat_json(body: bytes) -> JsonAnswer:
         prompt_tokens=pt if isinstance(pt, int) else None,
         completion_tokens=ct if isinstance(ct, int) else None,
         finish_reason=choices[0].get("finish_reason"),
+        reasoning_tokens=reasoning_tokens_of(usage, "completion_tokens_details"),
     )

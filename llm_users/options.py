@@ -8,11 +8,12 @@ the parsed options into validated settings; an error names the flag and its vari
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from llm_users.apis import API_NAMES, Api, get_api
 from llm_users.arrival import KINDS
 from llm_users.prompts import PromptError, PromptSet, load_dataset, load_prompt_sets
 
@@ -92,6 +93,7 @@ def add_chat_arguments(parser: Any) -> None:
         help=f"Base URL of the API; else --host; else the built-in mock {DEFAULT_TARGET} (env BASE)",
     )
     parser.add_argument("--model", env_var="MODEL", default="mock-llm", help="Model name sent (env MODEL)")
+    add_api_argument(parser)
     parser.add_argument(
         "--nonstream-rps",
         env_var="NONSTREAM_RPS",
@@ -151,6 +153,24 @@ def add_chat_arguments(parser: Any) -> None:
         default="true",
         help="true: GET /v1/version and /v1/models once per process at start (env SMOKE)",
     )
+
+
+def add_api_argument(parser: Any) -> None:
+    """``--api`` / ``API``: which API the LLM calls use (``llm_users.apis``)."""
+    parser.add_argument(
+        "--api",
+        env_var="API",
+        default="chat",
+        help=f"API of the LLM calls: {', '.join(API_NAMES)} (env API)",
+    )
+
+
+def api_setting(opts: Any) -> Api:
+    """The validated ``--api``; OptionError naming the flag."""
+    try:
+        return get_api(getattr(opts, "api", "chat") or "chat")
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
 
 
 def as_bool(value: Any, flag: str) -> bool:
@@ -227,6 +247,7 @@ class ChatSettings:
     variants: tuple[str, ...]
     max_tokens: int
     smoke: bool
+    api: Api = field(default_factory=lambda: get_api("chat"))
 
 
 def chat_settings(opts: Any) -> ChatSettings:
@@ -254,19 +275,27 @@ def chat_settings(opts: Any) -> ChatSettings:
             raise OptionError(
                 f"--prompts/PROMPTS: unknown prompt variant {v!r} (in {opts.prompts_file}: {', '.join(sorted(sets))})"
             )
+    api = api_setting(opts)
+    stream_rps = _rate(opts.stream_rps, "--stream-rps/STREAM_RPS")
+    if not api.streams and stream_rps > 0:
+        raise OptionError(
+            f"--stream-rps/STREAM_RPS: the {api.name} API does not stream; set it to 0 and give the rate "
+            "with --nonstream-rps/NONSTREAM_RPS"
+        )
     base = base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
     return ChatSettings(
         target=target_settings(opts),
         base=base,
         model=str(opts.model),
         nonstream_rps=_rate(opts.nonstream_rps, "--nonstream-rps/NONSTREAM_RPS"),
-        stream_rps=_rate(opts.stream_rps, "--stream-rps/STREAM_RPS"),
+        stream_rps=stream_rps,
         duration_s=duration_min * 60.0,
         arrival=arrival,
         prompt_sets=sets,
         variants=variants,
         max_tokens=max_tokens,
         smoke=as_bool(opts.smoke, "--smoke/SMOKE"),
+        api=api,
     )
 
 

@@ -31,11 +31,13 @@ class PromptError(ValueError):
 
 @dataclass
 class PromptSet:
-    """One variant: its conversations (each a list of messages) and its default ``max_tokens``."""
+    """One variant: its conversations (each a list of messages), its default ``max_tokens`` and its tool
+    definitions (sent as ``tools``, in chat completions' format; ``llm_users.apis`` converts them)."""
 
     name: str
     conversations: list[list[Message]]
     max_tokens: int | None = None
+    tools: list[dict[str, Any]] | None = None
     _cycle: Iterator[list[Message]] | None = field(default=None, repr=False)
 
     def next(self) -> list[Message]:
@@ -117,10 +119,11 @@ def load_prompt_sets(path: str | Path) -> dict[str, PromptSet]:
         where = f"{p}: prompts.{name}"
         if not isinstance(entry, dict):
             raise PromptError(f"{where}: expected a mapping with 'messages', 'prompt' or 'prompts'")
-        bad = set(entry) - {"messages", "prompt", "prompts", "max_tokens"}
+        bad = set(entry) - {"messages", "prompt", "prompts", "max_tokens", "tools"}
         if bad:
             first = sorted(bad, key=str)[0]
-            raise PromptError(f"{where}.{first}: unknown key (expected messages, prompt, prompts, max_tokens)")
+            raise PromptError(f"{where}.{first}: unknown key (expected messages, prompt, prompts, max_tokens, tools)")
+        tools = parse_tools(entry.get("tools"), f"{where}.tools")
         mt = entry.get("max_tokens")
         if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt < 1):
             raise PromptError(f"{where}.max_tokens: expected a positive integer, got {mt!r}")
@@ -135,8 +138,32 @@ def load_prompt_sets(path: str | Path) -> dict[str, PromptSet]:
             convs = [_messages(entry["prompt"], f"{where}.prompt")]
         else:
             raise PromptError(f"{where}: expected one of 'messages', 'prompt' or 'prompts'")
-        sets[str(name)] = PromptSet(str(name), convs, mt)
+        sets[str(name)] = PromptSet(str(name), convs, mt, tools)
     return sets
+
+
+def parse_tools(value: Any, where: str) -> list[dict[str, Any]] | None:
+    """Tool definitions: a list of ``{type: function, function: {name, description?, parameters?}}``, or a
+    shorter ``{name, description?, parameters?}`` per tool (made the long form); None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise PromptError(f"{where}: expected a non-empty list of tool definitions")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(value):
+        if not isinstance(tool, dict):
+            raise PromptError(f"{where}[{i}]: expected a mapping with 'function' or 'name'")
+        fn = tool.get("function", tool)
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise PromptError(f"{where}[{i}].name: expected the tool's name, a non-empty string")
+        params = fn.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(params, dict):
+            raise PromptError(f"{where}[{i}].parameters: expected a JSON schema mapping, got {params!r}")
+        desc = fn.get("description", "")
+        if not isinstance(desc, str):
+            raise PromptError(f"{where}[{i}].description: expected a string, got {desc!r}")
+        out.append({"type": "function", "function": {"name": fn["name"], "description": desc, "parameters": params}})
+    return out
 
 
 def load_dataset(path: str | Path, name: str = "dataset", max_tokens: int | None = None) -> PromptSet:

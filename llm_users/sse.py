@@ -88,9 +88,10 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     not UTF-8 raise ``UnicodeDecodeError`` (as sseclient-py does); nothing else is raised for any bytes.
 
     Fast path (measured in bench/RESULTS.md: sseclient-py took about 40% of the CPU of a streamed call): while
-    the stream's line endings are LF only, events are cut at each ``\\n\\n`` here and the common event, one
-    ``data: ...`` line, is decoded directly; any other event (comments, ``event:``/``id:`` fields, several data
-    lines) is handed to sseclient-py alone. At the first ``\\r`` in the stream the rest, with the bytes not yet
+    the stream's line endings are LF only, events are cut at each ``\\n\\n`` here and the common events, one
+    ``data: ...`` line, or one ``event: ...`` line then one ``data: ...`` line (the Responses and Anthropic
+    APIs), are decoded directly; any other event (comments, ``id:`` fields, several data lines) is handed to
+    sseclient-py alone. At the first ``\\r`` in the stream the rest, with the bytes not yet
     cut, goes to sseclient-py. For LF-only streams sseclient-py cuts an event at the first ``\\n\\n`` after the
     previous cut whatever the chunking, and a lone ``data: X`` line is the event ``("message", X)``, so the
     events are the same; ``iter_events_sseclient`` is the reference, and tests compare the two.
@@ -110,8 +111,16 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
             end = buf.find(b"\n\n", start if start > scan else scan)
             if end < 0:
                 break
-            if buf.startswith(b"data: ", start) and buf.find(b"\n", start, end) < 0:
+            nl = buf.find(b"\n", start, end)
+            if nl < 0 and buf.startswith(b"data: ", start):
                 yield "message", buf[start + 6 : end].decode()
+            elif (
+                nl >= 0
+                and buf.startswith(b"event: ", start)
+                and buf.startswith(b"data: ", nl + 1)
+                and buf.find(b"\n", nl + 1, end) < 0
+            ):  # a named event (Responses, Anthropic): one event line, one data line
+                yield buf[start + 7 : nl].decode() or "message", buf[nl + 7 : end].decode()
             else:
                 yield from iter_events_sseclient((buf[start : end + 2],))
             start = end + 2

@@ -37,7 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,8 +51,9 @@ from llm_metrics.histogram import Histogram
 from llm_metrics.thresholds import MetricRegistry, default_registry
 from llm_users.arrival import ArrivalSpec, arrival_times
 from llm_users.llm_http import Timeouts, llm_call
-from llm_users.openai_stream import JsonAnswer, parse_chat_json
+from llm_users.openai_stream import JsonAnswer, StreamError, parse_chat_json
 from llm_users.options import OptionError
+from llm_users.prompts import PromptError
 from llm_users.synthetic import Calibration, SyntheticText, local_tokens
 from llm_users.workload_conversation import Conversation, Conversations
 from llm_users.workload_dispatch import ScheduleDispatcher
@@ -98,15 +99,17 @@ def workload_registry() -> MetricRegistry:
 
 
 class _AnswerText:
-    """A ``parse_json`` for ``llm_call`` that also keeps the answer's text (non-streamed calls)."""
+    """A ``parse_json`` for ``llm_call`` that also keeps the answer's text (non-streamed chat calls; the other
+    APIs' answers are replaced by a stand-in of their length in the history)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("parse", "text")
 
-    def __init__(self) -> None:
+    def __init__(self, parse: Callable[[bytes], JsonAnswer] = parse_chat_json) -> None:
         self.text: str | None = None
+        self.parse = parse
 
     def __call__(self, body: bytes) -> JsonAnswer:
-        answer = parse_chat_json(body)
+        answer = self.parse(body)
         try:
             content = json.loads(body)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
@@ -311,7 +314,8 @@ class WorkloadRuntime:
         s = self.settings
         out: dict[str, Any] = {
             "mode": s.mode,
-            "stream": s.stream,
+            "api": s.api.name,
+            "stream": s.stream and s.api.streams,
             "output_tokens": str(s.output_tokens),
             "ignore_eos": s.ignore_eos,
             "seed": s.seed if s.seed_given else None,
@@ -397,20 +401,22 @@ def input_accuracy(metrics: Any) -> dict[str, Any]:
 
 
 def probe_prompt_tokens(s: WorkloadSettings, base: str, text: str) -> int | None:
-    """One non-streamed call with ``max_tokens: 1`` outside Locust's statistics: the server's prompt tokens."""
-    body = json.dumps(
-        {"model": s.model, "messages": [{"role": "user", "content": text}], "max_tokens": 1, "stream": False}
-    ).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json", **s.target.auth_headers()}
-    req = urllib.request.Request(base + CHAT_PATH, data=body, headers=headers, method="POST")
+    """One non-streamed call with ``max_tokens: 1`` outside Locust's statistics: the server's prompt tokens
+    (of the API the run uses, read by its own parser)."""
+    api = s.api
+    body = json.dumps(api.payload(s.model, [{"role": "user", "content": text}], stream=False, max_tokens=1)).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json", **api.headers(s.target.auth_headers())}
+    req = urllib.request.Request(base + api.path, data=body, headers=headers, method="POST")
     timeout = min(s.target.call_timeout_s, 60.0)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = json.loads(resp.read())
+            raw = resp.read()
     except urllib.error.HTTPError as exc:
         raise OSError(f"probe answered HTTP {exc.code}") from None
-    usage = data.get("usage") if isinstance(data, dict) else None
-    value = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    try:
+        value = api.parse_json(raw).prompt_tokens
+    except StreamError:
+        return None
     return value if isinstance(value, int) and value > 0 else None
 
 
@@ -466,7 +472,7 @@ def runtime(environment: Any) -> WorkloadRuntime:
 def _settings_or_exit(opts: Any) -> WorkloadSettings:
     try:
         return workload_settings(opts)
-    except (OptionError, TraceError) as exc:
+    except (OptionError, TraceError, PromptError) as exc:
         log.error("workload suite: %s", exc)
         sys.exit(2)
 
@@ -545,7 +551,7 @@ def install_workload(events: Any) -> None:
                 rt.settings = workload_settings(environment.parsed_options)
                 if not rt.rate_overridden:  # the capacity search (or the master) may have set it already
                     rt.rate = rt.settings.rate
-            except (OptionError, TraceError) as exc:
+            except (OptionError, TraceError, PromptError) as exc:
                 log.error("workload suite: %s; stopping", exc)
                 runner.quit()
                 return
@@ -678,21 +684,22 @@ class WorkloadUser(FastHttpUser):
         s = rt.settings
         messages = conv.messages(question) if conv is not None else [{"role": "user", "content": question}]
         sent_with = len(messages) - 1
-        payload: dict[str, Any] = {"model": s.model, "messages": messages, "stream": s.stream, "max_tokens": max_tokens}
-        if s.stream:
-            payload["stream_options"] = {"include_usage": True}
-        if s.ignore_eos:
+        api = s.api
+        stream = s.stream and api.streams
+        payload = api.payload(s.model, messages, stream=stream, max_tokens=max_tokens, tools=s.tools)
+        if s.ignore_eos and api.name in ("chat", "completions"):
             payload["ignore_eos"] = True
-        answer = _AnswerText()
+        answer = _AnswerText(api.parse_json)
         rec = llm_call(
             self.client,
-            CHAT_PATH,
+            api.path,
             payload,
-            stream=s.stream,
+            stream=stream,
             scenario=scenario,
             prompt=tag,
-            name=f"{CHAT_PATH} ({scenario}, {tag})",
-            headers=s.target.auth_headers(),
+            name=f"{api.path} ({scenario}, {tag})",
+            headers=api.headers(s.target.auth_headers()),
+            decoder=api.decoder,
             scheduled=scheduled,
             timeouts=Timeouts(s.target.idle_timeout_s, s.target.call_timeout_s),
             server_stamps=s.target.server_stamps,

@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from llm_users.apis import Api, get_api
 from llm_users.arrival import KINDS
 from llm_users.options import (
     CONF_DIR,
     DEFAULT_TARGET,
     OptionError,
     TargetSettings,
+    add_api_argument,
     add_target_arguments,
+    api_setting,
     as_bool,
     base_url,
 )
 from llm_users.options import target_settings as _target_settings
+from llm_users.prompts import PromptError, parse_tools
 from llm_users.synthetic import DIST_SPEC, LengthDist, parse_dist
 from llm_users.workload_trace import TraceRecord, load_trace
 
@@ -42,6 +48,13 @@ def add_workload_arguments(parser: Any) -> None:
         help=f"Base URL of the API; else --host; else the built-in mock {DEFAULT_TARGET} (env BASE)",
     )
     parser.add_argument("--model", env_var="MODEL", default="mock-llm", help="Model name sent (env MODEL)")
+    add_api_argument(parser)
+    parser.add_argument(
+        "--tools",
+        env_var="TOOLS",
+        default="",
+        help="YAML/JSON file of tool definitions sent with every call: a list, or a mapping with 'tools' (env TOOLS)",
+    )
     parser.add_argument(
         "--workload",
         env_var="WORKLOAD",
@@ -169,6 +182,26 @@ class WorkloadSettings:
     calibrate: bool
     seed: int
     seed_given: bool
+    api: Api = field(default_factory=lambda: get_api("chat"))
+    tools: list[dict[str, Any]] | None = None
+
+
+def load_tools(path: str) -> list[dict[str, Any]] | None:
+    """Tool definitions from a YAML (or JSON) file: a list, or ``{tools: [...]}``; PromptError naming the file."""
+    if not path:
+        return None
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PromptError(f"{path}: tools file not found (--tools/TOOLS)") from None
+    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
+        raise PromptError(f"{path}: cannot read the tools file: {exc}") from None
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"tools"}, key=str)
+        if unknown:
+            raise PromptError(f"{path}: {unknown[0]}: unknown key (expected: tools)")
+        data = data.get("tools")
+    return parse_tools(data, f"{path}: tools")
 
 
 def workload_settings(opts: Any) -> WorkloadSettings:
@@ -219,4 +252,6 @@ def workload_settings(opts: Any) -> WorkloadSettings:
         calibrate=as_bool(opts.calibrate, "--calibrate/CALIBRATE"),
         seed=seed,
         seed_given=bool(seed_text),
+        api=api_setting(opts),
+        tools=load_tools(str(getattr(opts, "tools", "") or "").strip()),
     )

@@ -220,7 +220,10 @@ class MockApp:
         policy_ms = (t1 - t0) * 1000 if policy > 0 else 0.0
         gateway_ms = (time.perf_counter() - t0) * 1000 if policy + overhead > 0 else 0.0
         headers = _TIMING % (gateway_ms, gateway_ms, policy_ms)
-        auth = self.gateway.authenticate(req.header(b"authorization"))
+        authorization = req.header(b"authorization")
+        if authorization is None and req.header(b"x-api-key"):  # Anthropic's header, as gateways accept it
+            authorization = f"Bearer {req.header(b'x-api-key')}"
+        auth = self.gateway.authenticate(authorization)
         if auth.key is None:
             self.stats.unauthorized += 1
             self.error(

@@ -2,6 +2,9 @@
 
 The per-request part of every chunk (id, created, model) is rendered once; a token chunk is then three
 byte strings joined, plus a ``mock_sent_ns`` stamp taken just before the write when timestamps are on.
+Every stream encoder (this one and those of ``mock_llm.formats``) has the same methods, which the stream
+loop of ``api_openai`` calls: ``start``, ``reasoning``, ``content``, ``tool_start``, ``raw_content``,
+``end``, ``error``.
 """
 
 from __future__ import annotations
@@ -30,16 +33,53 @@ def error_object(message: str, type_: str, code: str | int | None = None) -> dic
 class ChatChunks:
     """The SSE events of one streamed chat completion."""
 
-    __slots__ = ("_content", "_head", "_reasoning", "_tail", "timestamps")
+    __slots__ = ("_args", "_content", "_head", "_reasoning", "_tail", "timestamps")
 
-    def __init__(self, completion_id: str, created: int, model: str, timestamps: bool) -> None:
+    def __init__(
+        self, completion_id: str, created: int, model: str, timestamps: bool, reasoning_field: str = "reasoning_content"
+    ) -> None:
         ident = dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model})
         self._head = b"data: " + ident[:-1]  # without the closing brace: choices and extras follow
         choice = self._head + b',"choices":[{"index":0,"delta":{'
         self._content = choice + b'"content":"'
-        self._reasoning = choice + b'"reasoning_content":"'
+        self._reasoning = choice + b'"' + reasoning_field.encode() + b'":"'
+        self._args = choice + b'"tool_calls":[{"index":0,"function":{"arguments":"'
         self._tail = _TOKEN_TAIL + _END
         self.timestamps = timestamps
+
+    def start(self) -> bytes:
+        return self.role()
+
+    def tool_start(self, call_id: str, name: str, text: bytes) -> bytes:
+        """The first piece of a tool call: its id, function name and the first piece of its arguments."""
+        call = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        head = dumps([call])[: -len(b'"}}]')]  # up to the empty arguments string's opening quote
+        return self._close(
+            self._head
+            + b',"choices":[{"index":0,"delta":{"tool_calls":'
+            + head
+            + text
+            + b'"}}]},"finish_reason":null}]'
+        )
+
+    def tool_args(self, text: bytes) -> bytes:
+        """One piece of a tool call's arguments; ``text`` must already be safe inside a JSON string."""
+        return self._close(self._args + text + b'"}}]},"finish_reason":null}]')
+
+    def end(
+        self,
+        finish: str,
+        include_usage: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        reasoning_tokens: int,
+        cached_tokens: int | None,
+    ) -> bytes:
+        """The finish chunk, the usage chunk when asked, ``[DONE]``."""
+        tail = self.finish(finish)
+        if include_usage:
+            tail += self.usage(prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens)
+        return tail + DONE
 
     def _close(self, body: bytes) -> bytes:
         if self.timestamps:
@@ -109,11 +149,15 @@ def completion_body(
     reasoning: str | None,
     finish_reason: str,
     usage: dict[str, Any],
+    reasoning_field: str = "reasoning_content",
+    tool_call: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON object of a non-streamed chat completion."""
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    message: dict[str, Any] = {"role": "assistant", "content": None if tool_call else content}
     if reasoning is not None:
-        message["reasoning_content"] = reasoning
+        message[reasoning_field] = reasoning
+    if tool_call is not None:
+        message["tool_calls"] = [tool_call]
     return {
         "id": completion_id,
         "object": "chat.completion",

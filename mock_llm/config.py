@@ -35,7 +35,16 @@ FAULT_KINDS: dict[str, str | None] = {
     "oversized": "bytes",
 }
 # The paths served by the LLM endpoints: every fault kind applies there, only ``error`` elsewhere.
-LLM_PATHS = ("/v1/chat/completions", "/generate", "/propose_trade_adjustments/")
+LLM_PATHS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+    "/v1/messages",
+    "/v1/embeddings",
+    "/generate",
+    "/propose_trade_adjustments/",
+)
+REASONING_FIELDS = ("reasoning_content", "reasoning")
 OUTPUT_DISTS = ("fixed", "uniform", "normal")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
@@ -141,7 +150,19 @@ class Config:
     output_tokens: OutputTokens = field(
         default_factory=OutputTokens, metadata=_meta("output length when max_tokens is absent")
     )
-    reasoning_tokens: int = _opt(0, "delta.reasoning_content tokens streamed before the content", min=0)
+    reasoning_tokens: int = _opt(0, "reasoning tokens streamed before the content (every API but completions)", min=0)
+    reasoning_field: str = _opt(
+        "reasoning_content",
+        "chat completions' delta/message field of the reasoning: reasoning_content | reasoning",
+        choices=REASONING_FIELDS,
+    )
+    tool_call_rate: float = _opt(
+        0.0,
+        "share of the calls that give tools answered with a tool call (else: the prompt says #tool_call)",
+        min=0,
+        max=1,
+    )
+    embedding_dim: int = _opt(16, "length of each vector of /v1/embeddings", min=1, max=65536)
     max_concurrency: int = _opt(0, "generations at once; more wait in a FIFO queue; 0 = unlimited", min=0)
     capacity: int = _opt(0, "active generations above which delays grow; 0 = never", min=0)
     overload_exponent: float = _opt(1.0, "delays x (active / capacity) ** exponent above capacity", min=0)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from mock_llm import api_control, api_gateway, api_openai, api_sidecar
+from mock_llm import api_control, api_gateway, api_more, api_openai, api_sidecar
 from mock_llm.app import MockApp
 from mock_llm.config import Config
 from mock_llm.protocol import Connection
@@ -22,7 +22,7 @@ from mock_llm.protocol import Connection
 def build_app(cfg: Config) -> MockApp:
     """The application with every route."""
     app = MockApp(cfg)
-    for module in (api_openai, api_gateway, api_sidecar, api_control):
+    for module in (api_openai, api_more, api_gateway, api_sidecar, api_control):
         app.add_routes(module.ROUTES)
     return app
 

@@ -32,6 +32,7 @@ class Stats:
         self.unauthorized = 0
         self.completed_streams = 0
         self.client_disconnects = 0
+        self.tool_calls = 0
         self.reset_at = time.time()
 
     def key(self, method: str, path: str) -> str:
@@ -52,6 +53,7 @@ class Stats:
             "unauthorized": self.unauthorized,
             "completed_streams": self.completed_streams,
             "client_disconnects": self.client_disconnects,
+            "tool_calls": self.tool_calls,
             "active": active,
             "max_active": max_active,
             "queued": queued,

@@ -71,7 +71,7 @@ def missing_tool(reason: str) -> None:
 
 def locust_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "PYTEST_"))}
-    for knob in ("BASE", "BASE_URL", "OSIRIS_URL", "API_KEY", "LOADTEST_TOKEN", "THRESHOLDS", "SUMMARY_JSON"):
+    for knob in ("BASE", "BASE_URL", "OSIRIS_URL", "API_KEY", "LOADTEST_TOKEN", "THRESHOLDS", "SUMMARY_JSON", "API"):
         env.pop(knob, None)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})

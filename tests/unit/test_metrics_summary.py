@@ -124,6 +124,7 @@ def test_json_summary_is_serialisable_and_stable() -> None:
         "counters",
         "rates",
         "token_source",
+        "reasoning_token_source",
         "warnings",
     ]
     assert doc["schema"] == SCHEMA and doc["ok"] is False and doc["duration_s"] == 10.0

@@ -44,8 +44,8 @@ BAD = [
     ({"faults": [{"kind": "invalid_json", "rate": 0.1, "arg": 1}]},
      "faults[0].arg: fault kind 'invalid_json' takes no argument, got 1"),
     ({"faults": [{"kind": "stall", "rate": 0.1, "path": "/health"}]},
-     "faults[0].path: fault kind 'stall' applies only to /v1/chat/completions, /generate, "
-     "/propose_trade_adjustments/ or '*', got '/health'"),
+     "faults[0].path: fault kind 'stall' applies only to /v1/chat/completions, /v1/completions, /v1/responses, "
+     "/v1/messages, /v1/embeddings, /generate, /propose_trade_adjustments/ or '*', got '/health'"),
     ({"faults": [{"kind": "error", "rate": 0.1, "path": "health"}]},
      "faults[0].path: expected '*' or a path starting with '/', got 'health'"),
     ({"faults": {"kind": "error"}}, "faults: expected a list, got a mapping"),
@@ -101,6 +101,7 @@ def test_every_setting_has_a_flag() -> None:
         "--host", "127.0.0.2", "--port", "0", "--model", "a", "--model", "b", "--reject-unknown-models",
         "--version-string", "v9", "--seed", "3", "--ttft-ms", "1", "--prefill-ms-per-token", "0.5",
         "--itl-ms", "2", "--jitter-ms", "0.1", "--output-tokens", "normal:50:10:5:90", "--reasoning-tokens", "2",
+        "--reasoning-field", "reasoning", "--tool-call-rate", "0.25", "--embedding-dim", "4",
         "--max-concurrency", "4", "--capacity", "8", "--overload-exponent", "2", "--timestamps",
         "--no-usage-chunk", "--shutdown-grace-s", "1", "--require-api-key", "--api-key", "k1:5:10:1000",
         "--api-key", "k2", "--user", "bob:pw", "--access-token-ttl-s", "60", "--refresh-token-ttl-s", "600",
@@ -114,7 +115,8 @@ def test_every_setting_has_a_flag() -> None:
         "host": "127.0.0.2", "port": 0, "models": ["a", "b"], "reject_unknown_models": True, "version": "v9",
         "seed": 3, "ttft_ms": 1.0, "prefill_ms_per_token": 0.5, "itl_ms": 2.0, "jitter_ms": 0.1,
         "output_tokens": {"dist": "normal", "value": 64, "min": 5, "max": 90, "mean": 50.0, "sd": 10.0},
-        "reasoning_tokens": 2, "max_concurrency": 4, "capacity": 8, "overload_exponent": 2.0,
+        "reasoning_tokens": 2, "reasoning_field": "reasoning", "tool_call_rate": 0.25, "embedding_dim": 4,
+        "max_concurrency": 4, "capacity": 8, "overload_exponent": 2.0,
         "timestamps": True, "usage_chunk": False, "shutdown_grace_s": 1.0,
         "prefix_cache": {"enabled": True, "discount": 0.75, "max_entries": 50},
         "gateway": {

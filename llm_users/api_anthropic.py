@@ -1,0 +1,117 @@
+"""Decoding of an Anthropic Messages API answer (``/v1/messages``).
+
+A stream: ``message_start`` (its ``message.usage.input_tokens`` are the prompt tokens), for each content
+block ``content_block_start`` / ``content_block_delta`` ... / ``content_block_stop``, ``message_delta`` (the
+``stop_reason`` and ``usage.output_tokens``), ``message_stop``; ``ping`` events may come anywhere. Token
+events: a ``text_delta`` is output, a ``thinking_delta`` reasoning, and each non-empty ``input_json_delta``
+(a ``tool_use`` block's arguments in pieces) is output. The usage has no
+reasoning count, so reasoning tokens are the thinking events counted. An ``error`` event fails the stream, and
+a body that ends before ``message_stop`` fails as ``stream ended before message_stop``. Pure: no Locust.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_users.api_completions import _int, load_body, load_event, usage_of
+from llm_users.openai_stream import JsonAnswer, StreamError, StreamState, error_text
+
+TERMINAL = "message_stop"
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicAccumulator:
+    """Feed SSE event data strings in arrival order; read the result from ``state``."""
+
+    __slots__ = ("_mock", "state")
+    terminal: str | None = TERMINAL
+
+    def __init__(self, collect_server_stamps: bool = False) -> None:
+        self.state = StreamState()
+        self._mock = collect_server_stamps
+        if collect_server_stamps:
+            self.state.mock_sent_ns = []
+            self.state.read_delays_ms = []
+
+    def feed(self, data: str, t: float) -> bool:
+        """Take one event's data parsed at time ``t``; return True when the stream is finished."""
+        st = self.state
+        st.events += 1
+        obj = load_event(st, data)
+        if obj is None:
+            return True
+        typ = obj.get("type")
+        if typ == "content_block_delta":
+            delta = obj.get("delta")
+            if not isinstance(delta, dict):
+                st.error = StreamError("unexpected SSE event", "delta is not an object")
+                return True
+            kind = delta.get("type")
+            if kind == "text_delta":
+                self._piece(delta.get("text"), obj, t, False)
+            elif kind == "thinking_delta":
+                self._piece(delta.get("thinking"), obj, t, True)
+            elif kind == "input_json_delta":
+                self._piece(delta.get("partial_json"), obj, t, False)
+            return False
+        if typ == "message_start":
+            msg = obj.get("message")
+            usage = msg.get("usage") if isinstance(msg, dict) else None
+            if isinstance(usage, dict):
+                it = _int(usage.get("input_tokens"))
+                if it is not None:
+                    st.prompt_tokens = it
+            return False
+        if typ == "message_delta":
+            delta = obj.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
+                st.finish_reason = delta["stop_reason"]
+            usage = obj.get("usage")
+            if isinstance(usage, dict):
+                ot, it = _int(usage.get("output_tokens")), _int(usage.get("input_tokens"))
+                if ot is not None:
+                    st.completion_tokens = ot
+                if it is not None:
+                    st.prompt_tokens = it
+            return False
+        if typ == TERMINAL:
+            st.done_at = t
+            return True
+        if typ == "error":
+            st.error = StreamError("SSE error event", error_text(obj.get("error") or obj))
+            return True
+        return False
+
+    def _piece(self, text: Any, obj: dict[str, Any], t: float, reasoning: bool) -> None:
+        if isinstance(text, str) and text:
+            st = self.state
+            st.token(t, reasoning, not reasoning)
+            if self._mock:
+                st.stamp(obj.get("mock_sent_ns"), t)
+
+
+def parse_anthropic_json(body: bytes) -> JsonAnswer:
+    """Parse a non-streamed Messages API body; raise StreamError with a reason when it is not one."""
+    obj = load_body(body)
+    if obj.get("type") == "error":
+        raise StreamError("error object in body", "error")
+    content = obj.get("content")
+    if not isinstance(content, list):
+        raise StreamError("no content in body")
+    chars = 0
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        for key in ("text", "thinking"):
+            if isinstance(block.get(key), str):
+                chars += len(block[key])
+        if block.get("type") == "tool_use":
+            chars += 1
+    usage = usage_of(obj)
+    stop = obj.get("stop_reason")
+    return JsonAnswer(
+        content_chars=chars,
+        prompt_tokens=_int(usage.get("input_tokens")),
+        completion_tokens=_int(usage.get("output_tokens")),
+        finish_reason=stop if isinstance(stop, str) else None,
+    )
