@@ -18,6 +18,7 @@ from typing import Any
 
 from llm_users.gateway_config import DEFAULT_CONF, GatewayConfig, GatewayConfigError, load_gateway_config
 from llm_users.options import DEFAULT_TARGET, OptionError, TargetSettings, add_target_arguments, target_settings
+from llm_users.target_binding import LocalSecrets, allowed
 
 __all__ = [
     "GatewayConfigError",
@@ -62,7 +63,9 @@ class GatewaySettings:
     password: str
 
     def secrets(self) -> list[str]:
-        return [s for s in (*self.target.secrets(), self.password) if s]
+        """Every secret to mask: the target's, the login password, and the password of the conf file (masked
+        even when the password sent is another or none)."""
+        return [s for s in (*self.target.secrets(), self.password, self.conf.auth.password) if s]
 
 
 def _conf_path(value: str) -> Path:
@@ -72,12 +75,16 @@ def _conf_path(value: str) -> Path:
     return p
 
 
-def gateway_settings(opts: Any) -> GatewaySettings:
+def gateway_settings(opts: Any, local: LocalSecrets | None = None) -> GatewaySettings:
     """Validate the knobs and load the configuration: OptionError (flag) or GatewayConfigError (file, key)."""
     base = str(getattr(opts, "base_url", "") or getattr(opts, "host", None) or DEFAULT_TARGET).rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise OptionError(f"--base-url/BASE_URL: expected an http:// or https:// URL, got {base!r}")
     conf_opt = str(getattr(opts, "gateway_conf", "") or DEFAULT_CONF)
     conf = load_gateway_config(_conf_path(conf_opt))
-    password = str(getattr(opts, "admin_password", "") or "") or conf.auth.password
-    return GatewaySettings(target=target_settings(opts), base_url=base, conf=conf, password=password)
+    given = local.values.get("admin_password", "") if local is not None else getattr(opts, "admin_password", "")
+    password = str(given or "") or conf.auth.password
+    target = target_settings(opts, base, local)
+    if not allowed(base, str(getattr(opts, "secrets_origin", "") or ""), local):
+        password = ""  # bound to another origin, like the target's secrets
+    return GatewaySettings(target=target, base_url=base, conf=conf, password=password)

@@ -53,7 +53,9 @@ from llm_users.arrival import ArrivalSpec, arrival_times
 from llm_users.llm_http import Timeouts, llm_call
 from llm_users.openai_stream import JsonAnswer, parse_chat_json
 from llm_users.options import OptionError
+from llm_users.security import install_security
 from llm_users.synthetic import Calibration, SyntheticText, local_tokens
+from llm_users.target_binding import LocalSecrets, local_secrets
 from llm_users.workload_conversation import Conversation, Conversations
 from llm_users.workload_dispatch import ScheduleDispatcher
 from llm_users.workload_options import WorkloadSettings, add_workload_arguments, workload_settings
@@ -401,7 +403,7 @@ def probe_prompt_tokens(s: WorkloadSettings, base: str, text: str) -> int | None
     body = json.dumps(
         {"model": s.model, "messages": [{"role": "user", "content": text}], "max_tokens": 1, "stream": False}
     ).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json", **s.target.auth_headers()}
+    headers = {"Content-Type": "application/json", "Accept": "application/json", **s.target.headers_for(base)}
     req = urllib.request.Request(base + CHAT_PATH, data=body, headers=headers, method="POST")
     timeout = min(s.target.call_timeout_s, 60.0)
     try:
@@ -463,9 +465,9 @@ def runtime(environment: Any) -> WorkloadRuntime:
     return rt
 
 
-def _settings_or_exit(opts: Any) -> WorkloadSettings:
+def _settings_or_exit(opts: Any, local: LocalSecrets | None = None) -> WorkloadSettings:
     try:
-        return workload_settings(opts)
+        return workload_settings(opts, local)
     except (OptionError, TraceError) as exc:
         log.error("workload suite: %s", exc)
         sys.exit(2)
@@ -473,6 +475,7 @@ def _settings_or_exit(opts: Any) -> WorkloadSettings:
 
 def install_workload(events: Any) -> None:
     """Register the workload suite's arguments and listeners on Locust's ``events``."""
+    install_security(events)  # first: the suite reads the secrets as it binds them
 
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
@@ -483,7 +486,7 @@ def install_workload(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        settings = _settings_or_exit(opts)
+        settings = _settings_or_exit(opts, local_secrets(environment))
         rt = WorkloadRuntime(environment, settings)
         environment.llm_workload = rt
         environment.events.spawning_complete.add_listener(rt.on_spawning_complete)
@@ -542,7 +545,7 @@ def install_workload(events: Any) -> None:
         runner = environment.runner
         if environment.parsed_options is not None:
             try:  # the web UI may have changed the knobs since start-up
-                rt.settings = workload_settings(environment.parsed_options)
+                rt.settings = workload_settings(environment.parsed_options, local_secrets(environment))
                 if not rt.rate_overridden:  # the capacity search (or the master) may have set it already
                     rt.rate = rt.settings.rate
             except (OptionError, TraceError) as exc:
@@ -692,7 +695,7 @@ class WorkloadUser(FastHttpUser):
             scenario=scenario,
             prompt=tag,
             name=f"{CHAT_PATH} ({scenario}, {tag})",
-            headers=s.target.auth_headers(),
+            headers=s.target.headers_for(self.host or ""),
             scheduled=scheduled,
             timeouts=Timeouts(s.target.idle_timeout_s, s.target.call_timeout_s),
             server_stamps=s.target.server_stamps,

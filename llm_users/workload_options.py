@@ -16,6 +16,7 @@ from llm_users.arrival import KINDS
 from llm_users.options import CONF_DIR, DEFAULT_TARGET, OptionError, TargetSettings, add_target_arguments, as_bool
 from llm_users.options import target_settings as _target_settings
 from llm_users.synthetic import DIST_SPEC, LengthDist, parse_dist
+from llm_users.target_binding import LocalSecrets
 from llm_users.workload_trace import TraceRecord, load_trace
 
 __all__ = ["MODES", "WorkloadSettings", "add_workload_arguments", "workload_settings"]
@@ -163,7 +164,7 @@ class WorkloadSettings:
     seed_given: bool
 
 
-def workload_settings(opts: Any) -> WorkloadSettings:
+def workload_settings(opts: Any, local: LocalSecrets | None = None) -> WorkloadSettings:
     """Validate the knobs; ``OptionError`` naming the flag (``TraceError`` naming the trace file and line)."""
     mode = str(getattr(opts, "workload", "closed")).strip().lower()
     if mode not in MODES:
@@ -194,7 +195,7 @@ def workload_settings(opts: Any) -> WorkloadSettings:
     if not base.startswith(("http://", "https://")):
         raise OptionError(f"--base/BASE: expected an http:// or https:// URL, got {base!r}")
     return WorkloadSettings(
-        target=_target_settings(opts),
+        target=_target_settings(opts, base, local),
         base=base,
         model=str(opts.model),
         mode=mode,

@@ -238,10 +238,10 @@ def test_base_url_falls_back_to_host_then_the_mock(kw: dict[str, object], base_u
 
 
 def test_the_password_knob_wins_over_the_file_and_is_a_secret() -> None:
-    assert gateway_settings(opts()).password == "admin"
+    assert gateway_settings(opts()).password == "mock-admin-password"
     s = gateway_settings(opts(admin_password="s3cret", api_key="sk-1"))
     assert s.password == "s3cret"
-    assert set(s.secrets()) == {"s3cret", "sk-1"}
+    assert set(s.secrets()) == {"s3cret", "sk-1", "mock-admin-password"}  # the conf's password is masked too
 
 
 def test_bad_knobs_name_the_flag(tmp_path: Path) -> None:
