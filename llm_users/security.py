@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,6 @@ class SecurityState:
     startup_origin: str
     secrets_on_workers: bool
     pending_origin: str = ""
-    notices: list[str] = field(default_factory=list)
 
 
 def add_security_arguments(parser: Any) -> None:
