@@ -161,7 +161,8 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
         master_cmd = [*gateway, "--master", "--web-host", "127.0.0.1",
                       "--web-port", str(web), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
                       "--prometheus-port", str(metrics_port), "--html", str(out / "locust.html"),
-                      "--csv", str(out / "run"), "--csv-full-history", "--load-profile", "flat", "--stages-file", str(stages)]  # fmt: skip
+                      "--csv", str(out / "run"), "--csv-full-history",
+                      "--load-profile", "flat", "--stages-file", str(stages)]  # fmt: skip
         worker_cmd = [*gateway, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
         logs = {name: (tmp_path / f"{name}.out", tmp_path / f"{name}.err") for name in ("master", "worker")}
         procs: dict[str, subprocess.Popen[bytes]] = {}
