@@ -64,7 +64,8 @@ WEB_LOGIN_PASSWORD_ENV = "WEB_LOGIN_PASSWORD"
 
 def read_secret_env(name: str) -> str:
     """``$NAME``, else the content of the file named by ``$NAME_FILE`` (trailing newline removed), else "".
-    A ``_FILE`` that cannot be read ends the process with status 2, naming the variable."""
+    A missing file is a warning (an optional Secret without that key); a ``_FILE`` that cannot be read ends the
+    process with status 2, naming the variable."""
     value = os.environ.get(name, "")
     if value:
         return value
@@ -73,6 +74,9 @@ def read_secret_env(name: str) -> str:
         return ""
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:  # an optional Kubernetes Secret without that key: no file, no secret
+        log.warning("%s_FILE=%s: no such file; %s is not set", name, path, name)
+        return ""
     except (OSError, UnicodeDecodeError) as exc:
         log.error("%s_FILE=%s: cannot read the secret: %s", name, path, exc)
         sys.exit(2)

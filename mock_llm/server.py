@@ -92,7 +92,10 @@ def control_token_from_env() -> str:
     token = os.environ.get("MOCK_CONTROL_TOKEN", "")
     path = os.environ.get("MOCK_CONTROL_TOKEN_FILE", "")
     if not token and path:
-        token = Path(path).read_text(encoding="utf-8").strip()
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:  # an optional Kubernetes Secret that does not exist: loopback clients only
+            print(f"mock_llm: MOCK_CONTROL_TOKEN_FILE={path}: no such file", file=sys.stderr, flush=True)
     return token
 
 
