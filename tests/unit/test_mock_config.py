@@ -121,7 +121,7 @@ def test_every_setting_has_a_flag() -> None:
             "require_api_key": True,
             "api_keys": {"k1": {"rate_limit_rps": 5.0, "burst": 10.0, "token_budget": 1000},
                          "k2": {"rate_limit_rps": 0.0, "burst": 0.0, "token_budget": 0}},
-            "users": {"admin": "admin", "bob": "pw"}, "access_token_ttl_s": 60.0, "refresh_token_ttl_s": 600.0,
+            "users": {"admin": "mock-admin-password", "bob": "pw"}, "access_token_ttl_s": 60.0, "refresh_token_ttl_s": 600.0,
             "gateway_overhead_ms": 3.0, "gateway_overhead_jitter_ms": 1.0, "policy_ms": 2.0, "policy_jitter_ms": 0.5,
         },
         "sidecar": {"metric_prefix": "osiris"},
