@@ -83,7 +83,10 @@ def gateway_settings(opts: Any, local: LocalSecrets | None = None) -> GatewaySet
     conf_opt = str(getattr(opts, "gateway_conf", "") or DEFAULT_CONF)
     conf = load_gateway_config(_conf_path(conf_opt))
     given = local.values.get("admin_password", "") if local is not None else getattr(opts, "admin_password", "")
-    password = str(given or "") or conf.auth.password
+    password = str(given or "")
+    if not password:  # the conf file's password belongs to the start-up target, even when the UI re-binds
+        startup = str(getattr(opts, "secrets_startup_origin", "") or "")
+        password = conf.auth.password if allowed(base, startup, local) else ""
     target = target_settings(opts, base, local)
     if not allowed(base, str(getattr(opts, "secrets_origin", "") or ""), local):
         password = ""  # bound to another origin, like the target's secrets

@@ -118,6 +118,12 @@ def add_security_arguments(parser: Any) -> None:
         help="scheme://host:port the secrets are bound to; set by the suite at start-up (default: the target's)",
     )
     parser.add_argument(
+        "--secrets-startup-origin",
+        default="",
+        include_in_web_ui=False,
+        help="scheme://host:port of the target at start-up: the secrets of conf files stay bound to it",
+    )
+    parser.add_argument(
         "--secrets-on-workers",
         env_var="SECRETS_ON_WORKERS",
         default="false",
@@ -151,13 +157,17 @@ def add_extra_secret(environment: Any, value: str) -> None:
         found.append(value)
 
 
+def _refuse_short(names: str) -> None:
+    _exit(
+        f"{names}: secrets shorter than {MIN_SECRET_LENGTH} characters are refused (they cannot be masked in "
+        "the outputs safely); use a longer one, or --allow-short-secrets/ALLOW_SHORT_SECRETS=true"
+    )
+
+
 def refuse_short_secret(opts: Any, name: str, value: str) -> None:
     """End the process (status 2) when ``value`` is a short secret and ``--allow-short-secrets`` is not given."""
     if short_secrets({name: value}) and not as_bool(getattr(opts, "allow_short_secrets", False), "ALLOW_SHORT_SECRETS"):
-        _exit(
-            f"{name}: secrets shorter than {MIN_SECRET_LENGTH} characters are refused (they cannot be masked in "
-            "the outputs safely); use a longer one, or --allow-short-secrets/ALLOW_SHORT_SECRETS=true"
-        )
+        _refuse_short(name)
 
 
 def _secret_values(opts: Any) -> dict[str, str]:
@@ -190,10 +200,12 @@ def on_init(environment: Any) -> None:
     named[WEB_LOGIN_PASSWORD_ENV] = login_password
     short = short_secrets(named)
     if short and not allow_short:
-        refuse_short_secret(opts, ", ".join(short), "x")
+        _refuse_short(", ".join(short))
     target = effective_target(vars(opts), environment.host, DEFAULT_TARGET)
     if not getattr(opts, "secrets_origin", ""):
         opts.secrets_origin = origin(target)
+    if not getattr(opts, "secrets_startup_origin", ""):
+        opts.secrets_startup_origin = opts.secrets_origin
     runner = environment.runner
     if on_workers and isinstance(runner, MasterRunner):
         held = [k for k, v in _secret_values(opts).items() if v]

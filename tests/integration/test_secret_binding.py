@@ -27,6 +27,7 @@ API_KEY = 'sk-Bound-"Key"\\ä-4f9Q2x'
 LOADTEST_TOKEN = "lt-Bound-Token-8Hk3Zp"
 ADMIN_PASSWORD = "pw-Bound-Admin-7Yc1Rv"
 SECRETS = (API_KEY, LOADTEST_TOKEN, ADMIN_PASSWORD)
+CONF_PASSWORD = "pw-Of-The-Conf-File-2Zq"  # the gateway conf's auth.password: bound to the start-up target too
 
 
 class CaptureServer:
@@ -92,7 +93,11 @@ def suite_setup(suite: str, mock: MockProcess, tmp_path: Path) -> tuple[str, dic
         return "chat.py", {**env, "BASE": mock.base_url, "STREAM_RPS": "4", "NONSTREAM_RPS": "4"}, "base"
     if suite == "gateway":
         conf = tmp_path / "gateway.yaml"
-        conf.write_text(yaml.safe_dump({"wait_time": 0.1, "tasks": {"llm": 2, "health": 1, "admin": 2}}))
+        conf.write_text(
+            yaml.safe_dump(
+                {"wait_time": 0.1, "tasks": {"llm": 2, "health": 1, "admin": 2}, "auth": {"password": CONF_PASSWORD}}
+            )
+        )
         gw = {"BASE_URL": mock.base_url, "ADMIN_PASSWORD": ADMIN_PASSWORD, "GATEWAY_CONF": str(conf)}
         return "gateway.py", {**env, **gw}, "base_url"
     if suite == "sidecar":
@@ -123,7 +128,7 @@ def test_a_target_changed_in_the_web_ui_receives_no_secret(suite: str, tmp_path:
             assert "dropped for this run" in web.output
     finally:
         capture.close()
-    assert capture.leaks(SECRETS) == []
+    assert capture.leaks((*SECRETS, CONF_PASSWORD)) == []
     assert b"authorization: bearer" not in bytes(capture.received).lower()
 
 
