@@ -284,6 +284,9 @@ def check_form(environment: Any, state: SecurityState, form: Any, cwd: Path) -> 
                 f"directory {cwd}: the web UI may only use files there"
             )
     typed = {k for k in SECRET_OPTIONS if form.get(k)}
+    short = short_secrets({k: str(form.get(k)) for k in sorted(typed)})
+    if short and not as_bool(current.get("allow_short_secrets", False), "ALLOW_SHORT_SECRETS"):
+        return f"{', '.join(short)}: secrets shorter than {MIN_SECRET_LENGTH} characters are refused"
     if state.secrets_on_workers and typed:
         return (
             f"{', '.join(sorted(typed))}: this master runs with --secrets-on-workers and holds no secret; "

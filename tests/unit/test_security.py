@@ -154,6 +154,9 @@ def test_the_start_form_check(tmp_path: Path) -> None:
     typed = Form(host="http://c:3", api_key="sk-typed-again")
     assert check_form(env, st, typed, tmp_path) == ""
     assert o.secrets_origin == "http://c:3" and o.loadtest_token == ""  # the one not typed is dropped
+    assert (
+        check_form(env, st, Form(api_key="short"), tmp_path) == "api_key: secrets shorter than 8 characters are refused"
+    )
     assert "not settable" in check_form(env, st, Form(secrets_origin="http://c:3"), tmp_path)
     assert "not settable" in check_form(env, st, Form(pushgateway="http://x"), tmp_path)
     assert "different servers" in check_form(env, st, Form(host="http://c:3", base="http://d:4"), tmp_path)
