@@ -14,6 +14,7 @@ the (empty) values its master forwards.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ TARGET_OPTIONS = ("base", "base_url", "osiris_url")
 """The suites' own target options; the first one set wins over Locust's ``--host``."""
 
 
+@functools.lru_cache(maxsize=256)
 def origin(url: str) -> str:
     """``scheme://host:port`` of ``url`` (lower case, default port explicit); "" when it has no scheme or host."""
     try:
