@@ -353,6 +353,27 @@ def install_security(events: Any) -> None:
     def _init(environment: Any, **_kw: Any) -> None:
         on_init(environment)
 
+    @events.test_start.add_listener
+    def _start(environment: Any, **_kw: Any) -> None:
+        check_worker_mode(environment)
+
+
+def check_worker_mode(environment: Any) -> None:
+    """On a worker: say so when its master runs --secrets-on-workers (forwarded) and this worker does not."""
+    state = getattr(environment, "llm_security", None)
+    opts = environment.parsed_options
+    if state is None or opts is None or state.secrets_on_workers or not getattr(opts, "worker", False):
+        return
+    try:
+        master_mode = as_bool(getattr(opts, "secrets_on_workers", False), "SECRETS_ON_WORKERS")
+    except ValueError:
+        return
+    if master_mode:
+        log.error(
+            "the master runs with --secrets-on-workers and forwards no secret, but this worker was started "
+            "without it: it sends no API_KEY/LOADTEST_TOKEN; start it with SECRETS_ON_WORKERS=true"
+        )
+
 
 __all__ = [
     "DEFAULT_WEB_HOST",

@@ -215,3 +215,19 @@ def test_mock_control_endpoints_answer_loopback_or_the_token() -> None:
         False,
     ]
     assert not is_loopback(None)
+
+
+def test_a_worker_started_without_the_mode_of_its_master_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    from llm_users.security import check_worker_mode
+
+    worker = SimpleNamespace(parsed_options=opts(worker=True, secrets_on_workers="true"), llm_security=None)
+    worker.llm_security = SecurityState({}, "http://a:1", False)  # started without the mode
+    check_worker_mode(worker)
+    assert "start it with SECRETS_ON_WORKERS=true" in caplog.text
+    caplog.clear()
+    worker.llm_security = SecurityState({}, "http://a:1", True)
+    check_worker_mode(worker)
+    worker.parsed_options.secrets_on_workers = "false"
+    worker.llm_security = SecurityState({}, "http://a:1", False)
+    check_worker_mode(worker)
+    assert caplog.text == ""
