@@ -116,7 +116,8 @@ def install_gateway(events: Any) -> None:
             return
         settings = _settings_or_exit(opts, local_secrets(environment))
         environment.llm_gateway = GatewayRuntime(environment, settings)
-        add_extra_secret(environment, settings.conf.auth.password)  # masked even when not the one sent
+        for secret in settings.secrets():  # the conf's password too: masked even when not the one sent
+            add_extra_secret(environment, secret)
         refuse_short_secret(opts, f"auth.password of {opts.gateway_conf}", settings.conf.auth.password)
         if opts.base_url or not environment.host:
             environment.host = settings.base_url
@@ -130,7 +131,8 @@ def install_gateway(events: Any) -> None:
         if environment.parsed_options is not None:
             try:  # the web UI may have changed the knobs since start-up
                 rt.settings = gateway_settings(environment.parsed_options, local_secrets(environment))
-                add_extra_secret(environment, rt.settings.conf.auth.password)
+                for secret in rt.settings.secrets():
+                    add_extra_secret(environment, secret)
             except (OptionError, GatewayConfigError) as exc:
                 log.error("gateway suite: %s; stopping", exc)
                 environment.runner.quit()
