@@ -428,6 +428,21 @@ def _write_html_report(m: LLMMetrics, doc: dict[str, Any]) -> None:
     m.report_text += f"HTML report written to {out}\n"
 
 
+def mask_locust_html(m: LLMMetrics) -> None:
+    """Locust's own ``--html`` report is written before ``quitting``: mask secrets and URL user information
+    (e.g. of the host) in it as in the suite's outputs."""
+    path = getattr(m.environment.parsed_options, "html_file", None)
+    if not path or not Path(path).is_file():
+        return
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        masked = summary.redact(text, m.secrets())
+        if masked != text:
+            Path(path).write_text(masked, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        log.error("Locust's HTML report %s not masked: %s", path, exc)
+
+
 def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> None:
     parser.add_argument(
         "--thresholds",
@@ -531,6 +546,7 @@ def install_metrics(
         if isinstance(environment.runner, WorkerRunner):
             m.write_worker_view(environment.runner.worker_index)
             return
+        mask_locust_html(m)
         code = m.finish()
         if code is not None:
             environment.process_exit_code = code

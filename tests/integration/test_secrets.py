@@ -31,7 +31,7 @@ import yaml
 from llm_metrics.masking import secret_forms
 from mock_llm.testing import MockProcess
 from tests.integration.test_distributed_workers import LOCUST, free_port, wait_for
-from tests.support import ROOT, locust_env
+from tests.support import ROOT, locust_env, run_locust
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(40)]
 
@@ -220,4 +220,24 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
     assert "push failed" in outputs["master stderr"]  # the Pushgateway URL was logged, masked
     leaks = [(where, s[:12]) for where, text in outputs.items() for s in secrets for f in secret_forms(s) if f in text]
     leaks += [(where, "issued token") for where, text in outputs.items() if ISSUED.search(text.encode())]
+    assert not leaks, leaks
+
+
+def test_credentials_in_the_target_url_are_in_no_output(tmp_path: Path) -> None:
+    """``BASE=https://user:password@host`` (and the Pushgateway URL's): masked in the console, the JSON
+    summary, the suite's HTML report and Locust's own HTML report (``--html``, written before the suite's)."""
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1}) as mock:
+        env = {
+            "BASE": f"http://{PUSH_USER}:{PUSH_PASSWORD}@127.0.0.1:{mock.port}",
+            "STREAM_RPS": "4",
+            "NONSTREAM_RPS": "0",
+            "HTML_REPORT": str(tmp_path / "report.html"),
+        }
+        run = run_locust("chat.py", ["-u", "2", "-t", "2s", "--html", str(tmp_path / "locust.html")], env, tmp_path)
+    assert run.summary is not None, run.output[-3000:]
+    outputs = {"console": run.output, "summary": json.dumps(run.summary)}
+    for name in ("report.html", "locust.html"):
+        outputs[name] = (tmp_path / name).read_text()
+    assert "http://***@127.0.0.1" in outputs["summary"] and "http://***@127.0.0.1" in outputs["locust.html"]
+    leaks = [(w, s) for w, t in outputs.items() for s in (PUSH_USER, PUSH_PASSWORD) for f in secret_forms(s) if f in t]
     assert not leaks, leaks
