@@ -61,6 +61,22 @@ def test_the_web_ui_binds_loopback_by_default(locustfile: str, tmp_path: Path) -
     assert f"Starting web interface at http://127.0.0.1:{port}" in log.read_text()
 
 
+def test_locust_web_host_in_the_environment_still_wins(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--web-port", str(port)]
+    env = locust_env({"SUMMARY_JSON": str(tmp_path / "s.json"), "LOCUST_WEB_HOST": "127.0.0.2"})  # still loopback
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert listening(port) == {"0200007F"}  # 127.0.0.2
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
