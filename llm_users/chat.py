@@ -289,7 +289,7 @@ class ChatUser(FastHttpUser):
         """GET /v1/version and /v1/models: each must answer 200 with a JSON body."""
         for path in ("/v1/version", "/v1/models"):
             with self.client.get(
-                path, headers=self._headers(), catch_response=True, context={"scenario": "smoke"}
+                path, headers=self._headers(), catch_response=True, context={"scenario": "smoke"}, allow_redirects=False
             ) as resp:
                 if resp.status_code != 200:
                     resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))

@@ -232,6 +232,7 @@ class GatewayUser(FastHttpUser):
             "name": path,
             "catch_response": True,
             "context": {"scenario": scenario},
+            "allow_redirects": False,  # secrets (token header, login password) never follow a redirect
         }
         if body is not None:
             kwargs["json"] = body

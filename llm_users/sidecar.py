@@ -45,7 +45,7 @@ from llm_users.sidecar_answers import parse_generate_json, parse_trade_json
 from llm_users.sidecar_config import SidecarConfigError
 from llm_users.sidecar_options import SidecarSettings, add_sidecar_arguments, sidecar_settings
 from llm_users.sidecar_prompts import PromptFileError
-from llm_users.target_binding import local_secrets
+from llm_users.target_binding import local_secrets, no_redirect_opener
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ _ERRORS = (OptionError, SidecarConfigError, PromptFileError)
 
 def fetch(url: str, headers: dict[str, str], timeout_s: float) -> tuple[bytes | None, str | None]:
     """GET ``url`` with a plain HTTP client (no proxy from the environment); (body, None) or (None, reason)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = no_redirect_opener()
     req = urllib.request.Request(url, headers={"Accept": "text/plain", **headers})
     try:
         with opener.open(req, timeout=timeout_s) as resp:
@@ -251,6 +251,7 @@ class SidecarUser(FastHttpUser):
         with self.client.get(
             METRICS,
             headers=self._settings().target.headers_for(self.host or ""),
+            allow_redirects=False,
             catch_response=True,
             context={"scenario": self.scenario},
         ) as resp:
@@ -267,6 +268,7 @@ class SidecarUser(FastHttpUser):
         with self.client.get(
             HEALTH,
             headers=self._settings().target.headers_for(self.host or ""),
+            allow_redirects=False,
             catch_response=True,
             context={"scenario": self.scenario},
         ) as resp:

@@ -10,12 +10,18 @@ to it). Pure: no Locust.
 ``LocalSecrets`` is the secrets-on-workers mode (``--secrets-on-workers``): a worker keeps the secrets of its
 own environment (or mounted ``*_FILE`` files), bound to the origin of its own configured target, and never uses
 the (empty) values its master forwards.
+
+Redirects: no request that carries a secret follows a redirect (``allow_redirects=False``; urllib calls use
+``no_redirect_opener``): a 3xx is a failed call naming the status. geventhttpclient drops ``Authorization`` on a
+redirect to another origin but keeps other headers (``X-LoadTest-Token``) and resends a 307/308 body (a login
+password).
 """
 
 from __future__ import annotations
 
 import functools
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +68,16 @@ class LocalSecrets:
     names: tuple[str, ...] = field(default=())
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx is the answer (an HTTPError): no secret follows a redirect to another server
+
+
+def no_redirect_opener() -> urllib.request.OpenerDirector:
+    """A urllib opener that follows no redirect and uses no proxy from the environment (as Locust's clients)."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
 ENV_ATTR = "llm_local_secrets"
 
 
@@ -95,6 +111,7 @@ __all__ = [
     "binding_origin",
     "effective_target",
     "local_secrets",
+    "no_redirect_opener",
     "origin",
     "set_local_secrets",
 ]

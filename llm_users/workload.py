@@ -55,7 +55,7 @@ from llm_users.openai_stream import JsonAnswer, parse_chat_json
 from llm_users.options import OptionError
 from llm_users.security import install_security
 from llm_users.synthetic import Calibration, SyntheticText, local_tokens
-from llm_users.target_binding import LocalSecrets, local_secrets
+from llm_users.target_binding import LocalSecrets, local_secrets, no_redirect_opener
 from llm_users.workload_conversation import Conversation, Conversations
 from llm_users.workload_dispatch import ScheduleDispatcher
 from llm_users.workload_options import WorkloadSettings, add_workload_arguments, workload_settings
@@ -407,7 +407,7 @@ def probe_prompt_tokens(s: WorkloadSettings, base: str, text: str) -> int | None
     req = urllib.request.Request(base + CHAT_PATH, data=body, headers=headers, method="POST")
     timeout = min(s.target.call_timeout_s, 60.0)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with no_redirect_opener().open(req, timeout=timeout) as resp:
             data = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise OSError(f"probe answered HTTP {exc.code}") from None

@@ -13,6 +13,8 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +22,7 @@ import yaml
 from llm_metrics.masking import secret_forms
 from mock_llm.testing import MockProcess
 from tests.e2e.browser import LocustWeb
+from tests.support import run_locust
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -31,9 +34,11 @@ CONF_PASSWORD = "pw-Of-The-Conf-File-2Zq"  # the gateway conf's auth.password: b
 
 
 class CaptureServer:
-    """An HTTP server on 127.0.0.1 (free port) that keeps every byte sent to it and answers 503."""
+    """An HTTP server on 127.0.0.1 (free port) that keeps every byte sent to it and answers 503, or with
+    ``redirect_to``, a 307 to that URL plus the path asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, redirect_to: str = "") -> None:
+        self.redirect_to = redirect_to
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
         self.received = bytearray()
@@ -74,6 +79,12 @@ class CaptureServer:
             with self.lock:
                 self.received += head + b"\r\n\r\n" + body
                 self.requests += 1
+            if self.redirect_to:
+                path = head.split(b" ")[1] if b" " in head else b"/"
+                location = self.redirect_to.encode() + path
+                conn.sendall(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: " + location + b"\r\n"
+                             b"Content-Length: 0\r\nConnection: close\r\n\r\n")  # fmt: skip
+                return
             conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
         except OSError:
             pass
@@ -86,7 +97,7 @@ class CaptureServer:
         return sorted({s[:8] for s in secrets for form in secret_forms(s) if form in text})
 
 
-def suite_setup(suite: str, mock: MockProcess, tmp_path: Path) -> tuple[str, dict[str, str], str]:
+def suite_setup(suite: str, mock: Any, tmp_path: Path) -> tuple[str, dict[str, str], str]:
     """(locustfile, environment, target option of the form) of a short run of ``suite`` against the mock."""
     env = {"API_KEY": API_KEY, "LOADTEST_TOKEN": LOADTEST_TOKEN}
     if suite == "chat":
@@ -169,3 +180,28 @@ def test_secrets_entered_again_with_the_new_target_go_to_it_and_only_those(tmp_p
         capture.close()
     assert b"Bearer " + new_key.encode() in bytes(capture.received)
     assert capture.leaks(SECRETS) == []
+
+
+@pytest.mark.parametrize("suite", ["chat", "gateway", "sidecar", "workload"])
+def test_no_secret_follows_a_redirect_of_its_own_server(suite: str, tmp_path: Path) -> None:
+    """The configured target answers every request with a 307 to another server: the calls fail with the
+    status, and the other server receives nothing (geventhttpclient would keep X-LoadTest-Token and resend a
+    login body to it)."""
+    capture = CaptureServer()
+    target = CaptureServer(redirect_to=capture.url)
+    try:
+        locustfile, env, _ = suite_setup(suite, SimpleNamespace(base_url=target.url), tmp_path)
+        args = ["-u", "2", "-r", "2", "-t", "2s", "--stop-timeout", "1"]
+        if suite == "gateway":  # the gateway runs a load profile (its shape ignores -t): a 2 s one
+            stages = tmp_path / "stages.yaml"
+            stages.write_text(
+                yaml.safe_dump({"profiles": {"flat": {"start_users": 2, "stages": [{"duration": 2, "target": 2}]}}})
+            )
+            args += ["--load-profile", "flat", "--stages-file", str(stages)]
+        run = run_locust(locustfile, args, env, tmp_path, timeout=60)
+    finally:
+        capture.close()
+        target.close()
+    assert target.requests > 0, run.output[-3000:]
+    assert capture.requests == 0, bytes(capture.received)[:500]
+    assert "307" in run.output
