@@ -54,6 +54,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from . import masking
 from .histogram import Histogram
 from .store import OTHER, Tags
 from .thresholds import evaluate
@@ -307,10 +308,11 @@ class Exporter:
     def push(self, url: str, grouping_key: dict[str, str], timeout: float = 10.0) -> bool:
         try:
             push_to_gateway(url, job=PUSH_JOB, registry=self.registry, grouping_key=grouping_key, timeout=timeout)
-        except Exception as exc:
-            log.error("pushgateway %s: push failed: %s", url, exc)
+        except Exception as exc:  # the URL may carry credentials: log its scheme://host:port, mask the error
+            reason = masking.redact(str(exc), [url, *masking.url_secrets(url)])
+            log.error("pushgateway %s: push failed: %s", masking.safe_url(url), reason)
             return False
-        log.info("metrics pushed to the pushgateway %s (job %s, %s)", url, PUSH_JOB, grouping_key)
+        log.info("metrics pushed to the pushgateway %s (job %s, %s)", masking.safe_url(url), PUSH_JOB, grouping_key)
         return True
 
 

@@ -27,7 +27,7 @@ import gevent
 import yaml
 from locust.runners import MasterRunner, WorkerRunner
 
-from llm_metrics import summary
+from llm_metrics import masking, summary
 from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
@@ -127,6 +127,13 @@ class LLMMetrics:
         # extension points for the suites (gateway, sidecar, UI, exporters), all run where the verdict is made:
         self.before_verdict: list[Callable[[LLMMetrics], None]] = []
         """Called at quit before thresholds are evaluated, e.g. to record recovery_time into the store."""
+        self.secret_sources: list[Callable[[], list[str]]] = []
+        """Secrets a suite knows beyond the secret options (also read: ``environment.llm_extra_secrets``, a list
+        the suites fill before this object exists, e.g. the password of ``conf/gateway.yaml``)."""
+        self.startup_secrets: list[str] = [
+            str(getattr(environment.parsed_options, k, "") or "") for k in SECRET_OPTIONS if environment.parsed_options
+        ]
+        """The secret options' values at start-up: still masked after the web UI replaced or dropped them."""
         self.json_sections: dict[str, Callable[[], Any]] = {}
         """Extra top-level parts of the JSON summary (name -> function giving JSON-able data)."""
         self.text_sections: list[Callable[[], str]] = []
@@ -367,9 +374,16 @@ class LLMMetrics:
         out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
 
     def secrets(self) -> list[str]:
+        """Every secret value this process knows: the secret options (as set now, and as they were at
+        start-up), the credentials in URL options, and what the suites add (``secret_sources``)."""
         opts = self.environment.parsed_options
         vals = [str(getattr(opts, k, "") or "") for k in SECRET_OPTIONS] if opts is not None else []
-        return [v for v in vals if len(v) >= 3]
+        vals += masking.url_secrets(str(getattr(opts, "pushgateway", "") or "")) if opts is not None else []
+        vals += self.startup_secrets
+        vals += [str(v) for v in getattr(self.environment, "llm_extra_secrets", None) or []]
+        for source in self.secret_sources:
+            vals += source()
+        return [v for v in vals if len(v) >= 3]  # shorter ones are refused at start-up (--allow-short-secrets)
 
     def metadata(self) -> dict[str, Any]:
         env = self.environment
@@ -412,6 +426,21 @@ def _write_html_report(m: LLMMetrics, doc: dict[str, Any]) -> None:
         m.report_text += f"HTML report NOT written to {path}: {exc}\n"
         return
     m.report_text += f"HTML report written to {out}\n"
+
+
+def mask_locust_html(m: LLMMetrics) -> None:
+    """Locust's own ``--html`` report is written before ``quitting``: mask secrets and URL user information
+    (e.g. of the host) in it as in the suite's outputs."""
+    path = getattr(m.environment.parsed_options, "html_file", None)
+    if not path or not Path(path).is_file():
+        return
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        masked = summary.redact(text, m.secrets())
+        if masked != text:
+            Path(path).write_text(masked, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        log.error("Locust's HTML report %s not masked: %s", path, exc)
 
 
 def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> None:
@@ -517,6 +546,7 @@ def install_metrics(
         if isinstance(environment.runner, WorkerRunner):
             m.write_worker_view(environment.runner.worker_index)
             return
+        mask_locust_html(m)
         code = m.finish()
         if code is not None:
             environment.process_exit_code = code

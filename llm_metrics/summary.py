@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import masking
 from .histogram import Histogram
 from .store import REASONING_TOKEN_SOURCE, MetricStore, Tags
 from .thresholds import Threshold, ThresholdResult
@@ -285,30 +286,12 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _secret_list(secrets: Iterable[str | None]) -> list[str]:
-    return sorted({s for s in secrets if s}, key=len, reverse=True)
-
-
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every occurrence of every non-empty secret replaced by ``***`` (longest first)."""
-    for s in _secret_list(secrets):
-        text = text.replace(s, _MASK)
-    return text
+    """``text`` with every non-empty secret, in each of its encoded forms, and every URL's user information
+    replaced by ``***`` (``masking.redact``)."""
+    return masking.redact(text, secrets)
 
 
 def redact_obj(obj: Any, secrets: Iterable[str | None]) -> Any:
-    """A copy of a JSON-like structure with secrets masked in every string (keys included)."""
-    secret_list = _secret_list(secrets)
-
-    def walk(o: Any) -> Any:
-        if isinstance(o, str):
-            for s in secret_list:
-                o = o.replace(s, _MASK)
-            return o
-        if isinstance(o, Mapping):
-            return {walk(k): walk(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [walk(v) for v in o]
-        return o
-
-    return walk(obj)
+    """A copy of a JSON-like structure with secrets masked in every string, keys included (``masking``)."""
+    return masking.redact_obj(obj, secrets)

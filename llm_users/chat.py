@@ -27,6 +27,8 @@ from llm_users.dispatch import ArrivalDispatcher, Scenario
 from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.prompts import PromptError
+from llm_users.security import install_security
+from llm_users.target_binding import LocalSecrets, local_secrets
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +150,9 @@ def runtime(environment: Any) -> ChatRuntime:
     return rt
 
 
-def _settings_or_exit(opts: Any) -> ChatSettings:
+def _settings_or_exit(opts: Any, local: LocalSecrets | None = None) -> ChatSettings:
     try:
-        return chat_settings(opts)
+        return chat_settings(opts, local)
     except (OptionError, PromptError) as exc:
         log.error("chat suite: %s", exc)
         sys.exit(2)
@@ -158,6 +160,7 @@ def _settings_or_exit(opts: Any) -> ChatSettings:
 
 def install_chat(events: Any) -> None:
     """Register the chat suite's arguments and listeners on Locust's ``events``."""
+    install_security(events)  # first: the suite reads the secrets as it binds them
 
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
@@ -168,7 +171,7 @@ def install_chat(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        settings = _settings_or_exit(opts)
+        settings = _settings_or_exit(opts, local_secrets(environment))
         rt = ChatRuntime(environment, settings)
         environment.llm_chat = rt
         # like k6's pre-allocated VUs, the schedule starts once the Users exist, so the first arrivals
@@ -223,7 +226,7 @@ def install_chat(events: Any) -> None:
         runner = environment.runner
         if environment.parsed_options is not None:
             try:  # the web UI may have changed the knobs since start-up
-                rt.settings = chat_settings(environment.parsed_options)
+                rt.settings = chat_settings(environment.parsed_options, local_secrets(environment))
             except (OptionError, PromptError) as exc:
                 log.error("chat suite: %s; stopping", exc)
                 runner.quit()
@@ -280,13 +283,13 @@ class ChatUser(FastHttpUser):
             self.smoke()
 
     def _headers(self) -> dict[str, str]:
-        return runtime(self.environment).settings.target.auth_headers()
+        return runtime(self.environment).settings.target.headers_for(self.host or "")  # where the call goes
 
     def smoke(self) -> None:
         """GET /v1/version and /v1/models: each must answer 200 with a JSON body."""
         for path in ("/v1/version", "/v1/models"):
             with self.client.get(
-                path, headers=self._headers(), catch_response=True, context={"scenario": "smoke"}
+                path, headers=self._headers(), catch_response=True, context={"scenario": "smoke"}, allow_redirects=False
             ) as resp:
                 if resp.status_code != 200:
                     resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))

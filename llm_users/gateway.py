@@ -52,6 +52,8 @@ from llm_users.apis import proxied_call
 from llm_users.gateway_config import GatewayConfigError, lookup, render
 from llm_users.gateway_options import GatewaySettings, OptionError, add_gateway_arguments, gateway_settings
 from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
+from llm_users.security import add_extra_secret, install_security, refuse_short_secret
+from llm_users.target_binding import LocalSecrets, local_secrets, origin
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +81,9 @@ def runtime(environment: Any) -> GatewayRuntime:
     return rt
 
 
-def _settings_or_exit(opts: Any) -> GatewaySettings:
+def _settings_or_exit(opts: Any, local: LocalSecrets | None = None) -> GatewaySettings:
     try:
-        return gateway_settings(opts)
+        return gateway_settings(opts, local)
     except (OptionError, GatewayConfigError) as exc:
         log.error("gateway suite: %s", exc)
         sys.exit(2)
@@ -103,6 +105,7 @@ def configure_user_classes(user_classes: list[type[Any]], settings: GatewaySetti
 
 def install_gateway(events: Any) -> None:
     """Register the gateway suite's arguments and listeners on Locust's ``events``."""
+    install_security(events)  # first: the suite reads the secrets as it binds them
 
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
@@ -113,8 +116,11 @@ def install_gateway(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        settings = _settings_or_exit(opts)
+        settings = _settings_or_exit(opts, local_secrets(environment))
         environment.llm_gateway = GatewayRuntime(environment, settings)
+        for secret in settings.secrets():  # the conf's password too: masked even when not the one sent
+            add_extra_secret(environment, secret)
+        refuse_short_secret(opts, f"auth.password of {opts.gateway_conf}", settings.conf.auth.password)
         if opts.base_url or not environment.host:
             environment.host = settings.base_url
         configure_user_classes(list(environment.user_classes), settings)
@@ -126,7 +132,9 @@ def install_gateway(events: Any) -> None:
             return
         if environment.parsed_options is not None:
             try:  # the web UI may have changed the knobs since start-up
-                rt.settings = gateway_settings(environment.parsed_options)
+                rt.settings = gateway_settings(environment.parsed_options, local_secrets(environment))
+                for secret in rt.settings.secrets():
+                    add_extra_secret(environment, secret)
             except (OptionError, GatewayConfigError) as exc:
                 log.error("gateway suite: %s; stopping", exc)
                 environment.runner.quit()
@@ -187,8 +195,8 @@ class GatewayUser(FastHttpUser):
         return runtime(self.environment).settings
 
     def _base_headers(self) -> dict[str, str]:
-        token = self.settings.target.loadtest_token
-        return {"X-LoadTest-Token": token} if token else {}
+        sendable = self.settings.target.headers_for(self.host or "")  # none to another origin than the bound one
+        return {k: v for k, v in sendable.items() if k == "X-LoadTest-Token"}
 
     def _metrics(self) -> Any:
         return getattr(self.environment, "llm_metrics", None)
@@ -226,6 +234,7 @@ class GatewayUser(FastHttpUser):
             "name": path,
             "catch_response": True,
             "context": {"scenario": scenario},
+            "allow_redirects": False,  # secrets (token header, login password) never follow a redirect
         }
         if body is not None:
             kwargs["json"] = body
@@ -285,7 +294,9 @@ class GatewayUser(FastHttpUser):
     def login(self) -> bool:
         """POST the login; True when a token pair was obtained."""
         a = self.settings.conf.auth
-        body = render(a.login_body, {"username": a.username, "password": self.settings.password})
+        bound = self.settings.target.origin and origin(self.host or "") == self.settings.target.origin
+        password = self.settings.password if bound else ""  # the password goes to its own origin only
+        body = render(a.login_body, {"username": a.username, "password": password})
         sent = time.monotonic()
         _, content, ok = self.plain("POST", a.login_path, scenario=SCENARIO_AUTH, body=body, check=self._check_tokens)
         if ok:
@@ -369,7 +380,7 @@ class GatewayUser(FastHttpUser):
             scenario=scenario,
             name=name,
             prompt="",
-            headers=api.headers({**self._base_headers(), **st.target.auth_headers()}),
+            headers=api.headers({**self._base_headers(), **st.target.headers_for(self.host or "")}),
             decoder=api.decoder,
             parse_json=api.parse_json,
             timeouts=Timeouts(st.target.idle_timeout_s, st.target.call_timeout_s),

@@ -57,7 +57,7 @@ class AuthConfig:
     refresh_path: str = "/auth/refresh"
     refresh_body: Any = field(default_factory=lambda: {"refresh_token": "${refresh_token}"})
     username: str = "admin"
-    password: str = "admin"
+    password: str = "mock-admin-password"
     access_token_field: str = "access_token"
     refresh_token_field: str = "refresh_token"
     expires_in_field: str = "expires_in"

@@ -29,6 +29,7 @@ from llm_users.options import (
     target_settings,
 )
 from llm_users.options import base_url as check_base_url
+from llm_users.target_binding import LocalSecrets, allowed
 
 __all__ = [
     "GatewayConfigError",
@@ -75,7 +76,9 @@ class GatewaySettings:
     api: Api = field(default_factory=lambda: get_api("chat"))
 
     def secrets(self) -> list[str]:
-        return [s for s in (*self.target.secrets(), self.password) if s]
+        """Every secret to mask: the target's, the login password, and the password of the conf file (masked
+        even when the password sent is another or none)."""
+        return [s for s in (*self.target.secrets(), self.password, self.conf.auth.password) if s]
 
 
 def _conf_path(value: str) -> Path:
@@ -85,14 +88,19 @@ def _conf_path(value: str) -> Path:
     return p
 
 
-def gateway_settings(opts: Any) -> GatewaySettings:
+def gateway_settings(opts: Any, local: LocalSecrets | None = None) -> GatewaySettings:
     """Validate the knobs and load the configuration: OptionError (flag) or GatewayConfigError (file, key)."""
     base = check_base_url(
         getattr(opts, "base_url", "") or getattr(opts, "host", None) or DEFAULT_TARGET, "--base-url/BASE_URL"
     )
     conf_opt = str(getattr(opts, "gateway_conf", "") or DEFAULT_CONF)
     conf = load_gateway_config(_conf_path(conf_opt))
-    password = str(getattr(opts, "admin_password", "") or "") or conf.auth.password
-    return GatewaySettings(
-        target=target_settings(opts), base_url=base, conf=conf, password=password, api=api_setting(opts)
-    )
+    given = local.values.get("admin_password", "") if local is not None else getattr(opts, "admin_password", "")
+    password = str(given or "")
+    if not password:  # the conf file's password belongs to the start-up target, even when the UI re-binds
+        startup = str(getattr(opts, "secrets_startup_origin", "") or "")
+        password = conf.auth.password if allowed(base, startup, local) else ""
+    target = target_settings(opts, base, local)
+    if not allowed(base, str(getattr(opts, "secrets_origin", "") or ""), local):
+        password = ""  # bound to another origin, like the target's secrets
+    return GatewaySettings(target=target, base_url=base, conf=conf, password=password, api=api_setting(opts))

@@ -215,6 +215,7 @@ def llm_call(
             stream=True,
             catch_response=True,
             context=context,
+            allow_redirects=False,  # secrets never follow a redirect (llm_users.target_binding)
         ) as resp:
             head_timer.close()
             rec.t_headers = _perf()

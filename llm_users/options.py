@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from llm_users import target_binding
 from llm_users.apis import API_NAMES, Api, get_api
 from llm_users.arrival import KINDS
 from llm_users.prompts import PromptError, PromptSet, load_dataset, load_prompt_sets
@@ -211,6 +212,10 @@ class TargetSettings:
     idle_timeout_s: float
     call_timeout_s: float
     server_stamps: bool
+    origin: str = ""
+    """The origin (``scheme://host:port``) the secrets are bound to (``llm_users.target_binding``)."""
+    dropped: tuple[str, ...] = ()
+    """The secrets not sent in this run: the target is not the origin they are bound to."""
 
     def auth_headers(self) -> dict[str, str]:
         headers = {}
@@ -220,17 +225,32 @@ class TargetSettings:
             headers["X-LoadTest-Token"] = self.loadtest_token
         return headers
 
+    def headers_for(self, url: str) -> dict[str, str]:
+        """``auth_headers`` when ``url`` is on the origin the secrets are bound to; none otherwise."""
+        return self.auth_headers() if self.origin and target_binding.origin(url) == self.origin else {}
+
     def secrets(self) -> list[str]:
         return [s for s in (self.api_key, self.loadtest_token) if s]
 
 
-def target_settings(opts: Any) -> TargetSettings:
+TARGET_SECRETS = ("api_key", "loadtest_token")
+
+
+def target_settings(opts: Any, base: str, local: target_binding.LocalSecrets | None = None) -> TargetSettings:
+    """The shared knobs; the secrets only when ``base`` is the origin they are bound to (``--secrets-origin``,
+    or in the secrets-on-workers mode the worker's own, ``local``), else dropped for this run."""
+    source = local.values if local is not None else {k: str(getattr(opts, k, "") or "") for k in TARGET_SECRETS}
+    bound = str(getattr(opts, "secrets_origin", "") or "")
+    ok = target_binding.allowed(base, bound, local)
+    values = {k: (source.get(k, "") if ok else "") for k in TARGET_SECRETS}
     return TargetSettings(
-        api_key=str(getattr(opts, "api_key", "") or ""),
-        loadtest_token=str(getattr(opts, "loadtest_token", "") or ""),
+        api_key=values["api_key"],
+        loadtest_token=values["loadtest_token"],
         idle_timeout_s=_positive(getattr(opts, "idle_timeout", 60.0), "--idle-timeout/IDLE_TIMEOUT"),
         call_timeout_s=_positive(getattr(opts, "call_timeout", 600.0), "--call-timeout/CALL_TIMEOUT"),
         server_stamps=as_bool(getattr(opts, "server_stamps", False), "--server-stamps/SERVER_STAMPS"),
+        origin=target_binding.binding_origin(base, bound, local),
+        dropped=() if ok else tuple(k for k in TARGET_SECRETS if source.get(k)),
     )
 
 
@@ -250,7 +270,7 @@ class ChatSettings:
     api: Api = field(default_factory=lambda: get_api("chat"))
 
 
-def chat_settings(opts: Any) -> ChatSettings:
+def chat_settings(opts: Any, local: target_binding.LocalSecrets | None = None) -> ChatSettings:
     """Validate the chat knobs; raise OptionError naming the flag, or PromptError naming the file."""
     arrival = str(opts.arrival).strip().lower()
     if arrival not in KINDS:
@@ -284,7 +304,7 @@ def chat_settings(opts: Any) -> ChatSettings:
         )
     base = base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
     return ChatSettings(
-        target=target_settings(opts),
+        target=target_settings(opts, base, local),
         base=base,
         model=str(opts.model),
         nonstream_rps=_rate(opts.nonstream_rps, "--nonstream-rps/NONSTREAM_RPS"),

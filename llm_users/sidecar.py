@@ -40,10 +40,12 @@ from llm_metrics.promtext import PromTextError, parse
 from llm_metrics.sidecar_server import ServerSampler, format_report
 from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.options import OptionError
+from llm_users.security import install_security
 from llm_users.sidecar_answers import parse_generate_json, parse_trade_json
 from llm_users.sidecar_config import SidecarConfigError
 from llm_users.sidecar_options import SidecarSettings, add_sidecar_arguments, sidecar_settings
 from llm_users.sidecar_prompts import PromptFileError
+from llm_users.target_binding import local_secrets, no_redirect_opener
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ _ERRORS = (OptionError, SidecarConfigError, PromptFileError)
 
 def fetch(url: str, headers: dict[str, str], timeout_s: float) -> tuple[bytes | None, str | None]:
     """GET ``url`` with a plain HTTP client (no proxy from the environment); (body, None) or (None, reason)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = no_redirect_opener()
     req = urllib.request.Request(url, headers={"Accept": "text/plain", **headers})
     try:
         with opener.open(req, timeout=timeout_s) as resp:
@@ -120,7 +122,7 @@ class SidecarRuntime:
             return
         s = self.settings
         with self._scraping:
-            body, error = fetch(sampler.url, s.target.auth_headers(), s.config.server_metrics.timeout_s)
+            body, error = fetch(sampler.url, s.target.headers_for(sampler.url), s.config.server_metrics.timeout_s)
             sampler.add(time.monotonic() - self._t0, body, error)
 
     # -- summary -----------------------------------------------------------------------------------
@@ -153,6 +155,7 @@ def runtime(environment: Any) -> SidecarRuntime:
 
 def install_sidecar(events: Any) -> None:
     """Register the sidecar suite's arguments and listeners on Locust's ``events``."""
+    install_security(events)  # first: the suite reads the secrets as it binds them
 
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
@@ -164,7 +167,7 @@ def install_sidecar(events: Any) -> None:
         if opts is None:
             return
         try:
-            settings = sidecar_settings(opts, environment.host)
+            settings = sidecar_settings(opts, environment.host, local_secrets(environment))
         except _ERRORS as exc:
             log.error("sidecar suite: %s", exc)
             sys.exit(2)
@@ -185,7 +188,7 @@ def install_sidecar(events: Any) -> None:
         opts = environment.parsed_options
         if opts is not None:
             try:  # the web UI may have changed the knobs since start-up
-                rt.settings = sidecar_settings(opts, environment.host)
+                rt.settings = sidecar_settings(opts, environment.host, local_secrets(environment))
             except _ERRORS as exc:
                 log.error("sidecar suite: %s; stopping", exc)
                 environment.runner.quit()
@@ -238,7 +241,7 @@ class SidecarUser(FastHttpUser):
             scenario=self.scenario,
             name=path,
             prompt="",
-            headers=t.auth_headers(),
+            headers=t.headers_for(self.host or ""),
             timeouts=Timeouts(t.idle_timeout_s, t.call_timeout_s),
             parse_json=parse_json,
         )
@@ -247,7 +250,8 @@ class SidecarUser(FastHttpUser):
         """``GET /metrics``: 200 and a body that parses as Prometheus text (else the failure names the line)."""
         with self.client.get(
             METRICS,
-            headers=self._settings().target.auth_headers(),
+            headers=self._settings().target.headers_for(self.host or ""),
+            allow_redirects=False,
             catch_response=True,
             context={"scenario": self.scenario},
         ) as resp:
@@ -263,7 +267,8 @@ class SidecarUser(FastHttpUser):
         """``GET /health``: 200."""
         with self.client.get(
             HEALTH,
-            headers=self._settings().target.auth_headers(),
+            headers=self._settings().target.headers_for(self.host or ""),
+            allow_redirects=False,
             catch_response=True,
             context={"scenario": self.scenario},
         ) as resp:

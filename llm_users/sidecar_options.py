@@ -23,6 +23,7 @@ from llm_users.options import (
 )
 from llm_users.sidecar_config import SidecarConfig, load_sidecar_config
 from llm_users.sidecar_prompts import TradePrompts, load_trade_prompts
+from llm_users.target_binding import LocalSecrets
 
 __all__ = ["SidecarSettings", "add_sidecar_arguments", "sidecar_settings"]
 
@@ -67,7 +68,7 @@ class SidecarSettings:
     trade_prompts: TradePrompts
 
 
-def sidecar_settings(opts: Any, host: str | None = None) -> SidecarSettings:
+def sidecar_settings(opts: Any, host: str | None = None, local: LocalSecrets | None = None) -> SidecarSettings:
     """Validate the knobs and read both files; raise OptionError naming the flag, or the file's own error
     (``SidecarConfigError``, ``PromptFileError``) naming the file and the key or entry."""
     try:
@@ -79,4 +80,4 @@ def sidecar_settings(opts: Any, host: str | None = None) -> SidecarSettings:
     base = base_url(opts.osiris_url or host or getattr(opts, "host", None) or DEFAULT_TARGET, "--osiris-url/OSIRIS_URL")
     config = load_sidecar_config(opts.sidecar_conf)
     prompts = load_trade_prompts(opts.trade_prompts)
-    return SidecarSettings(target_settings(opts), base, think, config, prompts)
+    return SidecarSettings(target_settings(opts, base, local), base, think, config, prompts)

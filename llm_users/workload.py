@@ -54,7 +54,9 @@ from llm_users.llm_http import Timeouts, llm_call
 from llm_users.openai_stream import JsonAnswer, StreamError, parse_chat_json
 from llm_users.options import OptionError
 from llm_users.prompts import PromptError
+from llm_users.security import install_security
 from llm_users.synthetic import Calibration, SyntheticText, local_tokens
+from llm_users.target_binding import LocalSecrets, local_secrets, no_redirect_opener
 from llm_users.workload_conversation import Conversation, Conversations
 from llm_users.workload_dispatch import ScheduleDispatcher
 from llm_users.workload_options import WorkloadSettings, add_workload_arguments, workload_settings
@@ -405,11 +407,15 @@ def probe_prompt_tokens(s: WorkloadSettings, base: str, text: str) -> int | None
     (of the API the run uses, read by its own parser)."""
     api = s.api
     body = json.dumps(api.payload(s.model, [{"role": "user", "content": text}], stream=False, max_tokens=1)).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json", **api.headers(s.target.auth_headers())}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        **api.headers(s.target.headers_for(base)),
+    }
     req = urllib.request.Request(base + api.path, data=body, headers=headers, method="POST")
     timeout = min(s.target.call_timeout_s, 60.0)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with no_redirect_opener().open(req, timeout=timeout) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as exc:
         raise OSError(f"probe answered HTTP {exc.code}") from None
@@ -469,9 +475,9 @@ def runtime(environment: Any) -> WorkloadRuntime:
     return rt
 
 
-def _settings_or_exit(opts: Any) -> WorkloadSettings:
+def _settings_or_exit(opts: Any, local: LocalSecrets | None = None) -> WorkloadSettings:
     try:
-        return workload_settings(opts)
+        return workload_settings(opts, local)
     except (OptionError, TraceError, PromptError) as exc:
         log.error("workload suite: %s", exc)
         sys.exit(2)
@@ -479,6 +485,7 @@ def _settings_or_exit(opts: Any) -> WorkloadSettings:
 
 def install_workload(events: Any) -> None:
     """Register the workload suite's arguments and listeners on Locust's ``events``."""
+    install_security(events)  # first: the suite reads the secrets as it binds them
 
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
@@ -489,7 +496,7 @@ def install_workload(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        settings = _settings_or_exit(opts)
+        settings = _settings_or_exit(opts, local_secrets(environment))
         rt = WorkloadRuntime(environment, settings)
         environment.llm_workload = rt
         environment.events.spawning_complete.add_listener(rt.on_spawning_complete)
@@ -548,7 +555,7 @@ def install_workload(events: Any) -> None:
         runner = environment.runner
         if environment.parsed_options is not None:
             try:  # the web UI may have changed the knobs since start-up
-                rt.settings = workload_settings(environment.parsed_options)
+                rt.settings = workload_settings(environment.parsed_options, local_secrets(environment))
                 if not rt.rate_overridden:  # the capacity search (or the master) may have set it already
                     rt.rate = rt.settings.rate
             except (OptionError, TraceError, PromptError) as exc:
@@ -698,7 +705,7 @@ class WorkloadUser(FastHttpUser):
             scenario=scenario,
             prompt=tag,
             name=f"{api.path} ({scenario}, {tag})",
-            headers=api.headers(s.target.auth_headers()),
+            headers=api.headers(s.target.headers_for(self.host or "")),
             decoder=api.decoder,
             scheduled=scheduled,
             timeouts=Timeouts(s.target.idle_timeout_s, s.target.call_timeout_s),

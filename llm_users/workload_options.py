@@ -30,6 +30,7 @@ from llm_users.options import (
 from llm_users.options import target_settings as _target_settings
 from llm_users.prompts import PromptError, parse_tools
 from llm_users.synthetic import DIST_SPEC, LengthDist, parse_dist
+from llm_users.target_binding import LocalSecrets
 from llm_users.workload_trace import TraceRecord, load_trace
 
 __all__ = ["MODES", "WorkloadSettings", "add_workload_arguments", "workload_settings"]
@@ -204,7 +205,7 @@ def load_tools(path: str) -> list[dict[str, Any]] | None:
     return parse_tools(data, f"{path}: tools")
 
 
-def workload_settings(opts: Any) -> WorkloadSettings:
+def workload_settings(opts: Any, local: LocalSecrets | None = None) -> WorkloadSettings:
     """Validate the knobs; ``OptionError`` naming the flag (``TraceError`` naming the trace file and line)."""
     mode = str(getattr(opts, "workload", "closed")).strip().lower()
     if mode not in MODES:
@@ -233,7 +234,7 @@ def workload_settings(opts: Any) -> WorkloadSettings:
     trace = load_trace(trace_path) if mode == "trace" else None
     base = base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
     return WorkloadSettings(
-        target=_target_settings(opts),
+        target=_target_settings(opts, base, local),
         base=base,
         model=str(opts.model),
         mode=mode,

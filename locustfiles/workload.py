@@ -9,6 +9,7 @@ Knobs: WORKLOAD INPUT_TOKENS OUTPUT_TOKENS TURNS FOLLOWUP_TOKENS THINK_TIME RATE
 from locust import events
 
 from llm_metrics.hooks import install_metrics
+from llm_users.security import install_security
 from llm_users.workload import WorkloadUser, install_workload, workload_registry
 
 
@@ -16,6 +17,7 @@ class WorkloadChatUser(WorkloadUser):
     """One virtual user: a conversation at a time (closed), or arrivals and trace records (open, trace)."""
 
 
+install_security(events)  # first: its start-up checks run before the other listeners
 install_metrics(
     events, suite="workload", default_thresholds="conf/thresholds/capacity.yaml", registry=workload_registry()
 )

@@ -9,6 +9,7 @@ generates, and ``end_llm`` gives the slot back and books the tokens, in a ``fina
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import random
 import time
@@ -32,6 +33,12 @@ from mock_llm.text import Words
 JSON = b"application/json"
 _TIMING = b"x-litellm-overhead-duration-ms: %.3f\r\nserver-timing: gateway;dur=%.3f, policy;dur=%.3f\r\n"
 Handler = Callable[["MockApp", Request, Connection], Coroutine[Any, Any, None] | None]
+
+
+CONTROL_REFUSED = (
+    "control endpoints answer clients on this machine only, or requests with the X-Mock-Control-Token header "
+    "set to the mock's MOCK_CONTROL_TOKEN"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,9 @@ class MockApp:
         self.index = 0
         self.started = time.time()
         self.cfg = cfg
+        self.control_token = ""
+        """When set, a control request (``/mock/...``) from another machine must carry it in
+        ``X-Mock-Control-Token``; without it, only clients on this machine (loopback) may use them."""
         self.clock = Clock()
         self.sleep_until = self.clock.sleep_until
         self.configure(cfg)
@@ -120,6 +130,9 @@ class MockApp:
             msg = f"{req.method} not allowed on {req.path}"
             self.error(req, conn, 405, msg, "method_not_allowed", headers=b"allow: " + allow + b"\r\n")
             return None
+        if route.kind == "control" and not self.control_allowed(req, conn):
+            self.error(req, conn, 403, CONTROL_REFUSED, "forbidden", "control_forbidden")
+            return None
         if route.kind == "plain" and (self.faults or b"x-mock-fault" in req.headers):
             try:
                 fault = self.choose_fault(req, llm=False)
@@ -130,6 +143,13 @@ class MockApp:
                 self.fault_error(req, conn, fault)
                 return None
         return route.handler(self, req, conn)
+
+    def control_allowed(self, req: Request, conn: Connection) -> bool:
+        """Control endpoints: the right ``X-Mock-Control-Token`` when one is set, else a loopback client."""
+        if self.control_token:
+            given = req.headers.get(b"x-mock-control-token", b"")
+            return hmac.compare_digest(given, self.control_token.encode("utf-8"))
+        return conn.peer_loopback
 
     # --- replies --------------------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=argparse.SUPPRESS,
         metavar="NAME:PASSWORD",
-        help="a login user, added to the configured ones (default: admin:admin); repeatable",
+        help="a login user, added to the configured ones (default: admin:mock-admin-password); repeatable",
     )
 
     sidecar = parser.add_argument_group("sidecar")

@@ -113,7 +113,7 @@ class GatewayConfig:
         default_factory=dict, metadata=_meta("API key -> {rate_limit_rps, burst, token_budget}")
     )
     users: dict[str, str] = field(
-        default_factory=lambda: {"admin": "admin"},
+        default_factory=lambda: {"admin": "mock-admin-password"},
         metadata=_meta("username -> password accepted by POST /auth/login"),
     )
     access_token_ttl_s: float = _opt(900.0, "lifetime of an access token (s)", min=0)

@@ -171,7 +171,11 @@ class Gateway:
 
     def login(self, username: Any, password: Any, now: float) -> TokenPair | None:
         expected = self.cfg.users.get(username) if isinstance(username, str) else None
-        if expected is None or not isinstance(password, str) or not secrets.compare_digest(expected, password):
+        if (
+            expected is None
+            or not isinstance(password, str)
+            or not secrets.compare_digest(expected.encode("utf-8"), password.encode("utf-8"))  # non-ASCII too
+        ):
             return None
         return self._issue(now)
 

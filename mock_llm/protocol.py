@@ -10,6 +10,7 @@ the counters right. Writes respect transport flow control through ``drain()``.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import struct
@@ -74,6 +75,17 @@ class Application(Protocol):
     def handle(self, request: Request, conn: Connection) -> Coroutine[Any, Any, None] | None: ...
 
 
+def is_loopback(peer: Any) -> bool:
+    """True when a peer address (``getpeername()``) is a loopback address, IPv4-mapped ones included."""
+    try:
+        addr = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except (TypeError, ValueError, IndexError):
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
 class Connection(asyncio.Protocol):
     """One client connection."""
 
@@ -98,11 +110,13 @@ class Connection(asyncio.Protocol):
         self.started = False  # its status line was written
         self.closed = False
         self.closing = False  # close after the current response (shutdown)
+        self.peer_loopback = False  # the client is on this machine (127.0.0.0/8, ::1)
 
     # --- asyncio.Protocol -----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.peer_loopback = is_loopback(transport.get_extra_info("peername"))
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:

@@ -87,9 +87,33 @@ def write_port_file(path: str, port: int) -> None:
     tmp.replace(path)
 
 
-async def serve(cfg: Config, port_file: str | None = None) -> None:
+def control_token_from_env() -> str:
+    """``MOCK_CONTROL_TOKEN``, else the content of the file named by ``MOCK_CONTROL_TOKEN_FILE``, else ""."""
+    token = os.environ.get("MOCK_CONTROL_TOKEN", "")
+    path = os.environ.get("MOCK_CONTROL_TOKEN_FILE", "")
+    if not token and path:
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:  # an optional Kubernetes Secret that does not exist: loopback clients only
+            print(f"mock_llm: MOCK_CONTROL_TOKEN_FILE={path}: no such file", file=sys.stderr, flush=True)
+    return token
+
+
+def is_loopback_host(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+async def serve(cfg: Config, port_file: str | None = None, control_token: str = "") -> None:
     """Serve until SIGTERM or SIGINT."""
     server = MockServer(cfg)
+    server.app.control_token = control_token
+    if not control_token and not is_loopback_host(cfg.host):
+        print(
+            f"mock_llm: bound to {cfg.host} without MOCK_CONTROL_TOKEN: the control endpoints (/mock/...) answer "
+            "clients on this machine only",
+            file=sys.stderr,
+            flush=True,
+        )
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -105,9 +129,10 @@ async def serve(cfg: Config, port_file: str | None = None) -> None:
 
 def run(cfg: Config, port_file: str | None = None) -> None:
     """Run the server in this process on uvloop (the standard loop when uvloop is missing)."""
+    token = control_token_from_env()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(serve(cfg, port_file))
+        asyncio.run(serve(cfg, port_file, token))
     else:
-        uvloop.run(serve(cfg, port_file))
+        uvloop.run(serve(cfg, port_file, token))

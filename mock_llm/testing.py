@@ -154,9 +154,10 @@ def _read_response(sock: socket.socket, t0: float) -> StreamResult:
 
 
 class ControlClient:
-    """urllib calls to a running mock at ``base_url``."""
+    """urllib calls to a running mock at ``base_url``; ``/mock/...`` calls carry ``control_token`` when set."""
 
     base_url: str
+    control_token: str = ""
 
     def request(
         self,
@@ -169,6 +170,8 @@ class ControlClient:
         """One request; (status, lower-case headers, body) for every status, errors included."""
         data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         hdrs = {"Content-Type": "application/json"} if data is not None else {}
+        if self.control_token and path.startswith("/mock/"):
+            hdrs["X-Mock-Control-Token"] = self.control_token
         hdrs.update(headers or {})
         req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=hdrs)
         try:
@@ -236,6 +239,7 @@ class MockProcess(ControlClient):
         self.args = list(args)
         self.startup_timeout = startup_timeout
         self.env = env
+        self.control_token = (os.environ if env is None else env).get("MOCK_CONTROL_TOKEN", "")
         self.port = 0
         self.base_url = ""
         self.proc: subprocess.Popen[bytes] | None = None

@@ -13,6 +13,7 @@ page left them (empty, since their values are not in it), and the calls must sti
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -27,15 +28,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from llm_metrics.masking import secret_forms
 from mock_llm.testing import MockProcess
 from tests.integration.test_distributed_workers import LOCUST, free_port, wait_for
-from tests.support import ROOT, locust_env
+from tests.support import ROOT, locust_env, run_locust
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(40)]
 
-API_KEY = "sk-Secret-ApiKey-4f9Q2x"
+# secrets whose JSON-escaped and URL-encoded forms differ from the raw text: a quote, a backslash, a non-ASCII
+# letter (JSON: \u00e4), and the credentials of a URL (user information of the Pushgateway URL)
+API_KEY = 'sk-Secret-Api"Key\\4f9Q2x'
 LOADTEST_TOKEN = "lt-Secret-Token-8Hk3Zp"
-ADMIN_PASSWORD = "pw-Secret-Admin-7Yc1Rv"
+ADMIN_PASSWORD = 'pw-Secret-Ädmin-"7Yc\\1Rv'
+PUSH_USER, PUSH_PASSWORD = "pg-Secret-User-3Mn", "pg-Secret-Pass-6Qw"
 ISSUED = re.compile(rb"\b[ar]t-[A-Za-z0-9_-]{32}")
 
 
@@ -78,6 +83,13 @@ class Relay:
             except OSError:
                 pass
             s.close()
+
+
+def page(url: str) -> str:
+    """The body of a GET that must succeed: a page that fails to load fails the test (it is not a clean page)."""
+    status, body = get(url)
+    assert status == 200, f"GET {url}: status {status} (0: no answer)"
+    return body
 
 
 def get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
@@ -141,13 +153,16 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
                 "GATEWAY_CONF": str(conf),
                 "SUMMARY_JSON": str(out / "summary.json"),
                 "HTML_REPORT": str(out / "report.html"),
+                # nothing listens there: the push fails, and its log lines must not show the credentials
+                "PUSHGATEWAY_URL": f"http://{PUSH_USER}:{PUSH_PASSWORD}@127.0.0.1:{free_port()}/",
             }
         )
         gateway = [*LOCUST[:4], str(ROOT / "locustfiles" / "gateway.py")]
         master_cmd = [*gateway, "--master", "--web-host", "127.0.0.1",
                       "--web-port", str(web), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
                       "--prometheus-port", str(metrics_port), "--html", str(out / "locust.html"),
-                      "--csv", str(out / "run"), "--load-profile", "flat", "--stages-file", str(stages)]  # fmt: skip
+                      "--csv", str(out / "run"), "--csv-full-history",
+                      "--load-profile", "flat", "--stages-file", str(stages)]  # fmt: skip
         worker_cmd = [*gateway, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
         logs = {name: (tmp_path / f"{name}.out", tmp_path / f"{name}.err") for name in ("master", "worker")}
         procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -157,21 +172,21 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
                     procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
             ui = f"http://127.0.0.1:{web}"
             wait_for(lambda: '"worker_count": 1' in get(ui + "/worker-count")[1], 20, "the worker")
-            status, page = get(ui + "/")
-            assert status == 200 and "api_key" in page  # the form has the secret fields...
-            pages["/ (before)"] = page
+            index = page(ui + "/")
+            assert "api_key" in index  # the form has the secret fields...
+            pages["/ (before)"] = index
             # ...sent back as the page left them: empty
             form = {"user_count": "2", "spawn_rate": "2", "host": relay.base_url}
             form |= {"api_key": "", "loadtest_token": "", "admin_password": ""}
             assert get(ui + "/swarm", form)[0] == 200
             time.sleep(3.0)
-            pages["/metrics (during)"] = get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
+            pages["/metrics (during)"] = page(f"http://127.0.0.1:{metrics_port}/metrics")
             for path in ("/stats/requests", "/llm/summary.json"):
-                pages[f"{path} (during)"] = get(ui + path)[1]
+                pages[f"{path} (during)"] = page(ui + path)
             wait_for(lambda: '"state": "stopped"' in get(ui + "/stats/requests")[1], 20, "the end of the run")
             for path in UI_PATHS:
-                pages[path] = get(ui + path)[1]
-            pages["/metrics"] = get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
+                pages[path] = page(ui + path)
+            pages["/metrics"] = page(f"http://127.0.0.1:{metrics_port}/metrics")
             procs["master"].send_signal(signal.SIGTERM)
             procs["master"].wait(15)
             procs["worker"].wait(15)
@@ -187,10 +202,11 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
     assert stats["per_key"].get(API_KEY, {}).get("requests", 0) > 0 and stats["unauthorized"] == 0, stats
     sent = bytes(relay.sent)
     assert re.search(rb"(?i)x-loadtest-token: " + LOADTEST_TOKEN.encode(), sent)
-    assert stats["statuses"]["POST /auth/login"] == {"200": 2}, stats  # two Users, the admin password
+    assert json.dumps(ADMIN_PASSWORD).encode() in sent  # the login body: the password JSON-escaped on the wire
+    assert stats["statuses"].get("POST /auth/login") == {"200": 2}, stats  # two Users, the admin password
     issued = {m.decode() for m in ISSUED.findall(bytes(relay.received))}
     assert any(t.startswith("rt-") for t in issued) and stats["statuses"].get("POST /auth/refresh"), stats
-    secrets = [API_KEY, LOADTEST_TOKEN, ADMIN_PASSWORD, *issued]
+    secrets = [API_KEY, LOADTEST_TOKEN, ADMIN_PASSWORD, PUSH_USER, PUSH_PASSWORD, *issued]
 
     outputs: dict[str, str] = {f"web UI {k}": v for k, v in pages.items()}
     for name, (stdout, stderr) in logs.items():
@@ -201,6 +217,27 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
     # Locust's own --html is not written by a web UI master ended by SIGTERM: its content is /stats/report
     assert {"summary.json", "summary.worker0.json", "report.html", "run_stats.csv", "run_failures.csv"} <= set(outputs)
     assert "llm_locust_http_reqs_total" in outputs["web UI /metrics"]
-    leaks = [(where, s[:12]) for where, text in outputs.items() for s in secrets if s in text]
+    assert "push failed" in outputs["master stderr"]  # the Pushgateway URL was logged, masked
+    leaks = [(where, s[:12]) for where, text in outputs.items() for s in secrets for f in secret_forms(s) if f in text]
     leaks += [(where, "issued token") for where, text in outputs.items() if ISSUED.search(text.encode())]
+    assert not leaks, leaks
+
+
+def test_credentials_in_the_target_url_are_in_no_output(tmp_path: Path) -> None:
+    """``BASE=https://user:password@host`` (and the Pushgateway URL's): masked in the console, the JSON
+    summary, the suite's HTML report and Locust's own HTML report (``--html``, written before the suite's)."""
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1}) as mock:
+        env = {
+            "BASE": f"http://{PUSH_USER}:{PUSH_PASSWORD}@127.0.0.1:{mock.port}",
+            "STREAM_RPS": "4",
+            "NONSTREAM_RPS": "0",
+            "HTML_REPORT": str(tmp_path / "report.html"),
+        }
+        run = run_locust("chat.py", ["-u", "2", "-t", "2s", "--html", str(tmp_path / "locust.html")], env, tmp_path)
+    assert run.summary is not None, run.output[-3000:]
+    outputs = {"console": run.output, "summary": json.dumps(run.summary)}
+    for name in ("report.html", "locust.html"):
+        outputs[name] = (tmp_path / name).read_text()
+    assert "http://***@127.0.0.1" in outputs["summary"] and "http://***@127.0.0.1" in outputs["locust.html"]
+    leaks = [(w, s) for w, t in outputs.items() for s in (PUSH_USER, PUSH_PASSWORD) for f in secret_forms(s) if f in t]
     assert not leaks, leaks

@@ -103,10 +103,19 @@ def test_compose_master_serves_the_exporter_where_prometheus_scrapes() -> None:
     assert (DEPLOY / mount.split(":")[0]).resolve() == DEPLOY / "prometheus" / "prometheus.yml"
 
 
-def test_compose_passes_only_names_or_safe_defaults_into_the_master() -> None:
-    # secrets are passed by name from the shell, never written here
-    env = compose()["services"]["master"]["environment"]
-    assert "API_KEY" in env and "LOADTEST_TOKEN" in env
+def test_compose_gives_the_secrets_to_the_workers_only_and_protects_the_ui() -> None:
+    services = compose()["services"]
+    # secrets are passed by name from the shell, never written here, and to the workers only
+    worker_env = services["worker"]["environment"]
+    assert "API_KEY" in worker_env and "LOADTEST_TOKEN" in worker_env
+    master_env = services["master"]["environment"]
+    assert not [e for e in master_env if e.split("=")[0] in ("API_KEY", "LOADTEST_TOKEN", "ADMIN_PASSWORD")]
+    assert "SECRETS_ON_WORKERS=true" in master_env and "SECRETS_ON_WORKERS=true" in worker_env
+    assert {e.split("=")[0]: e for e in worker_env}["BASE"] == "BASE=${BASE:-http://mock:8000}"  # binds its secrets
+    cmd = services["master"]["command"]
+    assert "--web-login" in cmd and cmd[cmd.index("--web-host") + 1] == "0.0.0.0"
+    assert any(e.startswith("WEB_LOGIN_PASSWORD=${WEB_LOGIN_PASSWORD:?") for e in master_env)
+    assert any(e.startswith("MOCK_CONTROL_TOKEN=") for e in services["mock"]["environment"])
 
 
 def test_compose_bind_mounts_exist() -> None:
@@ -353,3 +362,72 @@ def test_run_distributed_starts_the_mock_only_without_a_target(
     assert run_distributed.has_target(args, env) is expected
     ns, rest = run_distributed.parse_args(["--workers", "3", "--", *args])
     assert ns.workers == 3 and rest == args
+
+
+# -- Kubernetes: security -----------------------------------------------------------------------------------
+
+
+def pod_specs() -> list[tuple[str, dict[str, Any]]]:
+    return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in k8s_docs() if d["kind"] == "Deployment"]
+
+
+def test_every_pod_runs_non_root_read_only_without_privilege_escalation_on_a_pinned_image() -> None:
+    for name, spec in pod_specs():
+        assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] > 0, name
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"] and not sc.get("privileged"), name
+            image = c["image"]
+            assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", image), (name, image)
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+            assert "/tmp" in mounts, name  # writable scratch space on a read-only root filesystem
+
+
+def test_the_target_secrets_are_mounted_on_the_workers_only() -> None:
+    cm = by_kind("ConfigMap", "llm-locust-config")
+    assert cm["data"]["SECRETS_ON_WORKERS"] == "true"
+    specs = dict(pod_specs())
+
+    def secret_names(spec: dict[str, Any]) -> set[str]:
+        names = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        for c in spec["containers"]:
+            names |= {e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e}
+            names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env", []) if "valueFrom" in e}
+        return names
+
+    assert secret_names(specs["llm-locust-worker"]) == {"llm-locust-secrets"}
+    assert secret_names(specs["llm-locust-master"]) == {"llm-locust-web-login"}
+    [worker] = specs["llm-locust-worker"]["containers"]
+    env = {e["name"]: e["value"] for e in worker["env"]}
+    mount = next(m["mountPath"] for m in worker["volumeMounts"] if m["name"] == "secrets")
+    assert env["API_KEY_FILE"] == f"{mount}/API_KEY" and env["LOADTEST_TOKEN_FILE"] == f"{mount}/LOADTEST_TOKEN"
+    assert any(e.get("configMapRef", {}).get("name") == "llm-locust-config" for e in worker["envFrom"])
+    [master] = specs["llm-locust-master"]["containers"]
+    assert "--web-login" in master["args"] and master["args"][master["args"].index("--web-host") + 1] == "0.0.0.0"
+    login_mount = next(m["mountPath"] for m in master["volumeMounts"] if m["name"] == "web-login")
+    assert {e["name"]: e["value"] for e in master["env"]}["WEB_LOGIN_PASSWORD_FILE"].startswith(login_mount + "/")
+
+
+def test_only_worker_pods_may_reach_the_master_port() -> None:
+    policy = by_kind("NetworkPolicy", "llm-locust-master")
+    master_labels = by_kind("Deployment", "llm-locust-master")["spec"]["template"]["metadata"]["labels"]
+    worker_labels = by_kind("Deployment", "llm-locust-worker")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= master_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    rules_5557 = [r for r in policy["spec"]["ingress"] if any(p["port"] == 5557 for p in r.get("ports", []))]
+    assert len(rules_5557) == 1 and [p["port"] for p in rules_5557[0]["ports"]] == [5557]
+    [source] = rules_5557[0]["from"]
+    selector = source["podSelector"]["matchLabels"]
+    assert selector.items() <= worker_labels.items() and not selector.items() <= master_labels.items()
+    mock = by_kind("NetworkPolicy", "llm-mock")
+    assert mock["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "llm-locust"
+    }
+
+
+def test_the_mock_in_the_cluster_takes_its_control_token_from_a_secret() -> None:
+    [c] = by_kind("Deployment", "llm-mock")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    mount = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == "mock-control")
+    assert env["MOCK_CONTROL_TOKEN_FILE"] == f"{mount}/MOCK_CONTROL_TOKEN"

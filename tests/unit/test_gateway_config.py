@@ -238,10 +238,10 @@ def test_base_url_falls_back_to_host_then_the_mock(kw: dict[str, object], base_u
 
 
 def test_the_password_knob_wins_over_the_file_and_is_a_secret() -> None:
-    assert gateway_settings(opts()).password == "admin"
+    assert gateway_settings(opts()).password == "mock-admin-password"
     s = gateway_settings(opts(admin_password="s3cret", api_key="sk-1"))
     assert s.password == "s3cret"
-    assert set(s.secrets()) == {"s3cret", "sk-1"}
+    assert set(s.secrets()) == {"s3cret", "sk-1", "mock-admin-password"}  # the conf's password is masked too
 
 
 def test_bad_knobs_name_the_flag(tmp_path: Path) -> None:
@@ -255,3 +255,15 @@ def test_conf_file_yaml_is_plain_yaml() -> None:
     """The shipped file parses with a plain safe loader too (no tags, no anchors needed)."""
     data = yaml.safe_load(DEFAULT_CONF.read_text())
     assert set(data) == {"wait_time", "tasks", "llm", "health", "admin", "auth", "metrics", "statuses", "recovery"}
+
+
+def test_the_conf_files_password_stays_with_the_start_up_target() -> None:
+    start = {"secrets_origin": "http://a:1", "secrets_startup_origin": "http://a:1"}
+    assert gateway_settings(opts(base_url="http://a:1", **start)).password == "mock-admin-password"
+    # the web UI re-bound the secrets to another target, with an API key typed again but no password:
+    moved = opts(base_url="http://b:2", api_key="sk-typed-again", secrets_origin="http://b:2")
+    moved.secrets_startup_origin = "http://a:1"
+    s = gateway_settings(moved)
+    assert s.target.api_key == "sk-typed-again" and s.password == ""  # the conf's password is not sent there
+    typed = opts(base_url="http://b:2", admin_password="pw-typed-again", secrets_origin="http://b:2")
+    assert gateway_settings(typed).password == "pw-typed-again"

@@ -197,5 +197,5 @@ def test_prometheus_text_parses_and_carries_the_counters() -> None:
 
 
 def test_gateway_config_defaults() -> None:
-    assert GatewayConfig().users == {"admin": "admin"}
+    assert GatewayConfig().users == {"admin": "mock-admin-password"}
     assert not GatewayConfig().require_api_key
