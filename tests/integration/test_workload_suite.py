@@ -221,6 +221,7 @@ TRACE: list[dict[str, Any]] = [
 ]
 
 
+@pytest.mark.timing  # offsets within 30 ms of the schedule: needs the CPU to itself
 def test_a_trace_is_replayed_at_its_offsets_with_its_lengths(tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     trace.write_text("\n".join(json.dumps(r) for r in reversed(TRACE)) + "\n")  # any order
