@@ -10,11 +10,16 @@ the listeners of design.md section 3:
 * on the master or the local runner only: ``abortOnFail`` thresholds are checked every second, and at quit
   every threshold is evaluated, the table printed, the JSON summary written and the exit code set
   (0 when every threshold passes, 99 when one fails, as k6 does; 98 when every threshold passed but the verdict
-  is not trustworthy: data of the run is missing, e.g. a worker was lost; ``verdict_trustworthy`` in the JSON).
+  is not trustworthy: data of the run is missing, e.g. a worker was lost, no LLM call succeeded, the open-model
+  schedule was not kept or the load generator was saturated; ``verdict_trustworthy`` and
+  ``untrustworthy_because`` in the JSON);
+* every threshold without data says why (``nodata``); the output files are checked at start-up (an
+  unwritable path: exit 2) and written atomically at the end (a failed write is reported, the verdict stands).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -30,7 +35,10 @@ from locust.runners import MasterRunner, WorkerRunner
 from llm_metrics import summary
 from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
+from llm_metrics.config_yaml import safe_load_unique
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
+from llm_metrics.nodata import CallCounts, explain
+from llm_metrics.outputs import unwritable_reason, write_atomic
 from llm_metrics.store import MetricStore
 from llm_metrics.thresholds import (
     MetricRegistry,
@@ -65,7 +73,7 @@ def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Thre
     p = Path(path)
     source = str(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = safe_load_unique(p.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{source}: thresholds file not found") from None
     except UnicodeDecodeError as exc:
@@ -146,6 +154,12 @@ class LLMMetrics:
         self.excluded_workers: set[str] = set()
         """Master: workers whose reports are not merged (refused for another suite version)."""
         self._users_greenlet: gevent.Greenlet | None = None
+        self.no_data_needs: dict[str, str] = {}
+        """What a metric needs from an answer, said better by a suite (``nodata.NEEDS`` otherwise), e.g. the
+        gateway suite's configured header names for ``gateway_latency``."""
+        self.calls = [0, 0]
+        """LLM calls [made, succeeded] merged over the workers (a worker: since its last report)."""
+        self._calls_sent = [0, 0]
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -222,7 +236,9 @@ class LLMMetrics:
                 window.record_call(rec, self.goodput)
         if rec is not None:
             store.record_call(rec, self.goodput)
+            self.calls[0] += 1
             if rec.ok:
+                self.calls[1] += 1
                 good = meets_slo(rec, self.goodput)
                 tokens = rec.output_tokens
                 if rec.t_first_content is not None and rec.stream:
@@ -245,7 +261,9 @@ class LLMMetrics:
     # -- worker -> master --------------------------------------------------------------------------
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
-        data[WIRE_KEY] = {"store": self.store.take_delta(), "series": self.series.take_delta()}
+        calls = [self.calls[0] - self._calls_sent[0], self.calls[1] - self._calls_sent[1]]
+        self._calls_sent = list(self.calls)
+        data[WIRE_KEY] = {"store": self.store.take_delta(), "series": self.series.take_delta(), "calls": calls}
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         wire = data.get(WIRE_KEY)
@@ -257,6 +275,10 @@ class LLMMetrics:
         if self.window is not None:
             self.window.merge_wire(wire["store"])
         self.series.merge_wire(wire["series"])
+        calls = wire.get("calls")
+        if isinstance(calls, list) and len(calls) == 2:
+            self.calls[0] += int(calls[0])
+            self.calls[1] += int(calls[1])
 
     # -- users over time (the per-second series' gauge) -------------------------------------------
 
@@ -309,45 +331,84 @@ class LLMMetrics:
                 return
 
     def finish(self) -> int | None:
-        """Evaluate, print, write; return the exit code (None when there are no thresholds)."""
+        """Evaluate, print, write; return the exit code (None when there are no thresholds and nothing to flag).
+
+        A file that cannot be written at this point is reported in the console; the verdict and the exit
+        code stand (the paths were checked at start-up, ``check_output_paths``).
+        """
         for hook in self.before_verdict:
             hook(self)
         override = self.verdict(self) if self.verdict is not None else None
-        self.results = override[0] if override is not None else evaluate(self.thresholds, self.store)
+        results = override[0] if override is not None else evaluate(self.thresholds, self.store)
+        self.results = results = self.explain_no_data(results)
         meta = self.metadata()
-        text = summary.console_report(self.results, self.store, title=f"LLM load test: {self.suite}")
+        text = summary.console_report(results, self.store, title=f"LLM load test: {self.suite}")
         for section in self.text_sections:
             text += "\n" + section()
         if self.aborted_by:
             text += "\nRun aborted early by abortOnFail threshold(s).\n"
-        untrusted = [reason for check in self.trust_checks for reason in check()]
+        untrusted = self.untrusted_reasons()
         if untrusted:
-            text += "\nVERDICT NOT TRUSTWORTHY (data of the run is missing):\n" + "".join(
-                f"  - {reason}\n" for reason in untrusted
-            )
+            text += "\nVERDICT NOT TRUSTWORTHY:\n" + "".join(f"  - {reason}\n" for reason in untrusted)
         self.report_text = summary.redact(text, self.secrets())
-        doc = summary.json_summary(self.results, self.store, meta)
+        doc = summary.json_summary(results, self.store, meta)
         if override is not None:
             doc["ok"] = override[1]
         doc["series"] = self.series.to_json()
         for name, fn in self.json_sections.items():
             doc[name] = fn()
+        doc["llm_calls"] = {"made": self.calls[0], "succeeded": self.calls[1]}
         doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in self.aborted_by]
         doc["verdict_trustworthy"] = not untrusted
         doc["untrustworthy_because"] = untrusted
         if self.summary_path:
-            out = Path(self.summary_path)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
-            self.report_text += f"JSON summary written to {out}\n"
+            try:
+                out = write_atomic(
+                    self.summary_path, summary.redact(json.dumps(doc, indent=2, default=str), self.secrets())
+                )
+            except OSError as exc:  # the verdict and the exit code must not be lost for want of a file
+                log.error("JSON summary not written to %s: %s", self.summary_path, exc)
+                self.report_text += f"JSON summary NOT written to {self.summary_path}: {exc.strerror or exc}\n"
+            else:
+                self.report_text += f"JSON summary written to {out}\n"
         for after in self.after_summary:
-            after(doc)
+            try:
+                after(doc)
+            except Exception as exc:  # an output's failure must not change the verdict
+                log.exception("writing an output of the run failed")
+                self.report_text += f"an output of the run failed: {exc}\n"
         passed_code = EXIT_NOT_TRUSTWORTHY if untrusted else 0
         if override is not None:
             return passed_code if override[1] and not self.aborted_by else EXIT_THRESHOLDS_FAILED
         if not self.thresholds:
-            return None
-        return passed_code if all(r.ok for r in self.results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
+            return EXIT_NOT_TRUSTWORTHY if untrusted else None
+        return passed_code if all(r.ok for r in results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
+
+    def call_counts(self) -> CallCounts:
+        return CallCounts(total=self.calls[0], ok=self.calls[1])
+
+    def explain_no_data(self, results: list[ThresholdResult]) -> list[ThresholdResult]:
+        """The results, each one without data with the reason why (``nodata.explain``)."""
+        calls = self.call_counts()
+        out = []
+        for r in results:
+            if r.no_data and not r.no_data_reason:
+                th = r.threshold
+                reason = explain(th.metric, th.filter, self.store, calls, self.no_data_needs)
+                r = dataclasses.replace(r, no_data_reason=reason)
+            out.append(r)
+        return out
+
+    def untrusted_reasons(self) -> list[str]:
+        """Why the verdict cannot be trusted: the suites' ``trust_checks``, and a run where no LLM call succeeded."""
+        reasons = [reason for check in self.trust_checks for reason in check()]
+        made, ok = self.calls
+        if ok == 0:
+            reasons.append(
+                "no LLM call succeeded: nothing measured the target"
+                + (f" ({made} calls made, all failed)" if made else " (no LLM call was made)")
+            )
+        return reasons
 
     def print_report(self) -> None:
         if self.report_text:
@@ -363,8 +424,10 @@ class LLMMetrics:
         doc = summary.json_summary(None, self.store, {**self.metadata(), "role": f"worker {index}"})
         for name, fn in self.json_sections.items():
             doc[name] = fn()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()), encoding="utf-8")
+        try:
+            write_atomic(out, summary.redact(json.dumps(doc, indent=2, default=str), self.secrets()))
+        except OSError as exc:
+            log.error("worker view not written to %s: %s", out, exc)
 
     def secrets(self) -> list[str]:
         opts = self.environment.parsed_options
@@ -412,6 +475,21 @@ def _write_html_report(m: LLMMetrics, doc: dict[str, Any]) -> None:
         m.report_text += f"HTML report NOT written to {path}: {exc}\n"
         return
     m.report_text += f"HTML report written to {out}\n"
+
+
+OUTPUT_OPTIONS = (("summary_json", "--summary-json"), ("html_report", "--html-report"))
+
+
+def check_output_paths(opts: Any) -> None:
+    """Stop at start-up (exit 2) when an output file of the run (JSON summary, HTML report) cannot be written."""
+    for attr, flag in OUTPUT_OPTIONS:
+        path = str(getattr(opts, attr, "") or "")
+        if not path:
+            continue
+        why = unwritable_reason(path)
+        if why is not None:
+            log.error("%s %s: cannot write the file there: %s", flag, path, why)
+            sys.exit(2)
 
 
 def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> None:
@@ -467,6 +545,8 @@ def install_metrics(
         except (ThresholdError, ConfigError) as exc:
             log.error("%s", exc)
             sys.exit(2)
+        if opts is not None and not getattr(opts, "worker", False):
+            check_output_paths(opts)
         m = LLMMetrics(environment, suite, ths, gp, str(path), summary_path)
         environment.llm_metrics = m
         environment.events.request.add_listener(m.on_request)

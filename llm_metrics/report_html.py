@@ -42,6 +42,7 @@ from .overview import (
     summary_histograms,
     summary_rates,
 )
+from .outputs import write_atomic
 from .summary import format_number, format_tags, redact
 from .thresholds import DEFAULT_METRICS
 
@@ -740,11 +741,8 @@ def render_report(summary_json: dict[str, Any]) -> str:
 
 
 def write_report(summary_json: dict[str, Any], path: str | Path, secrets: Sequence[str | None] = ()) -> Path:
-    """Render and write the report (any secret value masked), creating the folder; returns the path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(redact(render_report(summary_json), secrets), encoding="utf-8")
-    return out
+    """Render and write the report (any secret value masked) atomically, creating the folder; returns the path."""
+    return write_atomic(path, redact(render_report(summary_json), secrets))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
