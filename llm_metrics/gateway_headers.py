@@ -34,10 +34,10 @@ __all__ = [
     "HeaderGetter",
     "SourceKind",
     "TimingSource",
+    "carried",
     "measure",
     "parse_ms",
     "parse_server_timing",
-    "carried",
     "parse_sources",
 ]
 

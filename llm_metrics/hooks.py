@@ -32,7 +32,7 @@ import gevent
 import yaml
 from locust.runners import MasterRunner, WorkerRunner
 
-from llm_metrics import summary
+from llm_metrics import adherence, summary
 from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.config_yaml import safe_load_unique
@@ -160,8 +160,18 @@ class LLMMetrics:
         self.calls = [0, 0]
         """LLM calls [made, succeeded] merged over the workers (a worker: since its last report)."""
         self._calls_sent = [0, 0]
+        self.tallies: dict[str, float] = {}
+        """Counts merged on the master outside the metric tables, e.g. ``issued:<scenario>`` (open model)."""
+        self._tallies_sent: dict[str, float] = {}
+        self.arrival_ledger: adherence.ArrivalLedger | None = None
+        """Master or local runner, set by an open-model suite at test start: the arrivals the run should issue."""
+        self.accept_schedule_miss = False
 
     # -- recording ---------------------------------------------------------------------------------
+
+    def tally(self, key: str, n: float = 1) -> None:
+        """Count ``key`` (merged on the master, not a metric): e.g. ``issued:chat_stream``."""
+        self.tallies[key] = self.tallies.get(key, 0) + n
 
     def count(self, metric: str, tags: dict[str, str], n: float = 1) -> None:
         self.store.inc(metric, tags, n)
@@ -263,7 +273,14 @@ class LLMMetrics:
     def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         calls = [self.calls[0] - self._calls_sent[0], self.calls[1] - self._calls_sent[1]]
         self._calls_sent = list(self.calls)
-        data[WIRE_KEY] = {"store": self.store.take_delta(), "series": self.series.take_delta(), "calls": calls}
+        tallies = {k: v - self._tallies_sent.get(k, 0) for k, v in self.tallies.items()}
+        self._tallies_sent = dict(self.tallies)
+        data[WIRE_KEY] = {
+            "store": self.store.take_delta(),
+            "series": self.series.take_delta(),
+            "calls": calls,
+            "tallies": {k: v for k, v in tallies.items() if v},
+        }
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         wire = data.get(WIRE_KEY)
@@ -279,6 +296,10 @@ class LLMMetrics:
         if isinstance(calls, list) and len(calls) == 2:
             self.calls[0] += int(calls[0])
             self.calls[1] += int(calls[1])
+        tallies = wire.get("tallies")
+        if isinstance(tallies, dict):
+            for key, n in tallies.items():
+                self.tally(str(key), float(n))
 
     # -- users over time (the per-second series' gauge) -------------------------------------------
 
@@ -347,7 +368,13 @@ class LLMMetrics:
             text += "\n" + section()
         if self.aborted_by:
             text += "\nRun aborted early by abortOnFail threshold(s).\n"
+        arrivals = self.arrivals_section()
+        if arrivals is not None:
+            text += "\n" + format_arrivals(arrivals)
         untrusted = self.untrusted_reasons()
+        if arrivals is not None and not arrivals["accepted"] and self.verdict is None:
+            # (a custom verdict, the capacity search, overloads on purpose and judges each step itself)
+            untrusted += arrivals["problems"]
         if untrusted:
             text += "\nVERDICT NOT TRUSTWORTHY:\n" + "".join(f"  - {reason}\n" for reason in untrusted)
         self.report_text = summary.redact(text, self.secrets())
@@ -357,6 +384,8 @@ class LLMMetrics:
         doc["series"] = self.series.to_json()
         for name, fn in self.json_sections.items():
             doc[name] = fn()
+        if arrivals is not None:
+            doc["arrivals"] = arrivals
         doc["llm_calls"] = {"made": self.calls[0], "succeeded": self.calls[1]}
         doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in self.aborted_by]
         doc["verdict_trustworthy"] = not untrusted
@@ -383,6 +412,18 @@ class LLMMetrics:
         if not self.thresholds:
             return EXIT_NOT_TRUSTWORTHY if untrusted else None
         return passed_code if all(r.ok for r in results) and not self.aborted_by else EXIT_THRESHOLDS_FAILED
+
+    def arrivals_section(self) -> dict[str, Any] | None:
+        """The merged open-model ledger (``adherence.section``); None when no open-model schedule ran."""
+        ledger = self.arrival_ledger
+        if ledger is None or ledger.started_at is None:
+            return None
+        issued = {k.split(":", 1)[1]: v for k, v in self.tallies.items() if k.startswith("issued:")}
+        dropped: dict[str, float] = {}
+        for _m, tags, v in self.store.counters("dropped_iterations"):
+            scenario = dict(tags).get("scenario", "default")
+            dropped[scenario] = dropped.get(scenario, 0.0) + v
+        return adherence.section(ledger, issued, dropped, time.time(), accept=self.accept_schedule_miss)
 
     def call_counts(self) -> CallCounts:
         return CallCounts(total=self.calls[0], ok=self.calls[1])
@@ -454,6 +495,19 @@ class LLMMetrics:
         return meta
 
 
+def format_arrivals(a: dict[str, Any]) -> str:
+    """The console lines of the open-model ledger."""
+    lines = [
+        f"ARRIVALS (open model, {a['arrival']}): expected {a['expected']:.0f} in {a['scheduled_s']:.1f} s, "
+        f"issued {a['issued']:.0f}, sent {a['sent']:.0f}, dropped {a['dropped']:.0f}"
+    ]
+    if a["problems"]:
+        lines += [f"  SCHEDULE NOT KEPT: {p}" for p in a["problems"]]
+        if a["accepted"]:
+            lines.append("  accepted by --accept-schedule-miss: the verdict is not marked untrustworthy for it")
+    return "\n".join(lines) + "\n"
+
+
 def metrics(environment: Any) -> LLMMetrics:
     m = getattr(environment, "llm_metrics", None)
     if m is None:
@@ -512,6 +566,14 @@ def add_metrics_arguments(parser: Any, suite: str, default_thresholds: str) -> N
         help="Where the HTML report (thresholds, tables, plots over time) is written at the end, after the "
         "thresholds are evaluated; empty: not written (env HTML_REPORT)",
     )
+    parser.add_argument(
+        "--accept-schedule-miss",
+        env_var="ACCEPT_SCHEDULE_MISS",
+        action="store_true",
+        default=False,
+        help="Open model: a schedule not kept (issued < 90%% of the expected arrivals, or over 5%% dropped) is "
+        "reported but does not make the verdict untrustworthy (exit 98) (env ACCEPT_SCHEDULE_MISS)",
+    )
 
 
 def install_metrics(
@@ -548,6 +610,7 @@ def install_metrics(
         if opts is not None and not getattr(opts, "worker", False):
             check_output_paths(opts)
         m = LLMMetrics(environment, suite, ths, gp, str(path), summary_path)
+        m.accept_schedule_miss = bool(getattr(opts, "accept_schedule_miss", False))
         environment.llm_metrics = m
         environment.events.request.add_listener(m.on_request)
         runner = environment.runner
@@ -580,12 +643,20 @@ def install_metrics(
         m.start_abort_checks()
         m.start_user_sampling()
 
+    @events.test_stopping.add_listener
+    def _stopping(environment: Any, **_kw: Any) -> None:
+        m = _where_verdict_is(environment)
+        if m is not None and m.arrival_ledger is not None:
+            m.arrival_ledger.stop(time.time())  # no arrival is due after this (calls in flight may finish)
+
     @events.test_stop.add_listener
     def _stop(environment: Any, **_kw: Any) -> None:
         m = _where_verdict_is(environment)
         if m is None:
             return
         m.store.mark_stop()
+        if m.arrival_ledger is not None:
+            m.arrival_ledger.stop(time.time())
         m.stop_abort_checks()
         m.stop_user_sampling()
 

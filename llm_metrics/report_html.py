@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .outputs import write_atomic
 from .overview import (
     ALL,
     LATENCY_COLUMNS,
@@ -42,7 +43,6 @@ from .overview import (
     summary_histograms,
     summary_rates,
 )
-from .outputs import write_atomic
 from .summary import format_number, format_tags, redact
 from .thresholds import DEFAULT_METRICS
 
