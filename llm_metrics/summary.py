@@ -10,7 +10,8 @@ Console (``console_report``), in the spirit of k6's end-of-test summary::
 A passing threshold without data shows ``no data`` (``✗ ... no data`` with ``failOnNoData``); ``ascii=True``
 uses ``PASS``/``FAIL`` instead of the check marks; under the table, each threshold without data has a line
 saying why (``ThresholdResult.no_data_reason``, JSON ``no_data_reason``). The metrics table has one line
-per metric and tag set: count, avg, p50, p90, p95, p99, max; then counters (count, per second) and rates (rate, hits of total).
+per metric and tag set: count, avg, p50, p90, p95, p99, max; then counters (count, per second) and rates
+(rate, hits of total).
 
 JSON (``json_summary``): plain dicts and lists with a fixed key order, series sorted by metric then tags,
 floats finite or None. Keys: ``schema``, ``ok``, ``metadata`` (as passed by the caller), ``duration_s``,
