@@ -82,6 +82,11 @@ def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Thre
         raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
     except RecursionError:
         raise ConfigError(f"{source}: not valid YAML: nesting too deep") from None
+    except yaml.constructor.ConstructorError as exc:
+        if exc.problem and exc.problem.startswith("duplicate key") and exc.problem_mark is not None:
+            line = exc.problem_mark.line + 1
+            raise ConfigError(f"{source}: line {line}: {exc.problem}: each key may appear once") from None
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -1,0 +1,87 @@
+"""No silent "no data", no pass without a successful call, bad output paths and threshold files stop at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mock_llm.testing import MockProcess
+from tests.support import run_locust
+
+pytestmark = pytest.mark.slow
+
+CHAT = {"NONSTREAM_RPS": "0", "STREAM_RPS": "5", "MAX_TOKENS": "5", "SMOKE": "false"}
+
+
+def write(tmp_path: Path, name: str, data: object) -> Path:
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def test_every_call_failing_with_only_latency_thresholds_is_not_a_pass(tmp_path: Path) -> None:
+    # before: every LLM threshold was "no data", which passes, and the run exited 0
+    th = write(tmp_path, "th.yaml", {"thresholds": {"llm_ttft_ms": ["p(95)<1000"], "llm_total_ms": ["p(99)<5000"]}})
+    faults = {"faults": [{"path": "*", "kind": "error", "rate": 1.0, "arg": 503}]}
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1, **faults}) as mock:
+        run = run_locust(
+            "chat.py",
+            ["-u", "5", "-t", "2s", "--only-summary", "--thresholds", str(th)],
+            {"BASE": mock.base_url, **CHAT},
+            tmp_path,
+        )
+    assert run.returncode == 98, run.output[-3000:]
+    assert run.summary is not None
+    made = run.summary["llm_calls"]["made"]
+    assert made > 0 and run.summary["llm_calls"]["succeeded"] == 0
+    because = " ".join(run.summary["untrustworthy_because"])
+    assert f"no LLM call succeeded: nothing measured the target ({made} calls made, all failed)" in because
+    ttft = next(t for t in run.summary["thresholds"] if t["metric"] == "llm_ttft_ms")
+    assert ttft["no_data"] is True
+    assert ttft["no_data_reason"] == f"no LLM call succeeded ({made} made, all failed), so nothing recorded llm_ttft_ms"
+    assert "no data: llm_ttft_ms p(95)<1000: no LLM call succeeded" in run.output
+
+
+def test_the_gateway_slo_without_its_header_names_the_header_and_the_count(tmp_path: Path) -> None:
+    conf = write(tmp_path, "g.yaml", {"wait_time": 0.05, "auth": {"enabled": False}})
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1, "gateway": {"timing_headers": False}}) as mock:
+        run = run_locust(
+            "gateway.py",
+            ["--only-summary", "--load-profile", "smoke", "--time-scale", "0.1", "--stop-timeout", "5"],
+            {"BASE_URL": mock.base_url, "GATEWAY_CONF": str(conf)},
+            tmp_path,
+            timeout=40,
+        )
+    assert run.summary is not None, run.output[-3000:]
+    ok = run.summary["llm_calls"]["succeeded"]
+    assert ok > 0
+    carried = "x-litellm-overhead-duration-ms or X-Kong-Proxy-Latency or Server-Timing gateway or " + (
+        "x-envoy-upstream-service-time"
+    )
+    reason = f"gateway_latency: 0 of {ok} successful answers carried {carried}"
+    gw = [t for t in run.summary["thresholds"] if t["metric"] == "gateway_latency"]
+    assert len(gw) == 2 and all(t["no_data"] and t["no_data_reason"] == reason for t in gw)
+    assert f"no data: gateway_latency p(95)<50: {reason}" in run.output
+
+
+def test_a_duplicate_threshold_key_is_refused_at_start_up(tmp_path: Path) -> None:
+    th = write(tmp_path, "dup.yaml", 'thresholds:\n  gateway_latency: ["p(95)<50"]\n  gateway_latency: ["p(99)<100"]\n')
+    run = run_locust(
+        "chat.py", ["-u", "1", "-t", "2s", "--thresholds", str(th)], {"BASE": "http://127.0.0.1:9"}, tmp_path
+    )
+    assert run.returncode == 2, run.output[-2000:]
+    assert f"{th}: line 3: duplicate key 'gateway_latency'" in run.output
+    assert "Ramping" not in run.output  # stopped before any User
+
+
+@pytest.mark.parametrize("flag", ["--summary-json", "--html-report"])
+def test_an_unwritable_output_path_stops_the_run_at_start_up(tmp_path: Path, flag: str) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output's folder should be")
+    target = blocker / "out.json"
+    run = run_locust("chat.py", ["-u", "1", "-t", "2s", flag, str(target)], {"BASE": "http://127.0.0.1:9"}, tmp_path)
+    assert run.returncode == 2, run.output[-2000:]
+    assert f"{flag} {target}: cannot write the file there" in run.output
+    assert "Ramping" not in run.output
