@@ -39,6 +39,16 @@ from llm_metrics.config_yaml import safe_load_unique
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
 from llm_metrics.nodata import CallCounts, explain
 from llm_metrics.outputs import unwritable_reason, write_atomic
+from llm_metrics.selfmon import (
+    ADVICE,
+    CLIENT_CPU,
+    CLIENT_LOOP_LAG,
+    SaturationError,
+    SaturationRules,
+    SelfMonitor,
+    judge,
+    parse_saturation,
+)
 from llm_metrics.store import MetricStore
 from llm_metrics.thresholds import (
     MetricRegistry,
@@ -70,6 +80,12 @@ class ConfigError(ValueError):
 
 def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Threshold], GoodputSLO]:
     """Read ``thresholds:`` and ``goodput:`` from a YAML file; raise ThresholdError/ConfigError naming the key."""
+    ths, gp, _ = load_slo_config(path, registry)
+    return ths, gp
+
+
+def load_slo_config(path: str | Path, registry: MetricRegistry) -> tuple[list[Threshold], GoodputSLO, SaturationRules]:
+    """``load_slo_file`` plus the ``saturation:`` rules of the load-generator guard (``selfmon``)."""
     p = Path(path)
     source = str(path)
     try:
@@ -91,9 +107,16 @@ def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Thre
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with 'thresholds' and optionally 'goodput'")
-    unknown = sorted(set(data) - {"thresholds", "goodput", "fail_on_no_data"}, key=str)  # keys: any YAML scalar
+    known = {"thresholds", "goodput", "fail_on_no_data", "saturation"}
+    unknown = sorted(set(data) - known, key=str)  # keys: any YAML scalar
     if unknown:
-        raise ConfigError(f"{source}: {unknown[0]}: unknown key (expected thresholds, goodput, fail_on_no_data)")
+        raise ConfigError(
+            f"{source}: {unknown[0]}: unknown key (expected thresholds, goodput, fail_on_no_data, saturation)"
+        )
+    try:
+        saturation = parse_saturation(data.get("saturation"), source)
+    except SaturationError as exc:
+        raise ConfigError(str(exc)) from None
     fond = data.get("fail_on_no_data", False)
     if not isinstance(fond, bool):
         raise ConfigError(f"{source}: fail_on_no_data: expected true or false, got {fond!r}")
@@ -108,7 +131,7 @@ def load_slo_file(path: str | Path, registry: MetricRegistry) -> tuple[list[Thre
         if isinstance(val, bool) or not isinstance(val, int | float) or val <= 0:
             raise ConfigError(f"{source}: goodput.{key}: expected a number of milliseconds > 0, got {val!r}")
         limits[key] = float(val)
-    return ths, GoodputSLO(**limits)
+    return ths, GoodputSLO(**limits), saturation
 
 
 class LLMMetrics:
@@ -171,6 +194,10 @@ class LLMMetrics:
         self.arrival_ledger: adherence.ArrivalLedger | None = None
         """Master or local runner, set by an open-model suite at test start: the arrivals the run should issue."""
         self.accept_schedule_miss = False
+        self.saturation = SaturationRules()
+        """The load-generator guard's limits (``saturation:`` of the thresholds file)."""
+        self.selfmon: SelfMonitor | None = None
+        """This process's loop-lag probe and CPU sampler, while a test runs (not on the master)."""
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -376,7 +403,10 @@ class LLMMetrics:
         arrivals = self.arrivals_section()
         if arrivals is not None:
             text += "\n" + format_arrivals(arrivals)
+        saturated, generator = self.load_generator()
+        text += "\n" + format_load_generator(generator)
         untrusted = self.untrusted_reasons()
+        untrusted += [f"load generator saturated: {finding}" for finding in saturated]
         if arrivals is not None and not arrivals["accepted"] and self.verdict is None:
             # (a custom verdict, the capacity search, overloads on purpose and judges each step itself)
             untrusted += arrivals["problems"]
@@ -391,6 +421,7 @@ class LLMMetrics:
             doc[name] = fn()
         if arrivals is not None:
             doc["arrivals"] = arrivals
+        doc["load_generator"] = generator
         doc["llm_calls"] = {"made": self.calls[0], "succeeded": self.calls[1]}
         doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in self.aborted_by]
         doc["verdict_trustworthy"] = not untrusted
@@ -429,6 +460,22 @@ class LLMMetrics:
             scenario = dict(tags).get("scenario", "default")
             dropped[scenario] = dropped.get(scenario, 0.0) + v
         return adherence.section(ledger, issued, dropped, time.time(), accept=self.accept_schedule_miss)
+
+    def start_self_monitor(self, process: str) -> None:
+        """Probe this process's event-loop lag and CPU share until ``stop_self_monitor`` (``selfmon``)."""
+        if self.selfmon is None:
+            tags = {"process": process}
+            self.selfmon = SelfMonitor(lambda metric, value: self.add(metric, tags, value))
+            self.selfmon.start()
+
+    def stop_self_monitor(self) -> None:
+        if self.selfmon is not None:
+            self.selfmon.stop()
+            self.selfmon = None
+
+    def load_generator(self) -> tuple[list[str], dict[str, Any]]:
+        """The saturation guard on the merged self-measurements: findings and figures."""
+        return judge(self.store.select_hist(CLIENT_LOOP_LAG), self.store.select_hist(CLIENT_CPU), self.saturation)
 
     def call_counts(self) -> CallCounts:
         return CallCounts(total=self.calls[0], ok=self.calls[1])
@@ -513,6 +560,26 @@ def format_arrivals(a: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_load_generator(g: dict[str, Any]) -> str:
+    """The console lines of the generator's self-measurement, and the saturation verdict."""
+    parts = []
+    lag = g.get("loop_lag_ms")
+    if lag:
+        parts.append(f"event-loop lag p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms, max {lag['max']:.1f} ms")
+    cpu = g.get("cpu_pct")
+    if cpu:
+        parts.append(f"CPU avg {cpu['avg']:.0f}%, max {cpu['max']:.0f}% of a core")
+    head = "LOAD GENERATOR: " + ("; ".join(parts) if parts else "not measured (no process ran Users)")
+    lines = [head]
+    if g.get("saturated"):
+        lines.append("LOAD GENERATOR SATURATED: its own timings are distorted; the verdict is not trustworthy")
+        lines += [f"  - {finding}" for finding in g["findings"]]
+        lines.append(f"  what to do: {ADVICE}")
+    elif not g["rules"]["enabled"]:
+        lines.append("  saturation guard off (saturation: false in the thresholds file)")
+    return "\n".join(lines) + "\n"
+
+
 def metrics(environment: Any) -> LLMMetrics:
     m = getattr(environment, "llm_metrics", None)
     if m is None:
@@ -590,8 +657,9 @@ def install_metrics(
 ) -> None:
     """Register the metrics arguments and listeners; ``registry`` adds a suite's own metric names."""
     reg = registry or default_registry()
-    if READ_DELAY not in reg:
-        reg.register(READ_DELAY, "trend")
+    for name in (READ_DELAY, CLIENT_LOOP_LAG, CLIENT_CPU):
+        if name not in reg:
+            reg.register(name, "trend")
 
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
@@ -608,7 +676,7 @@ def install_metrics(
         if not resolved.is_absolute() and not resolved.exists() and (ROOT / resolved).exists():
             resolved = ROOT / resolved
         try:
-            ths, gp = load_slo_file(resolved, reg) if path else ([], GoodputSLO())
+            ths, gp, saturation = load_slo_config(resolved, reg) if path else ([], GoodputSLO(), SaturationRules())
         except (ThresholdError, ConfigError) as exc:
             log.error("%s", exc)
             sys.exit(2)
@@ -616,6 +684,7 @@ def install_metrics(
             check_output_paths(opts)
         m = LLMMetrics(environment, suite, ths, gp, str(path), summary_path)
         m.accept_schedule_miss = bool(getattr(opts, "accept_schedule_miss", False))
+        m.saturation = saturation
         environment.llm_metrics = m
         environment.events.request.add_listener(m.on_request)
         runner = environment.runner
@@ -638,6 +707,20 @@ def install_metrics(
         """The metrics of the master or local runner; None on a worker or when not installed."""
         m = getattr(environment, "llm_metrics", None)
         return None if m is None or isinstance(environment.runner, WorkerRunner) else m
+
+    @events.test_start.add_listener
+    def _probe(environment: Any, **_kw: Any) -> None:
+        m = getattr(environment, "llm_metrics", None)
+        runner = environment.runner
+        if m is None or isinstance(runner, MasterRunner):
+            return  # every process that runs Users measures itself
+        m.start_self_monitor(f"worker{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local")
+
+    @events.test_stop.add_listener
+    def _unprobe(environment: Any, **_kw: Any) -> None:
+        m = getattr(environment, "llm_metrics", None)
+        if m is not None:
+            m.stop_self_monitor()
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:

@@ -85,3 +85,22 @@ def test_an_unwritable_output_path_stops_the_run_at_start_up(tmp_path: Path, fla
     assert run.returncode == 2, run.output[-2000:]
     assert f"{flag} {target}: cannot write the file there" in run.output
     assert "Ramping" not in run.output
+
+
+def test_a_saturated_load_generator_is_named_and_not_trusted(tmp_path: Path) -> None:
+    # the test locustfile blocks the hub in 40 ms slices (a CPU-burning listener): loop lag and CPU both trip
+    burner = str(Path(__file__).parent / "locustfiles" / "saturating_chat.py")
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1}) as mock:
+        run = run_locust(burner, ["-u", "5", "-t", "7s", "--only-summary"], {"BASE": mock.base_url, **CHAT}, tmp_path)
+    assert run.returncode == 98, run.output[-3000:]
+    assert "LOAD GENERATOR SATURATED" in run.output
+    assert "--processes" in run.output  # what to do
+    assert run.summary is not None
+    gen = run.summary["load_generator"]
+    assert gen["saturated"] is True and gen["loop_lag_ms"]["p99"] > 30
+    assert gen["cpu_pct"]["seconds"] >= 5  # (its value depends on the other processes sharing the machine)
+    assert any(
+        r.startswith("load generator saturated: event-loop lag p99") for r in run.summary["untrustworthy_because"]
+    )
+    lag = next(m for m in run.summary["metrics"] if m["name"] == "client_loop_lag_ms")
+    assert lag["tags"] == {"process": "local"} and gen["loop_lag_ms"]["probed_s"] >= 5

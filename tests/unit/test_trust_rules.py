@@ -11,9 +11,11 @@ import yaml
 from llm_metrics.adherence import ArrivalLedger, problems, section
 from llm_metrics.calls import CallRecord
 from llm_metrics.config_yaml import safe_load_unique
-from llm_metrics.hooks import ConfigError, load_slo_file
+from llm_metrics.histogram import Histogram
+from llm_metrics.hooks import ConfigError, load_slo_config, load_slo_file
 from llm_metrics.nodata import CallCounts, explain
 from llm_metrics.outputs import unwritable_reason, write_atomic
+from llm_metrics.selfmon import SaturationError, SaturationRules, judge, parse_saturation, share_at_or_above
 from llm_metrics.store import MetricStore, make_tags
 from llm_metrics.thresholds import default_registry
 
@@ -163,3 +165,71 @@ def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
         ConfigError, match=r"th\.yaml: line 3: duplicate key 'gateway_latency': each key may appear once"
     ):
         load_slo_file(f, default_registry())
+
+
+# -- load-generator saturation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (None, SaturationRules()),
+        (True, SaturationRules()),
+        (False, SaturationRules(enabled=False)),
+        ({"loop_lag_p99_ms": 25, "cpu_share": 0.5}, SaturationRules(loop_lag_p99_ms=25.0, cpu_share=0.5)),
+    ],
+)
+def test_saturation_rules_are_read_from_the_thresholds_file(data: object, expected: SaturationRules) -> None:
+    assert parse_saturation(data, "th.yaml") == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"cpu_pct": 120}, "th.yaml: saturation.cpu_pct: expected a number > 0 and <= 100, got 120"),
+        ({"lag": 5}, "th.yaml: saturation.lag: unknown key (expected enabled, loop_lag_p99_ms, cpu_pct, cpu_share)"),
+        ("high", "th.yaml: saturation: expected true, false or a mapping"),
+    ],
+)
+def test_bad_saturation_rules_name_the_key(data: object, message: str) -> None:
+    with pytest.raises(SaturationError) as err:
+        parse_saturation(data, "th.yaml")
+    assert str(err.value).startswith(message)
+
+
+def test_the_saturation_key_of_a_thresholds_file_is_validated_with_the_rest(tmp_path: Path) -> None:
+    f = tmp_path / "th.yaml"
+    f.write_text('thresholds:\n  client_loop_lag_ms: ["p(99)<5"]\nsaturation: {cpu_share: 2}\n')
+    reg = default_registry()
+    reg.register("client_loop_lag_ms", "trend")
+    with pytest.raises(ConfigError, match=r"saturation\.cpu_share: expected a number > 0 and <= 1, got 2"):
+        load_slo_config(f, reg)
+    f.write_text('thresholds:\n  client_loop_lag_ms: ["p(99)<5"]\nsaturation: false\n')
+    ths, _, rules = load_slo_config(f, reg)
+    assert [t.metric for t in ths] == ["client_loop_lag_ms"] and rules.enabled is False
+
+
+def _lag(values_ms: list[float]) -> Histogram:
+    return Histogram.of(values_ms)
+
+
+def test_the_generator_is_saturated_by_loop_lag_or_cpu_time_over_the_limits() -> None:
+    calm, busy = _lag([0.5] * 990 + [3.0] * 10), _lag([0.5] * 900 + [40.0] * 100)
+    cpu_ok, cpu_hot = Histogram.of([50.0] * 19 + [95.0]), Histogram.of([50.0] * 16 + [95.0] * 4)
+    rules = SaturationRules()
+    assert judge(calm, cpu_ok, rules)[0] == []
+    found, figures = judge(busy, cpu_ok, rules)
+    assert len(found) == 1 and found[0].startswith("event-loop lag p99 39.8 ms (over 10 ms")
+    assert figures["saturated"] is True and figures["loop_lag_ms"]["samples"] == 1000
+    found, figures = judge(calm, cpu_hot, rules)
+    assert found == ["CPU at or above 90% of a core for 20% of the seconds sampled (over 10%; average 59%)"]
+    assert figures["cpu_pct"]["share_at_or_above_90"] == pytest.approx(0.2)
+    assert judge(busy, cpu_hot, SaturationRules(enabled=False))[0] == []
+    # a start-up hiccup is not a run: too little probing to judge
+    assert judge(_lag([40.0] * 10), Histogram.of([99.0] * 2), rules)[0] == []
+
+
+def test_the_share_at_or_above_a_value_counts_the_value_itself() -> None:
+    h = Histogram.of([89.0, 90.0, 90.0, 100.0])
+    assert share_at_or_above(h, 90.0) == pytest.approx(0.75)
+    assert share_at_or_above(Histogram(), 90.0) == 0.0
