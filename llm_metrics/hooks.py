@@ -49,7 +49,7 @@ from llm_metrics.selfmon import (
     judge,
     parse_saturation,
 )
-from llm_metrics.store import MetricStore
+from llm_metrics.store import HTTP_REQ_FAILED, MetricStore
 from llm_metrics.thresholds import (
     MetricRegistry,
     Threshold,
@@ -493,14 +493,18 @@ class LLMMetrics:
         return out
 
     def untrusted_reasons(self) -> list[str]:
-        """Why the verdict cannot be trusted: the suites' ``trust_checks``, and a run where no LLM call succeeded."""
+        """Why the verdict cannot be trusted: the suites' ``trust_checks``; LLM calls made and none succeeded; no
+        LLM call made and no request succeeded either (the run measured nothing)."""
         reasons = [reason for check in self.trust_checks for reason in check()]
         made, ok = self.calls
-        if ok == 0:
-            reasons.append(
-                "no LLM call succeeded: nothing measured the target"
-                + (f" ({made} calls made, all failed)" if made else " (no LLM call was made)")
-            )
+        if made and not ok:
+            reasons.append(f"no LLM call succeeded: nothing measured the target ({made} calls made, all failed)")
+        elif not made:  # a run without LLM calls (e.g. the sidecar's read-only User) must still measure something
+            requests = self.store.select_rate(HTTP_REQ_FAILED)
+            total = requests.total if requests is not None else 0
+            if total == 0 or requests is None or requests.hits == total:
+                what = f"{total} requests made, all failed" if total else "no request was made"
+                reasons.append(f"no request succeeded: nothing measured the target ({what})")
         return reasons
 
     def print_report(self) -> None:
