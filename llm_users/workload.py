@@ -234,35 +234,39 @@ class WorkloadRuntime:
     def start(self) -> None:
         """(Re)start this process's schedule; a trace keeps its start time, so a re-division resumes it.
 
-        The schedule is due from ``READY_S`` after this call (the open model starts with the run). The Users
-        wait in the dispatcher's ``take()`` from now; the first schedule waits for the calibration (the Users
-        wait for it too, in ``on_start``) and then issues the arrivals that fell due meanwhile at once, late
-        (their ``llm_schedule_lag_ms`` shows it), not skipped.
+        The first schedule waits for the calibration (the Users wait for it too, in ``on_start``): the arrivals
+        of that time are not issued (a burst of them afterwards would overload the target at once), and the
+        ledger of expected arrivals (``llm_metrics.adherence``) counts them as missing. Every schedule starts
+        ``READY_S`` after the dispatcher exists, so that the first arrivals find the Users idle.
         """
         self.stop()
         s = self.settings
         if s.mode == "closed" or (s.mode == "open" and self.rate <= 0):
             return
-        anchor = time.perf_counter() + READY_S
-        t0 = anchor
+        if self.calibration is None:
+            self._pending = gevent.spawn(self._start_when_calibrated)
+            return
+        self._start_now()
+
+    def _start_when_calibrated(self) -> None:
+        self.ensure_calibrated()
+        self._pending = None
+        self._start_now()
+
+    def _start_now(self) -> None:
+        s = self.settings
+        # the schedule starts READY_S from now: the Users, napping until a dispatcher exists, are waiting in
+        # take() by then, so the first arrivals are not dropped for want of an idle User
+        now = time.perf_counter() + READY_S
+        t0 = now
         skip = 0.0
         if s.mode == "trace":
             if self.trace_t0 is None:
-                self.trace_t0 = anchor
+                self.trace_t0 = now
             t0 = self.trace_t0
-            skip = anchor - t0 - 1e-6 if anchor > t0 else 0.0
+            skip = now - t0 - 1e-6 if now > t0 else 0.0
         self.dispatcher = ScheduleDispatcher(self._items(skip), self._dropped, t0, on_issue=self._issued)
-        if self.calibration is None:
-            self._pending = gevent.spawn(self._start_when_calibrated, self.dispatcher)
-            return
         self.dispatcher.start()
-
-    def _start_when_calibrated(self, dispatcher: ScheduleDispatcher) -> None:
-        self.ensure_calibrated()
-        gevent.sleep(READY_S)  # the Users that waited for the calibration reach take() first
-        self._pending = None
-        if dispatcher is self.dispatcher:
-            dispatcher.start()
 
     def stop(self) -> None:
         if self._pending is not None:
