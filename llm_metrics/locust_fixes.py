@@ -7,13 +7,17 @@ argument parser once per option: with this suite's ~90 options the hub was block
 message (gevent's monitor thread showed the stack; ``client_loop_lag_ms`` p99 150-400 ms on a capacity search
 with two workers, bench/RESULTS.md). Locust's defaults do not change while a process runs, so they are
 computed once and a copy handed out.
+
+``install_gc_tuning(events)``: the garbage collector's pauses at 1,000 open streams in one process (young
+collections up to 40 ms, full ones up to 120 ms, 1.7 s in all over a 24 s run, timed with ``gc.callbacks``)
+stamped every chunk that arrived meanwhile late; the tuning makes them rare (measured in bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cache_default_args"]
+__all__ = ["GC_THRESHOLD", "cache_default_args", "install_gc_tuning"]
 
 
 def cache_default_args() -> None:
@@ -32,3 +36,25 @@ def cache_default_args() -> None:
 
     default_args_dict._llm_cached = True  # type: ignore[attr-defined]
     argument_parser.default_args_dict = default_args_dict
+
+
+GC_THRESHOLD = (20_000, 10, 10)
+"""Python's default (700, 10, 10) ran ~20 young collections a second at 1,000 open streams, and a full one
+every few seconds that scanned every User, socket and histogram of the run for up to 120 ms (bench/RESULTS.md)."""
+
+
+def install_gc_tuning(events: Any) -> None:
+    """In every process that runs Users: fewer young collections while a test runs, and the objects alive once
+    the Users are spawned (Users, sockets, suite state) frozen out of the full collections (``gc.freeze``)."""
+    import gc
+
+    from locust.runners import MasterRunner
+
+    @events.test_start.add_listener
+    def _tune(environment: Any, **_kw: Any) -> None:
+        if not isinstance(environment.runner, MasterRunner):
+            gc.set_threshold(*GC_THRESHOLD)
+
+    @events.spawning_complete.add_listener
+    def _freeze(**_kw: Any) -> None:
+        gc.freeze()  # O(1): moves what is tracked now to a generation no collection scans
