@@ -723,11 +723,16 @@ def install_metrics(
             return  # every process that runs Users measures itself
         m.start_self_monitor(f"worker{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local")
 
-    @events.test_stop.add_listener
     def _unprobe(environment: Any, **_kw: Any) -> None:
         m = getattr(environment, "llm_metrics", None)
         if m is not None:
             m.stop_self_monitor()
+
+    # the probe measures the run: it stops when the run stops (Locust's stop() itself blocks the hub 20-60 ms
+    # in inspect.stack() just before test_stopping, gevent's monitor thread shows; a worker may get no
+    # test_stopping, hence test_stop too)
+    events.test_stopping.add_listener(_unprobe)
+    events.test_stop.add_listener(_unprobe)
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
