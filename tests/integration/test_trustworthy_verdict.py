@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mock_llm.testing import MockProcess
-from tests.support import run_locust
+from tests.support import LOCUSTFILES, ROOT, locust_env, run_locust
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +108,32 @@ def test_a_saturated_load_generator_is_named_and_not_trusted(tmp_path: Path) -> 
     )
     lag = next(m for m in run.summary["metrics"] if m["name"] == "client_loop_lag_ms")
     assert lag["tags"] == {"process": "local"} and gen["loop_lag_ms"]["probed_s"] >= 5
+
+
+def test_a_failed_write_at_the_end_keeps_the_verdict_and_the_exit_code(tmp_path: Path) -> None:
+    # the summary's folder passes the start-up check, then becomes a file while the run goes on
+    out = tmp_path / "out"
+    summary = out / "summary.json"
+    th = write(tmp_path, "th.yaml", {"thresholds": {"llm_ttft_ms": ["p(95)<5000"]}, "saturation": False})
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1}) as mock:
+        env = locust_env({"BASE": mock.base_url, "SUMMARY_JSON": str(summary), "THRESHOLDS": str(th), **CHAT})
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--headless"]
+        proc = subprocess.Popen(
+            [*cmd, "-u", "10", "-t", "4s", "--only-summary"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not out.is_dir() and time.monotonic() < deadline:  # created by the start-up check
+            time.sleep(0.1)
+        time.sleep(1.0)
+        shutil.rmtree(out)
+        out.write_text("a file where the summary's folder was")
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output[-3000:]
+    assert "1 of 1 thresholds passed" in output  # the verdict was printed
+    assert f"JSON summary NOT written to {summary}" in output
+    assert out.read_text() == "a file where the summary's folder was"
