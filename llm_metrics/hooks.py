@@ -456,10 +456,7 @@ class LLMMetrics:
         if ledger is None or ledger.started_at is None:
             return None
         issued = {k.split(":", 1)[1]: v for k, v in self.tallies.items() if k.startswith("issued:")}
-        dropped: dict[str, float] = {}
-        for _m, tags, v in self.store.counters("dropped_iterations"):
-            scenario = dict(tags).get("scenario", "default")
-            dropped[scenario] = dropped.get(scenario, 0.0) + v
+        dropped = {k.split(":", 1)[1]: v for k, v in self.tallies.items() if k.startswith("dropped:")}
         return adherence.section(ledger, issued, dropped, time.time(), accept=self.accept_schedule_miss)
 
     def start_self_monitor(self, process: str) -> None:
@@ -740,6 +737,8 @@ def install_metrics(
         if m is None:
             return
         m.store.mark_start()
+        # the open-model ledger is per run (the web UI can start several): its counts start again with it
+        m.tallies = {k: v for k, v in m.tallies.items() if not k.startswith(("issued:", "dropped:"))}
         m.start_abort_checks()
         m.start_user_sampling()
 

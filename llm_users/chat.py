@@ -127,6 +127,7 @@ class ChatRuntime:
         metrics = getattr(self.environment, "llm_metrics", None)
         if metrics is not None:
             metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt})
+            metrics.tally(f"dropped:{scenario}")  # this run's ledger (the metric covers the whole session)
 
 
 def _active_workers(runner: Any, joining: str | None = None) -> list[str]:

@@ -309,6 +309,7 @@ class WorkloadRuntime:
         if metrics is not None:
             scenario = TRACE_SCENARIO if isinstance(payload, TraceRecord) else SCENARIO
             metrics.count("dropped_iterations", {"scenario": scenario})
+            metrics.tally(f"dropped:{scenario}")  # this run's ledger (the metric covers the whole session)
 
     # -- rate control (the capacity search's rate mode) ------------------------------------------------
 
