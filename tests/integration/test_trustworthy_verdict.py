@@ -137,3 +137,21 @@ def test_a_failed_write_at_the_end_keeps_the_verdict_and_the_exit_code(tmp_path:
     assert "1 of 1 thresholds passed" in output  # the verdict was printed
     assert f"JSON summary NOT written to {summary}" in output
     assert out.read_text() == "a file where the summary's folder was"
+
+
+def test_a_threshold_on_a_prompt_variant_a_dataset_replaced_says_so(tmp_path: Path) -> None:
+    # the default chat thresholds filter on prompt:short and prompt:cot; DATASET replaces the variants
+    dataset = write(tmp_path, "prompts.jsonl", '{"prompt": "Say hi."}\n{"prompt": "Say bye."}\n')
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1}) as mock:
+        run = run_locust(
+            "chat.py",
+            ["-u", "5", "-t", "2s", "--only-summary"],
+            {"BASE": mock.base_url, **CHAT, "DATASET": str(dataset)},
+            tmp_path,
+        )
+    assert run.summary is not None, run.output[-3000:]
+    short = [t for t in run.summary["thresholds"] if t["filter"].get("prompt") == "short"]
+    assert short and all(t["no_data"] for t in short)
+    for t in short:
+        assert t["no_data_reason"] == f"no prompt variant of {t['metric']} has prompt=short (values recorded: dataset)"
+    assert "no prompt variant of llm_ttft_ms has prompt=short (values recorded: dataset)" in run.output
