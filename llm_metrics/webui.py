@@ -45,6 +45,7 @@ from typing import Any
 from . import summary
 from .overview import LATENCY_COLUMNS, PERCENTILES, OverviewRow, overview_rows
 from .report_html import render_report
+from .selfmon import CLIENT_CPU, CLIENT_LOOP_LAG
 from .thresholds import ThresholdResult, evaluate
 
 __all__ = [
@@ -143,6 +144,33 @@ def metrics_table_rows(rows: Sequence[OverviewRow]) -> list[dict[str, Any]]:
     return out
 
 
+def generator_rows(m: Any) -> list[dict[str, Any]]:
+    """Rows of the "LLM metrics" tab for the load generator's self-measurement (``selfmon``), per process:
+    event-loop lag (p50, p95, p99 in ms) and CPU share (% of a core), each with its samples."""
+    out: list[dict[str, Any]] = []
+    for metric in (CLIENT_LOOP_LAG, CLIENT_CPU):
+        for _name, tags, h in m.store.histograms(metric):
+            if not h.count:
+                continue
+            p50, p95, p99 = (_cell(v) for v in h.percentiles((50.0, 95.0, 99.0)))
+            out.append(
+                {
+                    "name": f"g{len(out):05d}",
+                    "scenario": "load generator",
+                    "request": dict(tags).get("process", ""),
+                    "prompt": "",
+                    "metric": metric,
+                    "samples": h.count,
+                    "p50": p50,
+                    "p95": p95,
+                    "p99": p99,
+                    "per_second": "-",
+                    "share": "-",
+                }
+            )
+    return out
+
+
 def threshold_table_rows(results: Sequence[ThresholdResult]) -> list[dict[str, Any]]:
     """Rows of the "LLM thresholds" tab, in the order of the thresholds file."""
     out = []
@@ -170,6 +198,11 @@ def live_summary(m: Any) -> dict[str, Any]:
     for name, fn in m.json_sections.items():
         doc[name] = fn()
     doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in m.aborted_by]
+    arrivals = m.arrivals_section() if hasattr(m, "arrivals_section") else None
+    if arrivals is not None:
+        doc["arrivals"] = arrivals
+    if hasattr(m, "load_generator"):
+        doc["load_generator"] = m.load_generator()[1]
     return doc
 
 
@@ -208,7 +241,7 @@ class _Tabs:
                 self._data = []
             else:
                 self._data = [
-                    {"key": METRICS_TAB, "data": metrics_table_rows(live_rows(m))},
+                    {"key": METRICS_TAB, "data": metrics_table_rows(live_rows(m)) + generator_rows(m)},
                     {"key": THRESHOLDS_TAB, "data": threshold_table_rows(evaluate(m.thresholds, m.store))},
                 ]
             self._at = now

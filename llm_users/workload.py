@@ -47,10 +47,12 @@ from gevent.lock import Semaphore
 from locust import FastHttpUser, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from llm_metrics.adherence import ArrivalLedger
 from llm_metrics.histogram import Histogram
 from llm_metrics.thresholds import MetricRegistry, default_registry
 from llm_users.arrival import ArrivalSpec, arrival_times
 from llm_users.llm_http import Timeouts, llm_call
+from llm_users.open_start import READY_S, spawn_pool_at_once
 from llm_users.openai_stream import JsonAnswer, StreamError, parse_chat_json
 from llm_users.options import OptionError
 from llm_users.prompts import PromptError
@@ -84,7 +86,6 @@ CALIBRATION_MESSAGE = "llm_workload_calibration"
 ACTIVE_WORKER_STATES = ("ready", "spawning", "running")
 GRACEFUL_STOP_S = 30.0
 PROBE_TOKENS = (8, 256, 1024)  # the smallest pins the template constant, the largest the ratio
-READY_S = 0.1
 MAX_TURN_TAG = 50
 INPUT_ERROR = "input_len_error_pct"
 INPUT_REQUESTED = "input_tokens_requested"
@@ -238,8 +239,10 @@ class WorkloadRuntime:
     def start(self) -> None:
         """(Re)start this process's schedule; a trace keeps its start time, so a re-division resumes it.
 
-        The first schedule waits for the calibration (the Users wait for it too, in ``on_start``); every
-        schedule starts ``READY_S`` after the dispatcher exists, so that the first arrivals find the Users idle.
+        The first schedule waits for the calibration (the Users wait for it too, in ``on_start``): the arrivals
+        of that time are not issued (a burst of them afterwards would overload the target at once), and the
+        ledger of expected arrivals (``llm_metrics.adherence``) counts them as missing. Every schedule starts
+        ``READY_S`` after the dispatcher exists, so that the first arrivals find the Users idle.
         """
         self.stop()
         s = self.settings
@@ -267,7 +270,7 @@ class WorkloadRuntime:
                 self.trace_t0 = now
             t0 = self.trace_t0
             skip = now - t0 - 1e-6 if now > t0 else 0.0
-        self.dispatcher = ScheduleDispatcher(self._items(skip), self._dropped, t0)
+        self.dispatcher = ScheduleDispatcher(self._items(skip), self._dropped, t0, on_issue=self._issued)
         self.dispatcher.start()
 
     def stop(self) -> None:
@@ -286,11 +289,32 @@ class WorkloadRuntime:
         if self.armed and self.dispatcher is None and self.share_ready():
             self.start()
 
+    def _issued(self, payload: Any) -> None:
+        metrics = getattr(self.environment, "llm_metrics", None)
+        if metrics is not None:
+            metrics.tally(f"issued:{TRACE_SCENARIO if isinstance(payload, TraceRecord) else SCENARIO}")
+
+    def start_ledger(self) -> None:
+        """Master or local runner, at test start: the arrivals the run should issue (llm_metrics.adherence)."""
+        metrics = getattr(self.environment, "llm_metrics", None)
+        s = self.settings
+        if metrics is None or s.mode == "closed":
+            return
+        if s.mode == "trace" and s.trace is not None:
+            offsets = [t for t, _rec in schedule(s.trace, s.trace_time_scale, 0, 1)]
+            ledger = ArrivalLedger(kind="trace", offsets={TRACE_SCENARIO: offsets})
+            ledger.start(time.time())
+        else:
+            ledger = ArrivalLedger(kind=s.arrival)
+            ledger.start(time.time(), {SCENARIO: self.rate})
+        metrics.arrival_ledger = ledger
+
     def _dropped(self, payload: Any) -> None:
         metrics = getattr(self.environment, "llm_metrics", None)
         if metrics is not None:
             scenario = TRACE_SCENARIO if isinstance(payload, TraceRecord) else SCENARIO
             metrics.count("dropped_iterations", {"scenario": scenario})
+            metrics.tally(f"dropped:{scenario}")  # this run's ledger (the metric covers the whole session)
 
     # -- rate control (the capacity search's rate mode) ------------------------------------------------
 
@@ -304,6 +328,10 @@ class WorkloadRuntime:
             raise ValueError(f"arrival rate must be a number >= 0, got {rate!r}")
         self.rate = float(rate)
         self.rate_overridden = True
+        metrics = getattr(self.environment, "llm_metrics", None)
+        ledger = getattr(metrics, "arrival_ledger", None)
+        if ledger is not None and ledger.running:
+            ledger.set_rates(time.time(), {SCENARIO: self.rate})
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             _send_shares(runner, self, _active_workers(runner))
@@ -499,6 +527,8 @@ def install_workload(events: Any) -> None:
         settings = _settings_or_exit(opts, local_secrets(environment))
         rt = WorkloadRuntime(environment, settings)
         environment.llm_workload = rt
+        # open and trace: the Users are a pool spawned at once, the schedule runs from the test start
+        spawn_pool_at_once(environment, "workload", lambda: rt.settings.mode != "closed")
         environment.events.spawning_complete.add_listener(rt.on_spawning_complete)
         if not opts.worker and not getattr(opts, "stop_timeout", None):
             opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S  # calls in flight finish (k6 gracefulStop)
@@ -512,8 +542,8 @@ def install_workload(events: Any) -> None:
             and not opts.worker
             and environment.shape_class is None
         ):
-            spawn_s = (opts.num_users or 1) / (opts.spawn_rate or 1)
-            opts.run_time = math.ceil(duration(settings.trace, settings.trace_time_scale) + spawn_s + 2)
+            # the Users are spawned at once (open_start): the trace plus a margin for the last answers
+            opts.run_time = math.ceil(duration(settings.trace, settings.trace_time_scale) + 2)
         runner = environment.runner
         if not isinstance(runner, WorkerRunner):
             environment.llm_rate_control = rt
@@ -527,9 +557,9 @@ def install_workload(events: Any) -> None:
                 rt.rate = float(msg.data.get("rate", rt.rate))
                 rt.rate_overridden = rt.share_known = True
                 changed = rt.dispatcher is not None and (rt.rank, rt.workers, rt.rate) != before
-                waiting = rt.dispatcher is None and rt.armed and (rt.spawn_done or environment.shape_class is not None)
+                waiting = rt.dispatcher is None and rt.armed
                 if changed or waiting:
-                    rt.start()  # a new share, or the Users were ready before the share came
+                    rt.start()  # a new share, or the test started before the share came
 
             runner.register_message(SHARE_MESSAGE, _share)
             if runner.worker_state in ("spawning", "running"):
@@ -565,6 +595,7 @@ def install_workload(events: Any) -> None:
         rt.trace_t0 = None
         if not isinstance(runner, WorkerRunner):
             _attach_sections(environment, rt)  # install_metrics may have come after install_workload
+            rt.start_ledger()
         if isinstance(runner, MasterRunner):
             _stop_watch(rt)
             _send_shares(runner, rt, _active_workers(runner))
@@ -572,8 +603,8 @@ def install_workload(events: Any) -> None:
             return
         rt.armed = True
         rt.spawn_done = False
-        if environment.shape_class is not None and rt.share_ready():
-            rt.start()  # a shape changes the user count all along: no moment when spawning is complete
+        if rt.share_ready():
+            rt.start()  # the schedule runs from the test start (the Users are spawned at once, open_start)
 
     def _halt(environment: Any, **_kw: Any) -> None:
         rt = getattr(environment, "llm_workload", None)

@@ -239,7 +239,7 @@ class MockApp:
             await self.sleep_until(t1 + overhead)
         policy_ms = (t1 - t0) * 1000 if policy > 0 else 0.0
         gateway_ms = (time.perf_counter() - t0) * 1000 if policy + overhead > 0 else 0.0
-        headers = _TIMING % (gateway_ms, gateway_ms, policy_ms)
+        headers = _TIMING % (gateway_ms, gateway_ms, policy_ms) if gw.timing_headers else b""
         authorization = req.header(b"authorization")
         if authorization is None and req.header(b"x-api-key"):  # Anthropic's header, as gateways accept it
             authorization = f"Bearer {req.header(b'x-api-key')}"

@@ -61,13 +61,20 @@ def test_tabs_and_routes_serve_the_masters_merged_numbers(tmp_path: Path) -> Non
                 time.sleep(0.5)
             assert {r["metric"] for r in rows} >= {"TTFT ms", "TPOT ms", "Total ms", "Output tokens", "Goodput"}
             assert [r["name"] for r in rows] == sorted(r["name"] for r in rows)  # the display order
-            assert rows[-1]["scenario"] == "(all)"
+            llm_rows = [r for r in rows if r["scenario"] != "load generator"]
+            assert llm_rows[-1]["scenario"] == "(all)"
+            # then the load generator's self-measurement, per worker (merged on the master)
+            generator = [r for r in rows if r["scenario"] == "load generator"]
+            assert rows[len(llm_rows) :] == generator
+            assert {r["metric"] for r in generator} >= {"client_loop_lag_ms"}
+            assert {r["request"] for r in generator if r["metric"] == "client_loop_lag_ms"} == {"worker0", "worker1"}
             assert [r["result"] for r in ext[THRESHOLDS_TAB]] and all(r["result"] for r in ext[THRESHOLDS_TAB])
 
             status, ctype, page = web.get("llm/report")
             assert status == 200 and ctype.startswith("text/html")
             check_html(page)
             assert 'id="plot-ttft"' in page and "<polyline" in page and "LLM overview" in page
+            assert "Load generator (every process that ran Users)" in page
 
             status, ctype, text = web.get("llm/metrics.csv")
             assert status == 200 and ctype.startswith("text/csv")
