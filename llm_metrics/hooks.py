@@ -37,7 +37,7 @@ from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.config_yaml import safe_load_unique
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
-from llm_metrics.locust_fixes import cache_default_args, install_gc_tuning
+from llm_metrics.locust_fixes import cache_default_args, install_clock_refresh, install_gc_tuning
 from llm_metrics.nodata import CallCounts, explain
 from llm_metrics.outputs import unwritable_reason, write_atomic
 from llm_metrics.selfmon import (
@@ -703,6 +703,7 @@ def install_metrics(
     reg = registry or default_registry()
     cache_default_args()  # a worker's spawn message blocked the hub 150-650 ms (llm_metrics.locust_fixes)
     install_gc_tuning(events)  # garbage-collection pauses of tens of ms at 1,000 streams
+    install_clock_refresh(events)  # -t armed on a stale clock stops runs early (all suites, not only open-model ones)
     for name in (READ_DELAY, CLIENT_LOOP_LAG, CLIENT_CPU):
         if name not in reg:
             reg.register(name, "trend")

@@ -17,7 +17,21 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GC_THRESHOLD", "cache_default_args", "install_gc_tuning"]
+__all__ = ["GC_THRESHOLD", "cache_default_args", "install_clock_refresh", "install_gc_tuning"]
+
+
+def install_clock_refresh(events: Any) -> None:
+    """Locust arms ``-t/--run-time`` with ``gevent.spawn_later`` after ``init``, on the loop's cached clock, which
+    is stale by the whole start-up (imports, config files) until the loop first runs: ``-t 6s`` stopped 0.43 s
+    early on a quiet machine, and on a loaded one, where the start-up took longer than ``-t``, the run stopped
+    55 ms after it began, before any request (seen with ``-t 3s`` while the two cores were busy). Refreshing the
+    clock at ``init`` makes every suite's run last ``-t`` from its start."""
+
+    @events.init.add_listener
+    def _refresh(**_kw: Any) -> None:
+        import gevent
+
+        gevent.get_hub().loop.update_now()
 
 
 def cache_default_args() -> None:

@@ -91,6 +91,7 @@ def run_distributed(locustfile: str, args: list[str], env: dict[str, str], tmp_p
     return LocustRun(master.returncode, out, json.loads(summary.read_text()) if summary.exists() else None)
 
 
+@pytest.mark.timing  # the whole schedule within a 6 s run, every call measured before the stop timeout
 @pytest.mark.parametrize("processes", ["one", "master+2"])
 @pytest.mark.parametrize("suite", sorted(SUITES))
 def test_default_spawn_rate_issues_the_whole_schedule(tmp_path: Path, suite: str, processes: str) -> None:
