@@ -31,6 +31,7 @@ from llm_metrics import summary
 from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
+from llm_metrics.requests_log import add_requests_log_arguments, install_requests_log
 from llm_metrics.store import MetricStore
 from llm_metrics.thresholds import (
     MetricRegistry,
@@ -146,6 +147,24 @@ class LLMMetrics:
         self.excluded_workers: set[str] = set()
         """Master: workers whose reports are not merged (refused for another suite version)."""
         self._users_greenlet: gevent.Greenlet | None = None
+        self.runs = 0
+        """Runs started in this process (a web UI session can start several)."""
+        self.on_reset: list[Callable[[], None]] = []
+        """Called by ``reset`` after the store and the series are emptied (e.g. the server-metrics series)."""
+
+    def reset(self) -> None:
+        """Empty the LLM metrics and the series (Locust's "Reset stats", or a new run in the same process);
+        a running test goes on counting from now."""
+        running = self.store.started_at is not None and self.store.stopped_at is None
+        self.store.clear()
+        self.series.clear()
+        if self.window is not None:
+            self.window.clear()
+            self.window.mark_start()
+        if running:
+            self.store.mark_start()
+        for hook in self.on_reset:
+            hook()
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -453,6 +472,7 @@ def install_metrics(
         add_metrics_arguments(parser, suite, default_thresholds)
         add_exporter_arguments(parser)
         add_cluster_arguments(parser)
+        add_requests_log_arguments(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
@@ -477,6 +497,9 @@ def install_metrics(
             environment.events.worker_report.add_listener(m.on_worker_report)
             install_worker_tracking(environment, m)
         install_cluster(environment, m)  # suite version check; a worker's watch on its master
+        install_requests_log(environment, m)
+        if not isinstance(runner, WorkerRunner):  # the web UI's "Reset stats" resets the LLM metrics too
+            environment.events.reset_stats.add_listener(m.reset)
         if not isinstance(runner, WorkerRunner):
             install_exporter(environment, m)
         if not isinstance(runner, WorkerRunner):
@@ -496,6 +519,11 @@ def install_metrics(
         m = _where_verdict_is(environment)
         if m is None:
             return
+        if m.runs:  # a new run in the same process (web UI) starts from empty LLM metrics and series
+            m.reset()
+            m.aborted_by = []
+            m.results = None
+        m.runs += 1
         m.store.mark_start()
         m.start_abort_checks()
         m.start_user_sampling()

@@ -752,7 +752,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m llm_metrics.report_html",
         description="Render the HTML report (one self-contained file) of a run from its JSON summary.",
     )
-    parser.add_argument("summary", help="JSON summary written by a run (--summary-json)")
+    parser.add_argument(
+        "summary",
+        help="JSON summary written by a run (--summary-json), or its --requests-jsonl file(s): a .jsonl path, "
+        "a glob or a comma-separated list",
+    )
     parser.add_argument("-o", "--output", help="HTML file to write (default: the summary's name with .html)")
     args = parser.parse_args(argv)
     try:
@@ -760,7 +764,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SummaryError as exc:
         print(f"report_html: {exc}", file=sys.stderr)
         return 2
-    out = write_report(doc, args.output or Path(args.summary).with_suffix(".html"))
+    default = Path(args.summary.split(",")[0].replace("*", "all")).with_suffix(".html")
+    out = write_report(doc, args.output or default)
     print(f"HTML report written to {out}")
     return 0
 

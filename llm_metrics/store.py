@@ -366,6 +366,10 @@ class MetricStore:
         elif str(status) == "429":
             self.inc(REQUESTS_BLOCKED, tags)
 
+    def clear(self) -> None:
+        """Forget every series, count and the run's start and stop (Locust's "Reset stats", a new run)."""
+        self.__init__(max_series=self.max_series, keep_totals=self.keep_totals)  # type: ignore[misc]
+
     # -- worker -> master --------------------------------------------------------------------------
 
     def take_delta(self) -> dict[str, Any]:
