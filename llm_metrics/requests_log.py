@@ -351,13 +351,13 @@ def install_requests_log(environment: Any, m: Any) -> None:
             if isinstance(info, dict):
                 files[client_id] = info
 
-        def on_start(**_kw: Any) -> None:
+        def on_master_start(**_kw: Any) -> None:
             runs[0] += 1
             if runs[0] > 1:  # a new run: the workers start their files again
                 files.clear()
 
         events.worker_report.add_listener(on_worker_report)
-        events.test_start.add_listener(on_start)
+        events.test_start.add_listener(on_master_start)
         m.json_sections["requests_jsonl"] = lambda: sorted(files.values(), key=lambda i: str(i.get("worker")))
         return
     if isinstance(runner, WorkerRunner):

@@ -171,7 +171,8 @@ def test_each_worker_writes_its_file_and_the_master_lists_them(tmp_path: Path) -
             for w in workers:
                 w.wait(timeout=30)
         finally:
-            for proc in (master, *workers):
+            procs: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = [master, *workers]
+            for proc in procs:
                 if proc.poll() is None:
                     proc.kill()
     run = LocustRun(master.returncode, output, json.loads(summary.read_text()) if summary.exists() else None)
