@@ -32,6 +32,7 @@ from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
 from llm_metrics.requests_log import add_requests_log_arguments, install_requests_log
+from llm_metrics.server_scrape import add_server_scrape_arguments, install_server_scrape
 from llm_metrics.store import MetricStore
 from llm_metrics.thresholds import (
     MetricRegistry,
@@ -473,6 +474,7 @@ def install_metrics(
         add_exporter_arguments(parser)
         add_cluster_arguments(parser)
         add_requests_log_arguments(parser)
+        add_server_scrape_arguments(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
@@ -498,6 +500,7 @@ def install_metrics(
             install_worker_tracking(environment, m)
         install_cluster(environment, m)  # suite version check; a worker's watch on its master
         install_requests_log(environment, m)
+        install_server_scrape(environment, m)
         if not isinstance(runner, WorkerRunner):  # the web UI's "Reset stats" resets the LLM metrics too
             environment.events.reset_stats.add_listener(m.reset)
         if not isinstance(runner, WorkerRunner):

@@ -682,6 +682,12 @@ def _run_facts(doc: Mapping[str, Any]) -> str:
     return "".join(parts) or '<p class="muted">Nothing to add.</p>'
 
 
+def _server_section(server: Mapping[str, Any], series: Sequence[Mapping[str, Any]]) -> str:
+    from .server_scrape import render_section  # --server-metrics (llm_metrics.server_scrape)
+
+    return render_section(server, series)
+
+
 def render_report(summary_json: dict[str, Any]) -> str:
     """The whole report as one HTML document (a str); ``summary_json`` is a JSON summary (``summary``)."""
     doc = check_summary(summary_json, "summary")
@@ -719,6 +725,11 @@ def render_report(summary_json: dict[str, Any]) -> str:
             else []
         ),
         ("plots", "Over time", _plots(series)),
+        *(
+            [("server", "Server side", _server_section(doc["server_series"], series))]
+            if isinstance(doc.get("server_series"), Mapping)
+            else []
+        ),
         ("llm", "LLM overview", _overview(doc)),
         ("metrics", "Metrics", _metrics(doc)),
         ("counters", "Counters", _counters(doc)),
