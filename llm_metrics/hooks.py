@@ -31,6 +31,7 @@ from llm_metrics import summary
 from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
+from llm_metrics.live import install_live
 from llm_metrics.requests_log import add_requests_log_arguments, install_requests_log
 from llm_metrics.server_scrape import add_server_scrape_arguments, install_server_scrape
 from llm_metrics.store import MetricStore
@@ -501,6 +502,7 @@ def install_metrics(
         install_cluster(environment, m)  # suite version check; a worker's watch on its master
         install_requests_log(environment, m)
         install_server_scrape(environment, m)
+        install_live(environment, m)
         if not isinstance(runner, WorkerRunner):  # the web UI's "Reset stats" resets the LLM metrics too
             environment.events.reset_stats.add_listener(m.reset)
         if not isinstance(runner, WorkerRunner):

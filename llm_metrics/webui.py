@@ -87,6 +87,7 @@ THRESHOLDS_TABLE: list[dict[str, str]] = [
     {"key": "abort", "title": "abortOnFail"},
 ]
 DOWNLOADS: list[dict[str, str]] = [
+    {"href": "./llm/live", "title": "LLM live charts (per scenario, per second)"},
     {"href": "./llm/report", "title": "LLM report (HTML with plots, live)"},
     {"href": "./llm/metrics.csv", "title": "Download LLM metrics CSV"},
     {"href": "./llm/summary.json", "title": "Download LLM JSON summary (live)"},
@@ -337,4 +338,7 @@ def attach_web_ui(environment: Any) -> None:
             headers={"Content-Disposition": f"attachment;filename=llm-metrics-{m.suite}.csv"},
         )
 
+    from .live import attach_live
+
+    attach_live(environment, web_ui, bp)  # llm/live: the charts shown in the LLM tab
     web_ui.app.register_blueprint(bp)
