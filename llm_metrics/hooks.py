@@ -253,8 +253,11 @@ class LLMMetrics:
                 store.add_many(READ_DELAY, {"scenario": scenario}, delays)
                 if window is not None:
                     window.add_many(READ_DELAY, {"scenario": scenario}, delays)
+        now = time.time()
+        if context is not None:  # the same second for every per-second series of this call (live charts)
+            context["llm_ended_at"] = now
         self.series.record(
-            time.time(),
+            now,
             failed=failed,
             blocked=status == 429 or bool(blocked),
             total_ms=None if failed else response_time,

@@ -26,6 +26,7 @@ without a reload), behind the web UI's login like every route of the suite; the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .calls import CallRecord, meets_slo, tpot_ms, ttft_ms
@@ -209,9 +210,10 @@ def install_live(environment: Any, m: Any) -> None:
     events = environment.events
 
     def on_request(context: dict[str, Any] | None = None, **_kw: Any) -> None:
-        rec = (context or {}).get("llm")
-        if rec is not None:
-            series.record(time.time(), rec, good=rec.ok and meets_slo(rec, m.goodput))
+        ctx = context or {}
+        rec = ctx.get("llm")
+        if rec is not None:  # the second the summary's own series used for this call (hooks.on_request)
+            series.record(ctx.get("llm_ended_at") or time.time(), rec, good=rec.ok and meets_slo(rec, m.goodput))
 
     events.request.add_listener(on_request)
     if worker:
@@ -241,13 +243,15 @@ def attach_live(environment: Any, web_ui: Any, blueprint: Any) -> None:
 
     from . import summary
 
+    page = _page()
+
     def _m() -> Any:
         return getattr(environment, "llm_metrics", None)
 
     @blueprint.route("/llm/live")
     @web_ui.auth_required_if_enabled
     def llm_live() -> Any:
-        return Response(LIVE_PAGE, mimetype="text/html")
+        return Response(page, mimetype="text/html")
 
     @blueprint.route("/llm/live.json")
     @web_ui.auth_required_if_enabled
@@ -294,94 +298,7 @@ TAB_SCRIPT = """<script>
 })();
 </script>"""
 
-LIVE_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>LLM live charts</title>
-<style>
-body{font:13px system-ui,sans-serif;margin:8px;color:#111827;background:#fff}
-.bar{display:flex;gap:12px;align-items:center;margin-bottom:8px}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:10px}
-figure{margin:0;border:1px solid #e5e7eb;border-radius:6px;padding:6px}
-h3{margin:0 0 4px;font-size:13px}
-.legend span{margin-right:10px}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
-svg text{font-size:10px;fill:#6b7280}
-.muted{color:#6b7280}
-table{border-collapse:collapse;margin-top:4px}td,th{padding:1px 8px;text-align:right}th{text-align:left}
-</style></head><body>
-<div class="bar"><label>Scenario <select id="scenario"></select></label>
-<span id="state" class="muted"></span><span id="last-second" class="muted"></span></div>
-<div class="charts" id="charts"></div>
-<script>
-"use strict";
-var CHARTS = [
-  {id: "ttft", title: "TTFT", unit: "ms", lines: [["ttft_ms_p50", "p50", "#2563eb"], ["ttft_ms_p95", "p95", "#7c3aed"]]},
-  {id: "tpot", title: "TPOT", unit: "ms", lines: [["tpot_ms_p50", "p50", "#2563eb"], ["tpot_ms_p95", "p95", "#7c3aed"]]},
-  {id: "tokens", title: "Output tokens per second", unit: "tok/s", lines: [["output_tokens", "output tokens/s", "#16a34a"]]},
-  {id: "goodput", title: "Goodput per second", unit: "1/s", lines: [["good", "calls within the SLO/s", "#0891b2"]]},
-  {id: "errors", title: "Errors per second", unit: "1/s", lines: [["errors", "failed calls/s", "#dc2626"]]}
-];
-var W = 440, H = 170, ML = 44, MR = 8, MT = 8, MB = 20;
-var select = document.getElementById("scenario");
-var data = null;
-function fmt(v) { return v === null || v === undefined ? "-" : (Math.round(v * 100) / 100).toString(); }
-function niceTop(v) {
-  if (!(v > 0)) return 1;
-  var p = Math.pow(10, Math.floor(Math.log10(v))), m = v / p;
-  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
-}
-function draw(chart, pts) {
-  var svg = ['<svg viewBox="0 0 ' + W + ' ' + H + '" width="100%" xmlns="http://www.w3.org/2000/svg">'];
-  var vals = [];
-  chart.lines.forEach(function (l) { pts.forEach(function (p) { if (p[l[0]] !== null) vals.push(p[l[0]]); }); });
-  var top = niceTop(Math.max.apply(null, vals.concat([0])) * 1.05);
-  var t0 = pts.length ? pts[0].t : 0, t1 = pts.length ? Math.max(pts[pts.length - 1].t, t0 + 1) : 1;
-  var pw = W - ML - MR, ph = H - MT - MB;
-  function sx(t) { return ML + (t - t0) / (t1 - t0) * pw; }
-  function sy(v) { return MT + ph - v / top * ph; }
-  for (var i = 0; i <= 4; i++) {
-    var y = top * i / 4;
-    svg.push('<line x1="' + ML + '" x2="' + (W - MR) + '" y1="' + sy(y) + '" y2="' + sy(y) + '" stroke="#e5e7eb"/>');
-    svg.push('<text x="' + (ML - 4) + '" y="' + (sy(y) + 3) + '" text-anchor="end">' + fmt(y) + '</text>');
-  }
-  svg.push('<text x="' + ML + '" y="' + (H - 4) + '">0 s</text>');
-  svg.push('<text x="' + (W - MR) + '" y="' + (H - 4) + '" text-anchor="end">' + (t1 - t0) + ' s</text>');
-  chart.lines.forEach(function (l) {
-    var xy = pts.filter(function (p) { return p[l[0]] !== null; })
-      .map(function (p) { return sx(p.t).toFixed(1) + "," + sy(p[l[0]]).toFixed(1); });
-    if (xy.length) svg.push('<polyline points="' + xy.join(" ") + '" fill="none" stroke="' + l[2] + '" stroke-width="1.6"/>');
-  });
-  svg.push("</svg>");
-  var last = pts.length ? pts[pts.length - 1] : null;
-  var legend = chart.lines.map(function (l) { return '<span><i style="background:' + l[2] + '"></i>' + l[1] + "</span>"; }).join("");
-  var cells = chart.lines.map(function (l) {
-    return '<td data-key="' + l[0] + '" id="last-' + l[0] + '">' + (last ? fmt(last[l[0]]) : "-") + "</td>";
-  }).join("");
-  return '<figure id="chart-' + chart.id + '" data-points="' + pts.length + '" data-last-t="' + (last ? last.t : "") + '">' +
-    "<h3>" + chart.title + ' <span class="muted">(' + chart.unit + ')</span></h3><div class="legend">' + legend + "</div>" +
-    svg.join("") + '<table><tr><th>last second</th>' + cells + "</tr></table></figure>";
-}
-function render() {
-  if (!data) return;
-  var want = select.value || "(all)";
-  if (select.options.length !== data.scenarios.length) {
-    select.innerHTML = data.scenarios.map(function (s) { return "<option>" + s.replace(/</g, "&lt;") + "</option>"; }).join("");
-    select.value = data.scenarios.indexOf(want) >= 0 ? want : "(all)";
-  }
-  var pts = data.points[select.value] || [];
-  document.getElementById("charts").innerHTML = CHARTS.map(function (c) { return draw(c, pts); }).join("");
-  document.getElementById("state").textContent = "runner: " + data.state;
-  var last = pts.length ? pts[pts.length - 1] : null;
-  var ls = document.getElementById("last-second");
-  ls.textContent = last ? "last second: " + new Date(last.t * 1000).toISOString().slice(11, 19) + " UTC" : "no data yet";
-  ls.dataset.t = last ? last.t : "";
-}
-function poll() {
-  fetch("./live.json", {cache: "no-store", credentials: "same-origin"})
-    .then(function (r) { return r.ok ? r.json() : null; })
-    .then(function (d) { if (d) { data = d; render(); } })
-    .catch(function () {})
-    .finally(function () { setTimeout(poll, 1000); });
-}
-select.addEventListener("change", render);
-poll();
-</script></body></html>
-"""
+
+def _page() -> str:
+    """The charts page (``live_page.html`` beside this module: HTML with inline SVG drawn by plain JavaScript)."""
+    return (Path(__file__).with_name("live_page.html")).read_text(encoding="utf-8")
