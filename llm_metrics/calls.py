@@ -131,6 +131,10 @@ class CallRecord:
     usage_reasoning_tokens: int | None = None
     embeddings: int | None = None
     """Embeddings in the answer (the embeddings API)."""
+    tokenizer_completion_tokens: int | None = None
+    """Output tokens counted by a local tokenizer (``--tokenizer``) when the server sent no usage."""
+    tokenizer_prompt_tokens: int | None = None
+    """Prompt tokens counted by a local tokenizer when the server sent no usage."""
     queue_ms: float | None = None
     stream: bool = True
     extra: dict[str, float] = field(default_factory=dict)
@@ -162,18 +166,24 @@ class GoodputSLO:
 
 
 def token_source(rec: CallRecord) -> str | None:
-    """``"usage"`` when the server reported completion tokens, ``"events"`` for a stream without usage."""
+    """``"usage"`` when the server reported completion tokens, ``"tokenizer"`` when a local tokenizer counted
+    them, ``"events"`` for a stream without either."""
     if rec.usage_completion_tokens is not None:
         return "usage"
+    if rec.tokenizer_completion_tokens is not None:
+        return "tokenizer"
     if rec.stream:
         return "events"
     return None
 
 
 def output_tokens(rec: CallRecord) -> int | None:
-    """Server usage when present, else content events of a stream; None when unknown."""
+    """Server usage when present, else the local tokenizer's count, else content events of a stream; None when
+    unknown."""
     if rec.usage_completion_tokens is not None:
         return rec.usage_completion_tokens
+    if rec.tokenizer_completion_tokens is not None:
+        return rec.tokenizer_completion_tokens
     if rec.stream:
         return rec.content_events
     return None
@@ -262,8 +272,10 @@ def scalar_metric_values(rec: CallRecord) -> list[tuple[str, float]]:
         total = (t_end - t0) * 1000.0
         out.append((METRIC_TOTAL, total))
     tokens = rec.usage_completion_tokens
-    if tokens is None and rec.stream:
-        tokens = rec.content_events
+    if tokens is None:
+        tokens = rec.tokenizer_completion_tokens
+        if tokens is None and rec.stream:
+            tokens = rec.content_events
     if tokens is not None:
         ct = rec.chunk_times
         if tokens >= 2 and len(ct) >= 2:
@@ -277,8 +289,9 @@ def scalar_metric_values(rec: CallRecord) -> list[tuple[str, float]]:
         out.append((METRIC_REASONING_TOKENS, float(rt)))
     if rec.embeddings is not None and total:
         out.append((METRIC_EMBEDDINGS_PER_SEC, rec.embeddings * 1000.0 / total))
-    if rec.usage_prompt_tokens is not None:
-        out.append((METRIC_PROMPT_TOKENS, float(rec.usage_prompt_tokens)))
+    prompt_tokens = rec.usage_prompt_tokens if rec.usage_prompt_tokens is not None else rec.tokenizer_prompt_tokens
+    if prompt_tokens is not None:
+        out.append((METRIC_PROMPT_TOKENS, float(prompt_tokens)))
     if rec.queue_ms is not None:
         out.append((METRIC_QUEUE, float(rec.queue_ms)))
     if rec.t_scheduled is not None:

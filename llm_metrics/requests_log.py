@@ -104,9 +104,9 @@ def _epoch(t: float | None, offset: float) -> float | None:
 def call_line(rec: CallRecord, *, suite: str, api: str | None, worker: str, offset: float) -> dict[str, Any]:
     """The record of one call as a JSON-able dict keyed as ``LINE_KEYS``; ``offset`` = wall clock - perf_counter."""
     last = rec.chunk_times[-1] if rec.chunk_times else None
-    prompt_src = getattr(rec, "prompt_token_source", None)
-    if prompt_src is None and rec.usage_prompt_tokens is not None:
-        prompt_src = "usage"
+    prompt_tokens, prompt_src = rec.usage_prompt_tokens, "usage"
+    if prompt_tokens is None:
+        prompt_tokens, prompt_src = rec.tokenizer_prompt_tokens, "tokenizer"
     return {
         "suite": suite,
         "scenario": rec.scenario,
@@ -124,8 +124,8 @@ def call_line(rec: CallRecord, *, suite: str, api: str | None, worker: str, offs
         "first_output_token": _epoch(rec.t_first_output, offset),
         "last_token": _epoch(last, offset),
         "end": _epoch(rec.t_end, offset),
-        "prompt_tokens": rec.usage_prompt_tokens,
-        "prompt_tokens_source": prompt_src,
+        "prompt_tokens": prompt_tokens,
+        "prompt_tokens_source": None if prompt_tokens is None else prompt_src,
         "output_tokens": output_tokens(rec),
         "output_tokens_source": token_source(rec),
         "reasoning_tokens": reasoning_tokens(rec),

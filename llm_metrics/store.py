@@ -315,7 +315,15 @@ class MetricStore:
                 gaps.append((t - prev) * 1000.0)
                 prev = t
             h.record_many(gaps)
-        source = "usage" if rec.usage_completion_tokens is not None else "events" if rec.stream else "unknown"
+        source = (
+            "usage"
+            if rec.usage_completion_tokens is not None
+            else "tokenizer"
+            if rec.tokenizer_completion_tokens is not None
+            else "events"
+            if rec.stream
+            else "unknown"
+        )
         stags = entry.source_key.get(source)
         if stags is None:
             stags = entry.source_key[source] = make_tags(dict(entry.tags) | {"source": source})

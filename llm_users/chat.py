@@ -27,6 +27,7 @@ from llm_users.dispatch import ArrivalDispatcher, Scenario
 from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.prompts import PromptError
+from llm_users.tokenizer import add_tokenizer_argument, configure_from_options
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +163,14 @@ def install_chat(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
         add_chat_arguments(parser)
+        add_tokenizer_argument(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
+        configure_from_options(opts)
         settings = _settings_or_exit(opts)
         rt = ChatRuntime(environment, settings)
         environment.llm_chat = rt
