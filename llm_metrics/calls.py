@@ -17,7 +17,7 @@ suite's metrics in milliseconds (or counts). The rules, exactly as design.md sec
 ``llm_chunk_gap_ms``  every gap between successive content events (one value per gap, pooled)
 ``llm_queue_ms``      ``queue_ms`` (the ``X-Queue-Time`` header) when present
 ``llm_tokens_per_sec`` output tokens / (total ms / 1000)
-``llm_output_tokens`` ``usage_completion_tokens`` when the server sent usage, else ``content_events``
+``llm_output_tokens`` ``usage_completion_tokens`` when the server sent usage, else ``tokenizer_completion_tokens``, else ``content_events``
 ``llm_prompt_tokens`` ``usage_prompt_tokens`` when present
 ``llm_schedule_lag_ms`` ``t_start - t_scheduled`` (open model) when scheduled
 extra metrics         ``extra`` (e.g. ``gateway_latency``), as given
@@ -32,7 +32,8 @@ A metric that cannot be computed is left out, never recorded as 0. Choices where
 * Output tokens of a non-streamed call without usage are unknown (there are no content events to count),
   so ``llm_output_tokens`` and ``llm_tokens_per_sec`` are left out. A streamed call without usage counts its
   content events, and a stream that sent none has a measured 0 output tokens. ``token_source`` says which
-  source was used: ``"usage"``, ``"events"`` or ``None`` when unknown.
+  source was used: ``"usage"``, ``"tokenizer"`` (a local tokenizer, ``--tokenizer``, counted the streamed
+  text), ``"events"`` or ``None`` when unknown.
 * ``llm_tokens_per_sec`` is left out when the total time is 0.
 * Reasoning tokens are part of the output tokens (as OpenAI's ``completion_tokens`` counts them), so
   ``llm_tpot_ms`` spans every token event; ``llm_reasoning_tokens`` says how many of them were reasoning.

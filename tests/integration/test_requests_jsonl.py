@@ -190,6 +190,9 @@ def test_each_worker_writes_its_file_and_the_master_lists_them(tmp_path: Path) -
     for n, f in enumerate(files):
         assert {line["worker"] for line in per_file[f]} == {f"worker{n}"}
     check_lines([line for lines in per_file.values() for line in lines], run)
+    # the live charts' series is the master's merge of both workers' too: one call counted once
+    live = run.summary["live_series"]["points"]["(all)"]
+    assert sum(p["requests"] for p in live) == run.counter("http_reqs")
     # both files together, as a glob, read back as one run
     doc = summary_from_requests(str(tmp_path / "req.worker*.jsonl"))
     assert doc["metadata"]["lines"] == run.counter("http_reqs")
