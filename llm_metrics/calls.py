@@ -17,8 +17,8 @@ suite's metrics in milliseconds (or counts). The rules, exactly as design.md sec
 ``llm_chunk_gap_ms``  every gap between successive content events (one value per gap, pooled)
 ``llm_queue_ms``      ``queue_ms`` (the ``X-Queue-Time`` header) when present
 ``llm_tokens_per_sec`` output tokens / (total ms / 1000)
-``llm_output_tokens`` ``usage_completion_tokens`` when the server sent usage, else ``tokenizer_completion_tokens``, else ``content_events``
-``llm_prompt_tokens`` ``usage_prompt_tokens`` when present
+``llm_output_tokens`` ``usage_completion_tokens``, else ``tokenizer_completion_tokens``, else ``content_events``
+``llm_prompt_tokens`` ``usage_prompt_tokens`` when present, else ``tokenizer_prompt_tokens``
 ``llm_schedule_lag_ms`` ``t_start - t_scheduled`` (open model) when scheduled
 extra metrics         ``extra`` (e.g. ``gateway_latency``), as given
 ===================== ========================================================================================
