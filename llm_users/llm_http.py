@@ -397,8 +397,8 @@ def _read_stream(
     ``message_stop``) fails a stream whose body ends without it: ``stream ended before <terminal>``."""
     acc = decoder(server_stamps)
     st: StreamState = acc.state
-    if _tokenizer.active() is not None and isinstance(acc, ChatStreamAccumulator):
-        st.texts = []  # the output text, for the local tokenizer (chat completions only)
+    if _tokenizer.active() is not None:
+        st.texts = []  # the streamed text, for the local tokenizer
     counted = _Counted(iter_arrivals(raw))
     perf = _perf
     finished = False

@@ -55,8 +55,11 @@ class StreamState:
     texts: list[str] | None = None
     """The streamed text pieces, collected only when set to a list (a local tokenizer counts them)."""
 
-    def token(self, t: float, reasoning: bool, output: bool) -> None:
-        """One token event at ``t``: a reasoning piece, an output piece, or both in one event."""
+    def token(self, t: float, reasoning: bool, output: bool, text: str | None = None) -> None:
+        """One token event at ``t``: a reasoning piece, an output piece, or both in one event; ``text`` is kept
+        when ``texts`` collects it."""
+        if text is not None and self.texts is not None:
+            self.texts.append(text)
         if self.first_content is None:
             self.first_content = t
         self.chunk_times.append(t)

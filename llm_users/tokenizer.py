@@ -4,10 +4,10 @@ holding one, read with the ``tokenizers`` package (``pip install -e '.[tokenizer
 When given (chat and workload suites):
 
 * a call whose answer carries no usage gets its tokens counted by it: the prompt (the text of every message,
-  or the ``prompt``/``input`` string, concatenated) and, for a streamed chat-completions answer, the output
-  text it streamed (content and reasoning). Those counts feed ``llm_prompt_tokens``/``llm_output_tokens``
-  (and TPOT, tokens/s) with source ``tokenizer`` (``llm_token_source``, the request records). A server's usage
-  always wins; a stream of another API without usage keeps counting its token events (source ``events``);
+  or the ``prompt``/``input`` string, concatenated) and, for a streamed answer of any API, the text it
+  streamed (output and reasoning pieces, ``StreamState.texts``). Those counts feed ``llm_prompt_tokens``/
+  ``llm_output_tokens`` (and TPOT, tokens/s) with source ``tokenizer`` (``llm_token_source``, the request
+  records). A server's usage always wins; a non-streamed answer without usage has unknown output tokens;
 * the workload suite sizes its prompts with it instead of probing the server (``--calibrate``): its fit is
   the tokenizer's count of the generator's text (no chat-template overhead).
 
