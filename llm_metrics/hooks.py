@@ -37,9 +37,11 @@ from llm_metrics.calls import GoodputSLO, meets_slo
 from llm_metrics.cluster import add_cluster_arguments, install_cluster
 from llm_metrics.config_yaml import safe_load_unique
 from llm_metrics.exporter import add_exporter_arguments, install_exporter
+from llm_metrics.live import install_live
 from llm_metrics.locust_fixes import cache_default_args, install_clock_refresh, install_gc_tuning
 from llm_metrics.nodata import CallCounts, explain
 from llm_metrics.outputs import unwritable_reason, write_atomic
+from llm_metrics.requests_log import add_requests_log_arguments, install_requests_log
 from llm_metrics.selfmon import (
     ADVICE,
     CLIENT_CPU,
@@ -50,6 +52,7 @@ from llm_metrics.selfmon import (
     judge,
     parse_saturation,
 )
+from llm_metrics.server_scrape import add_server_scrape_arguments, install_server_scrape
 from llm_metrics.store import HTTP_REQ_FAILED, MetricStore
 from llm_metrics.thresholds import (
     MetricRegistry,
@@ -208,6 +211,24 @@ class LLMMetrics:
         """The load-generator guard's limits (``saturation:`` of the thresholds file)."""
         self.selfmon: SelfMonitor | None = None
         """This process's loop-lag probe and CPU sampler, while a test runs (not on the master)."""
+        self.runs = 0
+        """Runs started in this process (a web UI session can start several)."""
+        self.on_reset: list[Callable[[], None]] = []
+        """Called by ``reset`` after the store and the series are emptied (e.g. the server-metrics series)."""
+
+    def reset(self) -> None:
+        """Empty the LLM metrics and the series (Locust's "Reset stats", or a new run in the same process);
+        a running test goes on counting from now."""
+        running = self.store.started_at is not None and self.store.stopped_at is None
+        self.store.clear()
+        self.series.clear()
+        if self.window is not None:
+            self.window.clear()
+            self.window.mark_start()
+        if running:
+            self.store.mark_start()
+        for hook in self.on_reset:
+            hook()
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -300,8 +321,11 @@ class LLMMetrics:
                 store.add_many(READ_DELAY, {"scenario": scenario}, delays)
                 if window is not None:
                     window.add_many(READ_DELAY, {"scenario": scenario}, delays)
+        now = time.time()
+        if context is not None:  # the same second for every per-second series of this call (live charts)
+            context["llm_ended_at"] = now
         self.series.record(
-            time.time(),
+            now,
             failed=failed,
             blocked=status == 429 or bool(blocked),
             total_ms=None if failed else response_time,
@@ -713,6 +737,8 @@ def install_metrics(
         add_metrics_arguments(parser, suite, default_thresholds)
         add_exporter_arguments(parser)
         add_cluster_arguments(parser)
+        add_requests_log_arguments(parser)
+        add_server_scrape_arguments(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
@@ -742,6 +768,11 @@ def install_metrics(
             environment.events.worker_report.add_listener(m.on_worker_report)
             install_worker_tracking(environment, m)
         install_cluster(environment, m)  # suite version check; a worker's watch on its master
+        install_requests_log(environment, m)
+        install_server_scrape(environment, m)
+        install_live(environment, m)
+        if not isinstance(runner, WorkerRunner):  # the web UI's "Reset stats" resets the LLM metrics too
+            environment.events.reset_stats.add_listener(m.reset)
         if not isinstance(runner, WorkerRunner):
             install_exporter(environment, m)
         if not isinstance(runner, WorkerRunner):
@@ -780,6 +811,11 @@ def install_metrics(
         m = _where_verdict_is(environment)
         if m is None:
             return
+        if m.runs:  # a new run in the same process (web UI) starts from empty LLM metrics and series
+            m.reset()
+            m.aborted_by = []
+            m.results = None
+        m.runs += 1
         m.store.mark_start()
         # the open-model ledger is per run (the web UI can start several): its counts start again with it
         m.tallies = {k: v for k, v in m.tallies.items() if not k.startswith(("issued:", "dropped:"))}

@@ -719,6 +719,12 @@ def _run_facts(doc: Mapping[str, Any]) -> str:
     return "".join(parts) or '<p class="muted">Nothing to add.</p>'
 
 
+def _server_section(server: Mapping[str, Any], series: Sequence[Mapping[str, Any]]) -> str:
+    from .server_scrape import render_section  # --server-metrics (llm_metrics.server_scrape)
+
+    return render_section(server, series)
+
+
 def render_report(summary_json: dict[str, Any]) -> str:
     """The whole report as one HTML document (a str); ``summary_json`` is a JSON summary (``summary``)."""
     doc = check_summary(summary_json, "summary")
@@ -759,6 +765,11 @@ def render_report(summary_json: dict[str, Any]) -> str:
         ),
         ("trust", "Trust", _trust(doc)),
         ("plots", "Over time", _plots(series)),
+        *(
+            [("server", "Server side", _server_section(doc["server_series"], series))]
+            if isinstance(doc.get("server_series"), Mapping)
+            else []
+        ),
         ("llm", "LLM overview", _overview(doc)),
         ("metrics", "Metrics", _metrics(doc)),
         ("counters", "Counters", _counters(doc)),
@@ -789,7 +800,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m llm_metrics.report_html",
         description="Render the HTML report (one self-contained file) of a run from its JSON summary.",
     )
-    parser.add_argument("summary", help="JSON summary written by a run (--summary-json)")
+    parser.add_argument(
+        "summary",
+        help="JSON summary written by a run (--summary-json), or its --requests-jsonl file(s): a .jsonl path, "
+        "a glob or a comma-separated list",
+    )
     parser.add_argument("-o", "--output", help="HTML file to write (default: the summary's name with .html)")
     args = parser.parse_args(argv)
     try:
@@ -797,7 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SummaryError as exc:
         print(f"report_html: {exc}", file=sys.stderr)
         return 2
-    out = write_report(doc, args.output or Path(args.summary).with_suffix(".html"))
+    default = Path(args.summary.split(",")[0].replace("*", "all")).with_suffix(".html")
+    out = write_report(doc, args.output or default)
     print(f"HTML report written to {out}")
     return 0
 

@@ -25,8 +25,8 @@ get a tab of their own and the metrics a long table (one row per metric: ten col
 the 20 columns of a wide table would not); the table sorts by its hidden ``name`` key until a header is
 clicked (``name`` carries the row's position); its data rides on ``/stats/requests``, which the UI stops
 polling once the run has stopped (reload the page for the final numbers); the stock charts plot Locust's own
-response times only, so TTFT, tokens/s and users over time are plotted in ``llm/report``; Locust's
-"Reset stats" does not reset these metrics (they cover the whole run, as the JSON summary does).
+response times only, so TTFT, tokens/s and users over time are plotted in ``llm/report``. Locust's
+"Reset stats" resets these metrics and their series too (``hooks.LLMMetrics.reset``), and so does a new run.
 
 Rows are computed at most once a second whatever the number of open pages. Secrets are masked in every output,
 and the secret options' values never reach the browser (``hide_secret_values``).
@@ -88,6 +88,7 @@ THRESHOLDS_TABLE: list[dict[str, str]] = [
     {"key": "abort", "title": "abortOnFail"},
 ]
 DOWNLOADS: list[dict[str, str]] = [
+    {"href": "./llm/live", "title": "LLM live charts (per scenario, per second)"},
     {"href": "./llm/report", "title": "LLM report (HTML with plots, live)"},
     {"href": "./llm/metrics.csv", "title": "Download LLM metrics CSV"},
     {"href": "./llm/summary.json", "title": "Download LLM JSON summary (live)"},
@@ -370,4 +371,7 @@ def attach_web_ui(environment: Any) -> None:
             headers={"Content-Disposition": f"attachment;filename=llm-metrics-{m.suite}.csv"},
         )
 
+    from .live import attach_live
+
+    attach_live(environment, web_ui, bp)  # llm/live: the charts shown in the LLM tab
     web_ui.app.register_blueprint(bp)

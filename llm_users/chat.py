@@ -35,6 +35,7 @@ from llm_users.options import ChatSettings, OptionError, add_chat_arguments, cha
 from llm_users.prompts import PromptError
 from llm_users.security import install_security
 from llm_users.target_binding import LocalSecrets, local_secrets
+from llm_users.tokenizer import add_tokenizer_argument, configure_from_options
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +189,14 @@ def install_chat(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
         add_chat_arguments(parser)
+        add_tokenizer_argument(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
+        configure_from_options(opts)
         settings = _settings_or_exit(opts, local_secrets(environment))
         rt = ChatRuntime(environment, settings)
         environment.llm_chat = rt

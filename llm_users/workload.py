@@ -59,6 +59,8 @@ from llm_users.prompts import PromptError
 from llm_users.security import install_security
 from llm_users.synthetic import Calibration, SyntheticText, local_tokens
 from llm_users.target_binding import LocalSecrets, local_secrets, no_redirect_opener
+from llm_users.tokenizer import TokenCounter, add_tokenizer_argument, configure_from_options
+from llm_users.tokenizer import active as tokenizer_active
 from llm_users.workload_conversation import Conversation, Conversations
 from llm_users.workload_dispatch import ScheduleDispatcher
 from llm_users.workload_options import WorkloadSettings, add_workload_arguments, workload_settings
@@ -191,9 +193,13 @@ class WorkloadRuntime:
             return self.calibration or Calibration()
         self._calibrating = Event()
         try:
-            self.calibration = self._probe() if self.settings.calibrate else Calibration()
-            if not self.settings.calibrate:
-                self.calibration_note = "calibration off (--calibrate false)"
+            counter = tokenizer_active()
+            if counter is not None:  # --tokenizer: prompts sized with the local tokenizer, no probe of the server
+                self.calibration = self._fit_tokenizer(counter)
+            else:
+                self.calibration = self._probe() if self.settings.calibrate else Calibration()
+                if not self.settings.calibrate:
+                    self.calibration_note = "calibration off (--calibrate false)"
             log.info("workload: prompt length: %s", self.calibration_note or self.calibration.describe())
             runner = self.environment.runner
             if isinstance(runner, WorkerRunner):
@@ -201,6 +207,18 @@ class WorkloadRuntime:
         finally:
             self._calibrating.set()
         return self.calibration
+
+    def _fit_tokenizer(self, counter: TokenCounter) -> Calibration:
+        """The generator's text counted by the local tokenizer at the probe lengths (``tokenizer``)."""
+        rng = random.Random(self.settings.seed ^ 0xCA1)
+        points = [(n, counter.count(self.text.text(n, rng))) for n in PROBE_TOKENS]
+        try:
+            fit = Calibration.fit(points)
+        except ValueError as exc:
+            self.calibration_note = f"not sized by the tokenizer {counter.source} ({exc})"
+            return Calibration()
+        self.calibration_note = f"sized with the tokenizer {counter.source}: {fit.describe()}"
+        return fit
 
     def _probe(self) -> Calibration:
         s = self.settings
@@ -518,12 +536,14 @@ def install_workload(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
         add_workload_arguments(parser)
+        add_tokenizer_argument(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
+        configure_from_options(opts)
         settings = _settings_or_exit(opts, local_secrets(environment))
         rt = WorkloadRuntime(environment, settings)
         environment.llm_workload = rt

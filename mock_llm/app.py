@@ -59,6 +59,7 @@ class LlmCall:
     start: float
     sent: int = 0  # output tokens sent so far (booked against the key's budget at the end)
     done: bool = False
+    arrived: float = 0.0  # perf_counter when the call reached the LLM pipeline (before gateway waits and queue)
 
 
 class MockApp:
@@ -292,7 +293,7 @@ class MockApp:
         if not self.admission.try_acquire():
             await self.admission.acquire()
             headers += b"x-queue-time: %.3f\r\n" % ((time.perf_counter() - queued_at) * 1000)
-        return LlmCall(auth.key, rng, index, fault, headers, time.perf_counter())
+        return LlmCall(auth.key, rng, index, fault, headers, time.perf_counter(), arrived=t0)
 
     def end_llm(self, call: LlmCall) -> None:
         """Give the generation slot back and book the tokens sent (once), also for a call cut short."""
