@@ -132,7 +132,8 @@ def test_calibration_sizes_prompts_for_a_server_that_counts_tokens_differently(t
             "workload.py",
             ["-u", "4", "-r", "50", "-t", "4s", "--only-summary", "--stream", "false", "--input-tokens",
              "uniform:500:3000", "--output-tokens", "2"],
-            {"BASE": server.base_url, **NO_THRESHOLDS},
+            # a fixed text seed: the fitted overhead depends on the words drawn (12-15 tokens with some seeds)
+            {"BASE": server.base_url, "SEED": "7", **NO_THRESHOLDS},
             tmp_path,
             timeout=40,
         )  # fmt: skip
