@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,12 @@ def machine() -> str:
         f"date {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}, nproc {os.cpu_count()}, "
         f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, python {sys.version.split()[0]}"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def loadavg() -> float:
@@ -145,8 +152,10 @@ def run_locust(
             "-u", str(users), "-r", f"{rate:g}", "-t", f"{round(duration_s)}s", "--stop-timeout", "5",
             "--only-summary", "--loglevel", "WARNING", *extra,
         ]  # fmt: skip
-        if processes > 1:
-            cmd += ["--processes", str(processes)]
+        if processes > 1:  # the master on a free port of 127.0.0.1 (never Locust's default 5557)
+            port = free_port()
+            cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                    "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
         if user_class:
             cmd.append(user_class)
         full_env = dict(os.environ)
