@@ -59,6 +59,9 @@ class _TooLarge(Exception):
     """An answer over the size limits; the message is the failure reason."""
 
 
+_GRACE_S = 0.002
+
+
 class _Watch:
     """The call's three bounds (headers, idle, call) on one libev timer, instead of a ``gevent.Timeout`` for the
     headers, one for the call and one per socket wait of the body (gevent arms a Timeout and builds a
@@ -67,11 +70,14 @@ class _Watch:
     The timer is armed for the earliest deadline: ``t0 + idle_s`` (headers), ``t0 + total_s`` (call) and, once a
     stream's body is read with the socket's timeout off, ``last + idle_s``, where ``last`` is the end of the last
     network read (``_Counted`` stamps it). When it fires before a deadline has passed (bytes came meanwhile) it is
-    armed again for what is left, so it fires about once per ``idle_s`` of a healthy call, usually never. A
-    deadline passed: a fresh ``gevent.Timeout`` (never started) is thrown into the calling greenlet, ``fired``
+    armed again for what is left, so it fires about once per ``idle_s`` of a healthy call, usually never. An
+    idle or headers deadline passed is checked once more 2 ms later, after the socket events already pending (a
+    process that got no CPU for a while reads what came meanwhile first). A deadline passed: a fresh ``gevent.Timeout`` (never started) is thrown into the calling greenlet, ``fired``
     holds it and ``reason`` says which bound it was."""
 
-    __slots__ = ("deadline_call", "fired", "greenlet", "idle_s", "last", "loop", "reason", "timer", "watch_idle")
+    __slots__ = (
+        "deadline_call", "fired", "grace", "greenlet", "idle_s", "last", "loop", "reason", "timer", "watch_idle",
+    )  # fmt: skip
 
     def __init__(self, t0: float, timeouts: Timeouts) -> None:
         self.greenlet = getcurrent()
@@ -84,6 +90,7 @@ class _Watch:
         idle timeout; True while a stream is read with the socket's timeout off."""
         self.reason: str | None = None
         self.fired: BaseException | None = None
+        self.grace = False
         self.loop = gevent.get_hub().loop
         self.timer: Any = None
         self._arm(self.idle_s if self.deadline_call is None else min(self.idle_s, timeouts.total_s or self.idle_s))
@@ -111,8 +118,15 @@ class _Watch:
         if due_call is not None and now >= due_call:
             self.reason = TIMEOUT_CALL
         elif now >= due_idle:
+            if not self.grace:
+                # once more after the socket events already pending: when this process got no CPU for a while,
+                # the bytes that came meanwhile are read first (they count), not cut by the timer
+                self.grace = True
+                self._arm(_GRACE_S)
+                return
             self.reason = TIMEOUT_IDLE if self.watch_idle else TIMEOUT_HEADERS
         else:
+            self.grace = False
             nxt = due_idle if due_call is None else min(due_idle, due_call)
             if nxt == float("inf"):  # a body read under the socket's own timeout, no call bound: nothing to watch
                 self.timer = None
