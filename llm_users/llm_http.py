@@ -72,8 +72,9 @@ class _Watch:
     network read (``_Counted`` stamps it). When it fires before a deadline has passed (bytes came meanwhile) it is
     armed again for what is left, so it fires about once per ``idle_s`` of a healthy call, usually never. An
     idle or headers deadline passed is checked once more 2 ms later, after the socket events already pending (a
-    process that got no CPU for a while reads what came meanwhile first). A deadline passed: a fresh ``gevent.Timeout`` (never started) is thrown into the calling greenlet, ``fired``
-    holds it and ``reason`` says which bound it was."""
+    process that got no CPU for a while reads what came meanwhile first). A deadline passed: a fresh
+    ``gevent.Timeout`` (never started) is thrown into the calling greenlet, ``fired`` holds it and ``reason``
+    says which bound it was."""
 
     __slots__ = (
         "deadline_call", "fired", "grace", "greenlet", "idle_s", "last", "loop", "reason", "timer", "watch_idle",
