@@ -148,6 +148,7 @@ bench: $(STAMP) ## client benchmarks: capacity, reading delay, memory, k6 side b
 	$(PY) bench/client_capacity.py --repeat 3
 	$(PY) bench/read_delay.py --repeat 2
 	$(PY) bench/metrics_memory.py
+	$(PY) bench/requests_log.py
 	$(PY) bench/k6_compare.py --repeat 3
 
 bench-mock: $(STAMP) ## mock capacity on one core with wrk (apt-get install -y wrk), recorded in bench/RESULTS.md

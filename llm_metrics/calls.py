@@ -17,8 +17,8 @@ suite's metrics in milliseconds (or counts). The rules, exactly as design.md sec
 ``llm_chunk_gap_ms``  every gap between successive content events (one value per gap, pooled)
 ``llm_queue_ms``      ``queue_ms`` (the ``X-Queue-Time`` header) when present
 ``llm_tokens_per_sec`` output tokens / (total ms / 1000)
-``llm_output_tokens`` ``usage_completion_tokens`` when the server sent usage, else ``content_events``
-``llm_prompt_tokens`` ``usage_prompt_tokens`` when present
+``llm_output_tokens`` ``usage_completion_tokens``, else ``tokenizer_completion_tokens``, else ``content_events``
+``llm_prompt_tokens`` ``usage_prompt_tokens`` when present, else ``tokenizer_prompt_tokens``
 ``llm_schedule_lag_ms`` ``t_start - t_scheduled`` (open model) when scheduled
 extra metrics         ``extra`` (e.g. ``gateway_latency``), as given
 ===================== ========================================================================================
@@ -32,7 +32,8 @@ A metric that cannot be computed is left out, never recorded as 0. Choices where
 * Output tokens of a non-streamed call without usage are unknown (there are no content events to count),
   so ``llm_output_tokens`` and ``llm_tokens_per_sec`` are left out. A streamed call without usage counts its
   content events, and a stream that sent none has a measured 0 output tokens. ``token_source`` says which
-  source was used: ``"usage"``, ``"events"`` or ``None`` when unknown.
+  source was used: ``"usage"``, ``"tokenizer"`` (a local tokenizer, ``--tokenizer``, counted the streamed
+  text), ``"events"`` or ``None`` when unknown.
 * ``llm_tokens_per_sec`` is left out when the total time is 0.
 * Reasoning tokens are part of the output tokens (as OpenAI's ``completion_tokens`` counts them), so
   ``llm_tpot_ms`` spans every token event; ``llm_reasoning_tokens`` says how many of them were reasoning.
@@ -131,6 +132,10 @@ class CallRecord:
     usage_reasoning_tokens: int | None = None
     embeddings: int | None = None
     """Embeddings in the answer (the embeddings API)."""
+    tokenizer_completion_tokens: int | None = None
+    """Output tokens counted by a local tokenizer (``--tokenizer``) when the server sent no usage."""
+    tokenizer_prompt_tokens: int | None = None
+    """Prompt tokens counted by a local tokenizer when the server sent no usage."""
     queue_ms: float | None = None
     stream: bool = True
     extra: dict[str, float] = field(default_factory=dict)
@@ -162,18 +167,24 @@ class GoodputSLO:
 
 
 def token_source(rec: CallRecord) -> str | None:
-    """``"usage"`` when the server reported completion tokens, ``"events"`` for a stream without usage."""
+    """``"usage"`` when the server reported completion tokens, ``"tokenizer"`` when a local tokenizer counted
+    them, ``"events"`` for a stream without either."""
     if rec.usage_completion_tokens is not None:
         return "usage"
+    if rec.tokenizer_completion_tokens is not None:
+        return "tokenizer"
     if rec.stream:
         return "events"
     return None
 
 
 def output_tokens(rec: CallRecord) -> int | None:
-    """Server usage when present, else content events of a stream; None when unknown."""
+    """Server usage when present, else the local tokenizer's count, else content events of a stream; None when
+    unknown."""
     if rec.usage_completion_tokens is not None:
         return rec.usage_completion_tokens
+    if rec.tokenizer_completion_tokens is not None:
+        return rec.tokenizer_completion_tokens
     if rec.stream:
         return rec.content_events
     return None
@@ -262,8 +273,10 @@ def scalar_metric_values(rec: CallRecord) -> list[tuple[str, float]]:
         total = (t_end - t0) * 1000.0
         out.append((METRIC_TOTAL, total))
     tokens = rec.usage_completion_tokens
-    if tokens is None and rec.stream:
-        tokens = rec.content_events
+    if tokens is None:
+        tokens = rec.tokenizer_completion_tokens
+        if tokens is None and rec.stream:
+            tokens = rec.content_events
     if tokens is not None:
         ct = rec.chunk_times
         if tokens >= 2 and len(ct) >= 2:
@@ -277,8 +290,9 @@ def scalar_metric_values(rec: CallRecord) -> list[tuple[str, float]]:
         out.append((METRIC_REASONING_TOKENS, float(rt)))
     if rec.embeddings is not None and total:
         out.append((METRIC_EMBEDDINGS_PER_SEC, rec.embeddings * 1000.0 / total))
-    if rec.usage_prompt_tokens is not None:
-        out.append((METRIC_PROMPT_TOKENS, float(rec.usage_prompt_tokens)))
+    prompt_tokens = rec.usage_prompt_tokens if rec.usage_prompt_tokens is not None else rec.tokenizer_prompt_tokens
+    if prompt_tokens is not None:
+        out.append((METRIC_PROMPT_TOKENS, float(prompt_tokens)))
     if rec.queue_ms is not None:
         out.append((METRIC_QUEUE, float(rec.queue_ms)))
     if rec.t_scheduled is not None:

@@ -467,8 +467,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Compare two runs' JSON summaries; exit 1 when a value regressed beyond its tolerance, "
         "2 on bad input, else 0.",
     )
-    parser.add_argument("base", help="JSON summary of the reference run")
-    parser.add_argument("new", help="JSON summary of the run to judge")
+    parser.add_argument(
+        "base", help="JSON summary of the reference run, or its --requests-jsonl file(s): a .jsonl path, glob or list"
+    )
+    parser.add_argument("new", help="JSON summary of the run to judge, or its --requests-jsonl file(s)")
     parser.add_argument(
         "--tolerance",
         action="append",

@@ -34,6 +34,7 @@ __all__ = [
     "HeaderGetter",
     "SourceKind",
     "TimingSource",
+    "carried",
     "measure",
     "parse_ms",
     "parse_server_timing",
@@ -84,6 +85,13 @@ class TimingSource:
         if ttfb_ms is None:
             return None
         return max(0.0, ttfb_ms - value)
+
+
+def carried(sources: Sequence[TimingSource]) -> str:
+    """What an answer must carry for ``sources`` to give a value, in words: ``x-litellm-overhead-duration-ms or
+    Server-Timing gateway``."""
+    names = [f"Server-Timing {s.entry}" if s.kind == "server_timing" else s.header for s in sources]
+    return " or ".join(names) if names else "(no header configured)"
 
 
 def _header(name: str, unit_ms: float = 1.0) -> TimingSource:

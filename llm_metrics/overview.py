@@ -218,7 +218,16 @@ def check_summary(doc: Any, source: str) -> dict[str, Any]:
 
 
 def load_summary(path: str | Path) -> dict[str, Any]:
-    """Read and check a JSON summary; ``SummaryError`` naming the file when it cannot be used."""
+    """Read and check a JSON summary; ``SummaryError`` naming the file when it cannot be used. A ``.jsonl`` path
+    (a file, a glob or a comma-separated list of request records, ``requests_log``) gives the summary rebuilt
+    from those records."""
+    from .requests_log import is_requests_path, summary_from_requests
+
+    if is_requests_path(path):
+        try:
+            return check_summary(summary_from_requests(path), str(path))
+        except ValueError as exc:
+            raise SummaryError(str(exc)) from None
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .outputs import write_atomic
 from .overview import (
     ALL,
     LATENCY_COLUMNS,
@@ -572,7 +573,9 @@ def _thresholds(doc: Mapping[str, Any]) -> str:
         rows.append(
             f'<tr class="{"pass" if ok else "fail"}"><td class="mark">{mark}</td><td>{_e(th.get("key", ""))}</td>'
             f"<td>{_e(th.get('expression', ''))}{_e(extra)}</td>"
-            f"<td>{_e(_observed(th, _kind(str(th.get('metric', '')), doc)))}</td>"
+            f"<td>{_e(_observed(th, _kind(str(th.get('metric', '')), doc)))}"
+            + (f'<br><span class="muted">{_e(th["no_data_reason"])}</span>' if th.get("no_data_reason") else "")
+            + "</td>"
             f'<td class="n">{_num(th.get("samples"))}</td></tr>'
         )
     failed = sum(1 for th in ths if not th.get("ok"))
@@ -659,6 +662,40 @@ def _rates(doc: Mapping[str, Any]) -> str:
     return _table(["rate", "tags", "rate", "hits", "total"], rows, 2) if rows else '<p class="muted">None.</p>'
 
 
+def _trust(doc: Mapping[str, Any]) -> str:
+    """Why the verdict cannot be trusted (if so), the load generator's self-measurement, the open-model ledger."""
+    parts = []
+    because = doc.get("untrustworthy_because") or []
+    if because:
+        items = "".join(f"<li>{_e(r)}</li>" for r in because)
+        parts.append(f'<p class="warn">VERDICT NOT TRUSTWORTHY (exit code 98):</p><ul class="warn">{items}</ul>')
+    gen = doc.get("load_generator") or {}
+    if gen.get("saturated"):
+        parts.append('<p class="warn">LOAD GENERATOR SATURATED: its own timings are distorted.</p>')
+    rows = []
+    lag = gen.get("loop_lag_ms")
+    if isinstance(lag, Mapping):
+        cells = "".join(f"<td class='n'>{_num(lag.get(k))}</td>" for k in ("samples", "p50", "p99", "max"))
+        rows.append(f"<tr><td>client_loop_lag_ms</td>{cells}</tr>")
+    cpu = gen.get("cpu_pct")
+    if isinstance(cpu, Mapping):
+        cells = "".join(f"<td class='n'>{_num(cpu.get(k))}</td>" for k in ("seconds", "p50"))
+        rows.append(
+            f"<tr><td>client_cpu_pct</td>{cells}<td class='n'>-</td><td class='n'>{_num(cpu.get('max'))}</td></tr>"
+        )
+    if rows:
+        parts.append("<p>Load generator (every process that ran Users):</p>")
+        parts.append(_table(["metric", "samples", "p50", "p99", "max"], rows, 1))
+    arr = doc.get("arrivals")
+    if isinstance(arr, Mapping) and "expected" in arr:
+        row = "".join(f"<td class='n'>{_num(arr.get(k))}</td>" for k in ("expected", "issued", "sent", "dropped"))
+        parts.append(f"<p>Open-model arrivals ({_e(arr.get('arrival'))}, {_num(arr.get('scheduled_s'))} s):</p>")
+        parts.append(_table(["expected", "issued", "sent", "dropped"], [f"<tr>{row}</tr>"], 0))
+        for problem in arr.get("problems") or []:
+            parts.append(f'<p class="warn">SCHEDULE NOT KEPT: {_e(problem)}</p>')
+    return "".join(parts) or '<p class="muted">Nothing measured.</p>'
+
+
 def _run_facts(doc: Mapping[str, Any]) -> str:
     parts = []
     sources = doc.get("token_source") or {}
@@ -682,6 +719,12 @@ def _run_facts(doc: Mapping[str, Any]) -> str:
     return "".join(parts) or '<p class="muted">Nothing to add.</p>'
 
 
+def _server_section(server: Mapping[str, Any], series: Sequence[Mapping[str, Any]]) -> str:
+    from .server_scrape import render_section  # --server-metrics (llm_metrics.server_scrape)
+
+    return render_section(server, series)
+
+
 def render_report(summary_json: dict[str, Any]) -> str:
     """The whole report as one HTML document (a str); ``summary_json`` is a JSON summary (``summary``)."""
     doc = check_summary(summary_json, "summary")
@@ -694,6 +737,8 @@ def render_report(summary_json: dict[str, Any]) -> str:
         if has_th or doc.get("aborted_by")
         else '<span class="verdict ok">no thresholds</span>'
     )
+    if doc.get("verdict_trustworthy") is False:
+        badge = '<span class="verdict bad">NOT TRUSTWORTHY</span>'
     series = doc.get("series") or []
     facts = [f"suite <b>{_e(suite)}</b>"]
     if meta.get("host"):
@@ -718,7 +763,13 @@ def render_report(summary_json: dict[str, Any]) -> str:
             if isinstance(doc.get("capacity"), Mapping) and "steps" in doc["capacity"]
             else []
         ),
+        ("trust", "Trust", _trust(doc)),
         ("plots", "Over time", _plots(series)),
+        *(
+            [("server", "Server side", _server_section(doc["server_series"], series))]
+            if isinstance(doc.get("server_series"), Mapping)
+            else []
+        ),
         ("llm", "LLM overview", _overview(doc)),
         ("metrics", "Metrics", _metrics(doc)),
         ("counters", "Counters", _counters(doc)),
@@ -740,11 +791,8 @@ def render_report(summary_json: dict[str, Any]) -> str:
 
 
 def write_report(summary_json: dict[str, Any], path: str | Path, secrets: Sequence[str | None] = ()) -> Path:
-    """Render and write the report (any secret value masked), creating the folder; returns the path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(redact(render_report(summary_json), secrets), encoding="utf-8")
-    return out
+    """Render and write the report (any secret value masked) atomically, creating the folder; returns the path."""
+    return write_atomic(path, redact(render_report(summary_json), secrets))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -752,7 +800,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m llm_metrics.report_html",
         description="Render the HTML report (one self-contained file) of a run from its JSON summary.",
     )
-    parser.add_argument("summary", help="JSON summary written by a run (--summary-json)")
+    parser.add_argument(
+        "summary",
+        help="JSON summary written by a run (--summary-json), or its --requests-jsonl file(s): a .jsonl path, "
+        "a glob or a comma-separated list",
+    )
     parser.add_argument("-o", "--output", help="HTML file to write (default: the summary's name with .html)")
     args = parser.parse_args(argv)
     try:
@@ -760,7 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SummaryError as exc:
         print(f"report_html: {exc}", file=sys.stderr)
         return 2
-    out = write_report(doc, args.output or Path(args.summary).with_suffix(".html"))
+    default = Path(args.summary.split(",")[0].replace("*", "all")).with_suffix(".html")
+    out = write_report(doc, args.output or default)
     print(f"HTML report written to {out}")
     return 0
 

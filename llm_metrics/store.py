@@ -315,7 +315,15 @@ class MetricStore:
                 gaps.append((t - prev) * 1000.0)
                 prev = t
             h.record_many(gaps)
-        source = "usage" if rec.usage_completion_tokens is not None else "events" if rec.stream else "unknown"
+        source = (
+            "usage"
+            if rec.usage_completion_tokens is not None
+            else "tokenizer"
+            if rec.tokenizer_completion_tokens is not None
+            else "events"
+            if rec.stream
+            else "unknown"
+        )
         stags = entry.source_key.get(source)
         if stags is None:
             stags = entry.source_key[source] = make_tags(dict(entry.tags) | {"source": source})
@@ -365,6 +373,10 @@ class MetricStore:
             self.inc(blocked, tags)
         elif str(status) == "429":
             self.inc(REQUESTS_BLOCKED, tags)
+
+    def clear(self) -> None:
+        """Forget every series, count and the run's start and stop (Locust's "Reset stats", a new run)."""
+        self.__init__(max_series=self.max_series, keep_totals=self.keep_totals)  # type: ignore[misc]
 
     # -- worker -> master --------------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ Console (``console_report``), in the spirit of k6's end-of-test summary::
       ✓ gateway_latency                                  p(95)<50     no data
 
 A passing threshold without data shows ``no data`` (``✗ ... no data`` with ``failOnNoData``); ``ascii=True``
-uses ``PASS``/``FAIL`` instead of the check marks. The metrics table has one line per metric and tag set:
-count, avg, p50, p90, p95, p99, max; then counters (count, per second) and rates (rate, hits of total).
+uses ``PASS``/``FAIL`` instead of the check marks; under the table, each threshold without data has a line
+saying why (``ThresholdResult.no_data_reason``, JSON ``no_data_reason``). The metrics table has one line
+per metric and tag set: count, avg, p50, p90, p95, p99, max; then counters (count, per second) and rates
+(rate, hits of total).
 
 JSON (``json_summary``): plain dicts and lists with a fixed key order, series sorted by metric then tags,
 floats finite or None. Keys: ``schema``, ``ok``, ``metadata`` (as passed by the caller), ``duration_s``,
@@ -112,6 +114,9 @@ def format_thresholds_table(results: Sequence[ThresholdResult], *, ascii: bool =
         [ok_mark if r.ok else fail_mark, r.threshold.name, r.threshold.expression, format_observed(r)] for r in results
     ]
     lines = ["THRESHOLDS", *_table(rows)]
+    for r in results:
+        if r.no_data and r.no_data_reason:
+            lines.append(f"  no data: {r.threshold.name} {r.threshold.expression}: {r.no_data_reason}")
     failed = sum(1 for r in results if not r.ok)
     no_data = sum(1 for r in results if r.no_data)
     verdict = f"  {len(results) - failed} of {len(results)} thresholds passed"
@@ -205,6 +210,7 @@ def _threshold_json(r: ThresholdResult) -> dict[str, Any]:
         "samples": r.samples,
         "ok": r.ok,
         "no_data": r.no_data,
+        "no_data_reason": r.no_data_reason,
         "error": r.error,
         "abort_on_fail": th.abort_on_fail,
     }

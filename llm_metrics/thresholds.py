@@ -223,6 +223,8 @@ class ThresholdResult:
     """Why the metric could not be evaluated (e.g. recorded with another kind); such a result fails."""
     samples: int | None = field(default=None)
     """Samples behind ``observed``: histogram count, rate total or counter value."""
+    no_data_reason: str | None = None
+    """With ``no_data``: why, in words (``llm_metrics.nodata.explain``), filled in where the verdict is made."""
 
 
 # -- parsing -----------------------------------------------------------------------------------------

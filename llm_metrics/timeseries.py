@@ -271,6 +271,13 @@ class TimeSeries:
                     s.total_ms = None
                     s.ttft_ms = None
 
+    def clear(self) -> None:
+        """Forget every second (Locust's "Reset stats", a new run)."""
+        self._live = {}
+        self._base = {}
+        self._newest = None
+        self._last_prune = None
+
     # -- worker -> master --------------------------------------------------------------------------
 
     def take_delta(self) -> dict[str, Any]:

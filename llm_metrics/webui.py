@@ -25,8 +25,8 @@ get a tab of their own and the metrics a long table (one row per metric: ten col
 the 20 columns of a wide table would not); the table sorts by its hidden ``name`` key until a header is
 clicked (``name`` carries the row's position); its data rides on ``/stats/requests``, which the UI stops
 polling once the run has stopped (reload the page for the final numbers); the stock charts plot Locust's own
-response times only, so TTFT, tokens/s and users over time are plotted in ``llm/report``; Locust's
-"Reset stats" does not reset these metrics (they cover the whole run, as the JSON summary does).
+response times only, so TTFT, tokens/s and users over time are plotted in ``llm/report``. Locust's
+"Reset stats" resets these metrics and their series too (``hooks.LLMMetrics.reset``), and so does a new run.
 
 Rows are computed at most once a second whatever the number of open pages. Secrets are masked in every output,
 and the secret options' values never reach the browser (``hide_secret_values``).
@@ -45,6 +45,7 @@ from typing import Any
 from . import summary
 from .overview import LATENCY_COLUMNS, PERCENTILES, OverviewRow, overview_rows
 from .report_html import render_report
+from .selfmon import CLIENT_CPU, CLIENT_LOOP_LAG
 from .thresholds import ThresholdResult, evaluate
 
 __all__ = [
@@ -87,6 +88,7 @@ THRESHOLDS_TABLE: list[dict[str, str]] = [
     {"key": "abort", "title": "abortOnFail"},
 ]
 DOWNLOADS: list[dict[str, str]] = [
+    {"href": "./llm/live", "title": "LLM live charts (per scenario, per second)"},
     {"href": "./llm/report", "title": "LLM report (HTML with plots, live)"},
     {"href": "./llm/metrics.csv", "title": "Download LLM metrics CSV"},
     {"href": "./llm/summary.json", "title": "Download LLM JSON summary (live)"},
@@ -143,6 +145,33 @@ def metrics_table_rows(rows: Sequence[OverviewRow]) -> list[dict[str, Any]]:
     return out
 
 
+def generator_rows(m: Any) -> list[dict[str, Any]]:
+    """Rows of the "LLM metrics" tab for the load generator's self-measurement (``selfmon``), per process:
+    event-loop lag (p50, p95, p99 in ms) and CPU share (% of a core), each with its samples."""
+    out: list[dict[str, Any]] = []
+    for metric in (CLIENT_LOOP_LAG, CLIENT_CPU):
+        for _name, tags, h in m.store.histograms(metric):
+            if not h.count:
+                continue
+            p50, p95, p99 = (_cell(v) for v in h.percentiles((50.0, 95.0, 99.0)))
+            out.append(
+                {
+                    "name": f"g{len(out):05d}",
+                    "scenario": "load generator",
+                    "request": dict(tags).get("process", ""),
+                    "prompt": "",
+                    "metric": metric,
+                    "samples": h.count,
+                    "p50": p50,
+                    "p95": p95,
+                    "p99": p99,
+                    "per_second": "-",
+                    "share": "-",
+                }
+            )
+    return out
+
+
 def threshold_table_rows(results: Sequence[ThresholdResult]) -> list[dict[str, Any]]:
     """Rows of the "LLM thresholds" tab, in the order of the thresholds file."""
     out = []
@@ -170,6 +199,11 @@ def live_summary(m: Any) -> dict[str, Any]:
     for name, fn in m.json_sections.items():
         doc[name] = fn()
     doc["aborted_by"] = [f"{r.threshold.name} {r.threshold.expression}" for r in m.aborted_by]
+    arrivals = m.arrivals_section() if hasattr(m, "arrivals_section") else None
+    if arrivals is not None:
+        doc["arrivals"] = arrivals
+    if hasattr(m, "load_generator"):
+        doc["load_generator"] = m.load_generator()[1]
     return doc
 
 
@@ -208,7 +242,7 @@ class _Tabs:
                 self._data = []
             else:
                 self._data = [
-                    {"key": METRICS_TAB, "data": metrics_table_rows(live_rows(m))},
+                    {"key": METRICS_TAB, "data": metrics_table_rows(live_rows(m)) + generator_rows(m)},
                     {"key": THRESHOLDS_TAB, "data": threshold_table_rows(evaluate(m.thresholds, m.store))},
                 ]
             self._at = now
@@ -337,4 +371,7 @@ def attach_web_ui(environment: Any) -> None:
             headers={"Content-Disposition": f"attachment;filename=llm-metrics-{m.suite}.csv"},
         )
 
+    from .live import attach_live
+
+    attach_live(environment, web_ui, bp)  # llm/live: the charts shown in the LLM tab
     web_ui.app.register_blueprint(bp)

@@ -85,7 +85,7 @@ class AnthropicAccumulator:
     def _piece(self, text: Any, obj: dict[str, Any], t: float, reasoning: bool) -> None:
         if isinstance(text, str) and text:
             st = self.state
-            st.token(t, reasoning, not reasoning)
+            st.token(t, reasoning, not reasoning, text)
             if self._mock:
                 st.stamp(obj.get("mock_sent_ns"), t)
 

@@ -46,7 +46,7 @@ class CompletionsAccumulator:
             ch = choices[0]
             text = ch.get("text")
             if isinstance(text, str) and text:
-                st.token(t, False, True)
+                st.token(t, False, True, text)
                 if self._mock:
                     st.stamp(obj.get("mock_sent_ns"), t)
             fr = ch.get("finish_reason")

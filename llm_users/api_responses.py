@@ -63,9 +63,9 @@ class ResponsesAccumulator:
             delta = obj.get("delta")
             if isinstance(delta, str) and delta:
                 if typ in _OUTPUT:
-                    st.token(t, False, True)
+                    st.token(t, False, True, delta)
                 elif typ.startswith("response.reasoning"):
-                    st.token(t, True, False)
+                    st.token(t, True, False, delta)
                 else:
                     return False
                 if self._mock:

@@ -7,7 +7,11 @@ test start, and again whenever the set of active workers changes (a worker joins
 quits): a worker whose share changes restarts its schedule with it, so the total rate stays the one asked for.
 A late joiner asks for its share (``llm_arrival_share_request``) once its listeners exist: Locust hands it the
 running test (ack, spawn, spawning complete) before its ``init`` event, so messages sent at connect are lost;
-its schedule starts when both its Users and its share are there.
+its schedule starts once both the test and its share are there.
+
+The open model starts with the run (``llm_users.open_start``): the Users are spawned at once and each
+process's schedule runs from the test start; on the master (or the local runner) an ``ArrivalLedger`` counts
+the arrivals the run should issue, which ``llm_metrics.hooks`` checks against those issued and dropped.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ import gevent
 from locust import FastHttpUser, constant, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from llm_metrics.adherence import ArrivalLedger
 from llm_users.arrival import ArrivalSpec
 from llm_users.dispatch import ArrivalDispatcher, Scenario
 from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
+from llm_users.open_start import READY_S, spawn_pool_at_once
 from llm_users.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.prompts import PromptError
 from llm_users.security import install_security
 from llm_users.target_binding import LocalSecrets, local_secrets
+from llm_users.tokenizer import add_tokenizer_argument, configure_from_options
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +73,24 @@ class ChatRuntime:
 
     def start(self) -> None:
         self.stop()
-        self.dispatcher = ArrivalDispatcher(self.scenarios(), self.worker_index, self.workers, self._dropped)
-        self.dispatcher.start()
+        self.dispatcher = ArrivalDispatcher(
+            self.scenarios(), self.worker_index, self.workers, self._dropped, on_issue=self._issued
+        )
+        self.dispatcher.start(delay_s=READY_S)
+
+    def _issued(self, scenario: str) -> None:
+        metrics = getattr(self.environment, "llm_metrics", None)
+        if metrics is not None:
+            metrics.tally(f"issued:{scenario}")
+
+    def start_ledger(self) -> None:
+        """Master or local runner, at test start: the arrivals the whole run should issue (llm_metrics.adherence)."""
+        metrics = getattr(self.environment, "llm_metrics", None)
+        if metrics is None:
+            return
+        rates = {sc.name: sc.spec.rate for sc in self.scenarios() if sc.spec.rate > 0}
+        metrics.arrival_ledger = ledger = ArrivalLedger(kind=self.settings.arrival)
+        ledger.start(time.time(), rates)
 
     def on_spawning_complete(self, **_kw: Any) -> None:
         self.spawn_done = True
@@ -85,7 +108,7 @@ class ChatRuntime:
             for name, n in d.issued.items():
                 self.issued[name] = self.issued.get(name, 0) + n
             if d.started_at is not None:
-                self.scheduled_s += time.perf_counter() - d.started_at
+                self.scheduled_s += max(0.0, time.perf_counter() - d.started_at)
 
     def arrivals(self) -> dict[str, Any]:
         """This process's open-model ledger: arrivals scheduled (sent or dropped) and for how long."""
@@ -96,7 +119,7 @@ class ChatRuntime:
             for name, n in d.issued.items():
                 issued[name] = issued.get(name, 0) + n
             if d.started_at is not None:
-                seconds += time.perf_counter() - d.started_at
+                seconds += max(0.0, time.perf_counter() - d.started_at)
         return {
             "issued": issued,
             "scheduled_s": round(seconds, 3),
@@ -107,6 +130,7 @@ class ChatRuntime:
         metrics = getattr(self.environment, "llm_metrics", None)
         if metrics is not None:
             metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt})
+            metrics.tally(f"dropped:{scenario}")  # this run's ledger (the metric covers the whole session)
 
 
 def _active_workers(runner: Any, joining: str | None = None) -> list[str]:
@@ -165,17 +189,20 @@ def install_chat(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
         add_chat_arguments(parser)
+        add_tokenizer_argument(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
+        configure_from_options(opts)
         settings = _settings_or_exit(opts, local_secrets(environment))
         rt = ChatRuntime(environment, settings)
         environment.llm_chat = rt
-        # like k6's pre-allocated VUs, the schedule starts once the Users exist, so the first arrivals
-        # are not dropped for want of a User that is still being spawned
+        # like k6's pre-allocated VUs, the Users are spawned at once and the schedule starts with the test
+        # (llm_users.open_start); spawning_complete only starts a schedule that could not start before
+        spawn_pool_at_once(environment, "chat")
         environment.events.spawning_complete.add_listener(rt.on_spawning_complete)
         if not opts.worker and not getattr(opts, "stop_timeout", None):
             # k6's gracefulStop: calls in flight at the end of the run may finish (and are counted)
@@ -202,8 +229,8 @@ def install_chat(events: Any) -> None:
                 if rt.dispatcher is not None and (rt.worker_index, rt.workers) != before:
                     log.info("chat suite: arrival share now %d of %d workers", rt.worker_index + 1, rt.workers)
                     rt.start()  # re-divided during the run: this worker's schedule restarts with its new share
-                elif rt.dispatcher is None and rt.armed and rt.spawn_done:
-                    rt.start()  # a late joiner: its Users were ready before its share came
+                elif rt.dispatcher is None and rt.armed:
+                    rt.start()  # the test started before the share came (e.g. a late joiner)
 
             runner.register_message(SHARE_MESSAGE, _share)
             if runner.worker_state in ("spawning", "running"):
@@ -231,6 +258,8 @@ def install_chat(events: Any) -> None:
                 log.error("chat suite: %s; stopping", exc)
                 runner.quit()
                 return
+        if not isinstance(runner, WorkerRunner):
+            rt.start_ledger()
         if isinstance(runner, MasterRunner):
             _stop_watch(rt)
             _send_shares(runner, rt, _active_workers(runner))
@@ -239,12 +268,12 @@ def install_chat(events: Any) -> None:
         rt.smoke_done = False
         rt.issued, rt.scheduled_s = {}, 0.0
         metrics = getattr(environment, "llm_metrics", None)
-        if metrics is not None:
-            metrics.json_sections["arrivals"] = rt.arrivals
+        if metrics is not None and isinstance(runner, WorkerRunner):
+            metrics.json_sections["arrivals"] = rt.arrivals  # a worker's own view; the master merges its ledger
         rt.armed = True
         rt.spawn_done = False
-        if environment.shape_class is not None:
-            rt.start()  # a shape changes the user count all along: no moment when spawning is complete
+        if rt.share_ready():
+            rt.start()  # the schedule runs from the test start (the Users are spawned at once, open_start)
 
     @events.test_stopping.add_listener
     def _stopping(environment: Any, **_kw: Any) -> None:

@@ -45,21 +45,24 @@ class ArrivalDispatcher:
         worker_index: int = 0,
         workers: int = 1,
         on_drop: Callable[[str, str], None] | None = None,
+        on_issue: Callable[[str], None] | None = None,
     ) -> None:
         self.scenarios = list(scenarios)
         self.worker_index = worker_index
         self.workers = workers
         self.on_drop = on_drop
+        self.on_issue = on_issue
         self.idle: deque[AsyncResult] = deque()
         self.dropped: dict[str, int] = {}
         self.issued: dict[str, int] = {}
         self._greenlets: list[gevent.Greenlet] = []
         self.started_at: float | None = None
 
-    def start(self) -> None:
+    def start(self, delay_s: float = 0.0) -> None:
+        """Run the schedules from ``delay_s`` seconds from now (time for the Users just spawned to be waiting)."""
         if self._greenlets:
             return
-        self.started_at = time.perf_counter()
+        self.started_at = time.perf_counter() + delay_s
         for sc in self.scenarios:
             if sc.spec.rate > 0:
                 self._greenlets.append(gevent.spawn(self._run, sc, self.started_at))
@@ -85,6 +88,8 @@ class ArrivalDispatcher:
                 gevent.sleep(delay)
             prompt = next(prompts)
             self.issued[sc.name] = self.issued.get(sc.name, 0) + 1
+            if self.on_issue is not None:
+                self.on_issue(sc.name)
             if self.idle:
                 self.idle.popleft().set(Ticket(sc.name, prompt, due))
             else:

@@ -39,7 +39,7 @@ from locust import FastHttpUser, between, constant, task
 from locust.runners import WorkerRunner
 
 from llm_metrics.calls import CallRecord
-from llm_metrics.gateway_headers import measure
+from llm_metrics.gateway_headers import carried, measure
 from llm_metrics.gateway_metrics import (
     GATEWAY_LATENCY,
     POLICY_CHECK_LATENCY,
@@ -146,6 +146,9 @@ def install_gateway(events: Any) -> None:
         if m is not None:
             attach_recovery(m, environment, rt.settings.conf.recovery)
             m.json_sections["gateway"] = lambda: gateway_section(rt.settings)
+            # a gateway SLO without a sample says which headers were looked for (llm_metrics.nodata)
+            m.no_data_needs[GATEWAY_LATENCY] = carried(rt.settings.conf.gateway_latency)
+            m.no_data_needs[POLICY_CHECK_LATENCY] = carried(rt.settings.conf.policy_check_latency)
 
 
 def gateway_section(settings: GatewaySettings) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from geventhttpclient.response import HTTPParseError
 from geventhttpclient.useragent import EmptyResponse
 
 from llm_metrics.calls import CallRecord
+from llm_users import tokenizer as _tokenizer
 from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, StreamState, parse_chat_json
 from llm_users.sse import StreamCut, drain, iter_arrivals, iter_events
 
@@ -321,6 +322,9 @@ def llm_call(
                 rec.t_end = _perf()
             rec.ok = reason is None
             rec.error = reason
+            counter = _tokenizer.active()
+            if counter is not None and rec.ok and rec.usage_prompt_tokens is None and isinstance(payload, dict):
+                rec.tokenizer_prompt_tokens = counter.count(_tokenizer.prompt_text(payload))
             meta = resp.request_meta
             meta["response_time"] = (rec.t_end - t0) * 1000.0
             meta["response_length"] = nbytes
@@ -489,6 +493,8 @@ def _read_stream(
     ``watch`` (``_Watch``), when given, has its ``last`` set to the end of every network read."""
     acc = decoder(server_stamps)
     st: StreamState = acc.state
+    if _tokenizer.active() is not None:
+        st.texts = []  # the streamed text, for the local tokenizer
     counted = _Counted(iter_arrivals(raw), watch)
     perf = _perf
     finished = False
@@ -533,6 +539,9 @@ def _read_stream(
     rec.usage_completion_tokens = st.completion_tokens
     rec.usage_prompt_tokens = st.prompt_tokens
     rec.usage_reasoning_tokens = st.reasoning_tokens
+    counter = _tokenizer.active()
+    if counter is not None and st.texts is not None and st.completion_tokens is None:
+        rec.tokenizer_completion_tokens = counter.count("".join(st.texts))
     if server_stamps and st.read_delays_ms:
         context["llm_read_delays_ms"] = st.read_delays_ms
     if st.error is not None:

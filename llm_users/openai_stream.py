@@ -52,9 +52,14 @@ class StreamState:
     reasoning_events: int = 0
     reasoning_tokens: int | None = None
     """From the usage (``completion_tokens_details.reasoning_tokens`` or the API's equivalent)."""
+    texts: list[str] | None = None
+    """The streamed text pieces, collected only when set to a list (a local tokenizer counts them)."""
 
-    def token(self, t: float, reasoning: bool, output: bool) -> None:
-        """One token event at ``t``: a reasoning piece, an output piece, or both in one event."""
+    def token(self, t: float, reasoning: bool, output: bool, text: str | None = None) -> None:
+        """One token event at ``t``: a reasoning piece, an output piece, or both in one event; ``text`` is kept
+        when ``texts`` collects it."""
+        if text is not None and self.texts is not None:
+            self.texts.append(text)
         if self.first_content is None:
             self.first_content = t
         self.chunk_times.append(t)
@@ -203,6 +208,8 @@ class ChatStreamAccumulator:
                 if '"' not in text and "\\" not in text and text.isprintable():
                     self.template_hits += 1
                     if text:
+                        if st.texts is not None:
+                            st.texts.append(text)
                         if st.first_content is None:
                             st.first_content = t
                         if st.first_output is None:
@@ -245,6 +252,12 @@ class ChatStreamAccumulator:
                 output = bool(content) or (isinstance(tools, list) and bool(tools))
                 if output or reasoning:
                     st.token(t, reasoning, output)
+                    if st.texts is not None:
+                        st.texts += [
+                            p
+                            for p in (delta.get("reasoning_content") or delta.get("reasoning"), content)
+                            if isinstance(p, str)
+                        ]
                     if self._mock:
                         st.stamp(obj.get("mock_sent_ns"), t)
                     if self._tries and tpl is None and output and not reasoning:

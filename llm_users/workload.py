@@ -47,16 +47,20 @@ from gevent.lock import Semaphore
 from locust import FastHttpUser, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from llm_metrics.adherence import ArrivalLedger
 from llm_metrics.histogram import Histogram
 from llm_metrics.thresholds import MetricRegistry, default_registry
 from llm_users.arrival import ArrivalSpec, arrival_times
 from llm_users.llm_http import Timeouts, llm_call
+from llm_users.open_start import READY_S, spawn_pool_at_once
 from llm_users.openai_stream import JsonAnswer, StreamError, parse_chat_json
 from llm_users.options import OptionError
 from llm_users.prompts import PromptError
 from llm_users.security import install_security
 from llm_users.synthetic import Calibration, SyntheticText, local_tokens
 from llm_users.target_binding import LocalSecrets, local_secrets, no_redirect_opener
+from llm_users.tokenizer import TokenCounter, add_tokenizer_argument, configure_from_options
+from llm_users.tokenizer import active as tokenizer_active
 from llm_users.workload_conversation import Conversation, Conversations
 from llm_users.workload_dispatch import ScheduleDispatcher
 from llm_users.workload_options import WorkloadSettings, add_workload_arguments, workload_settings
@@ -84,7 +88,6 @@ CALIBRATION_MESSAGE = "llm_workload_calibration"
 ACTIVE_WORKER_STATES = ("ready", "spawning", "running")
 GRACEFUL_STOP_S = 30.0
 PROBE_TOKENS = (8, 256, 1024)  # the smallest pins the template constant, the largest the ratio
-READY_S = 0.1
 MAX_TURN_TAG = 50
 INPUT_ERROR = "input_len_error_pct"
 INPUT_REQUESTED = "input_tokens_requested"
@@ -190,9 +193,13 @@ class WorkloadRuntime:
             return self.calibration or Calibration()
         self._calibrating = Event()
         try:
-            self.calibration = self._probe() if self.settings.calibrate else Calibration()
-            if not self.settings.calibrate:
-                self.calibration_note = "calibration off (--calibrate false)"
+            counter = tokenizer_active()
+            if counter is not None:  # --tokenizer: prompts sized with the local tokenizer, no probe of the server
+                self.calibration = self._fit_tokenizer(counter)
+            else:
+                self.calibration = self._probe() if self.settings.calibrate else Calibration()
+                if not self.settings.calibrate:
+                    self.calibration_note = "calibration off (--calibrate false)"
             log.info("workload: prompt length: %s", self.calibration_note or self.calibration.describe())
             runner = self.environment.runner
             if isinstance(runner, WorkerRunner):
@@ -200,6 +207,18 @@ class WorkloadRuntime:
         finally:
             self._calibrating.set()
         return self.calibration
+
+    def _fit_tokenizer(self, counter: TokenCounter) -> Calibration:
+        """The generator's text counted by the local tokenizer at the probe lengths (``tokenizer``)."""
+        rng = random.Random(self.settings.seed ^ 0xCA1)
+        points = [(n, counter.count(self.text.text(n, rng))) for n in PROBE_TOKENS]
+        try:
+            fit = Calibration.fit(points)
+        except ValueError as exc:
+            self.calibration_note = f"not sized by the tokenizer {counter.source} ({exc})"
+            return Calibration()
+        self.calibration_note = f"sized with the tokenizer {counter.source}: {fit.describe()}"
+        return fit
 
     def _probe(self) -> Calibration:
         s = self.settings
@@ -238,8 +257,10 @@ class WorkloadRuntime:
     def start(self) -> None:
         """(Re)start this process's schedule; a trace keeps its start time, so a re-division resumes it.
 
-        The first schedule waits for the calibration (the Users wait for it too, in ``on_start``); every
-        schedule starts ``READY_S`` after the dispatcher exists, so that the first arrivals find the Users idle.
+        The first schedule waits for the calibration (the Users wait for it too, in ``on_start``): the arrivals
+        of that time are not issued (a burst of them afterwards would overload the target at once), and the
+        ledger of expected arrivals (``llm_metrics.adherence``) counts them as missing. Every schedule starts
+        ``READY_S`` after the dispatcher exists, so that the first arrivals find the Users idle.
         """
         self.stop()
         s = self.settings
@@ -267,7 +288,7 @@ class WorkloadRuntime:
                 self.trace_t0 = now
             t0 = self.trace_t0
             skip = now - t0 - 1e-6 if now > t0 else 0.0
-        self.dispatcher = ScheduleDispatcher(self._items(skip), self._dropped, t0)
+        self.dispatcher = ScheduleDispatcher(self._items(skip), self._dropped, t0, on_issue=self._issued)
         self.dispatcher.start()
 
     def stop(self) -> None:
@@ -286,11 +307,32 @@ class WorkloadRuntime:
         if self.armed and self.dispatcher is None and self.share_ready():
             self.start()
 
+    def _issued(self, payload: Any) -> None:
+        metrics = getattr(self.environment, "llm_metrics", None)
+        if metrics is not None:
+            metrics.tally(f"issued:{TRACE_SCENARIO if isinstance(payload, TraceRecord) else SCENARIO}")
+
+    def start_ledger(self) -> None:
+        """Master or local runner, at test start: the arrivals the run should issue (llm_metrics.adherence)."""
+        metrics = getattr(self.environment, "llm_metrics", None)
+        s = self.settings
+        if metrics is None or s.mode == "closed":
+            return
+        if s.mode == "trace" and s.trace is not None:
+            offsets = [t for t, _rec in schedule(s.trace, s.trace_time_scale, 0, 1)]
+            ledger = ArrivalLedger(kind="trace", offsets={TRACE_SCENARIO: offsets})
+            ledger.start(time.time())
+        else:
+            ledger = ArrivalLedger(kind=s.arrival)
+            ledger.start(time.time(), {SCENARIO: self.rate})
+        metrics.arrival_ledger = ledger
+
     def _dropped(self, payload: Any) -> None:
         metrics = getattr(self.environment, "llm_metrics", None)
         if metrics is not None:
             scenario = TRACE_SCENARIO if isinstance(payload, TraceRecord) else SCENARIO
             metrics.count("dropped_iterations", {"scenario": scenario})
+            metrics.tally(f"dropped:{scenario}")  # this run's ledger (the metric covers the whole session)
 
     # -- rate control (the capacity search's rate mode) ------------------------------------------------
 
@@ -304,6 +346,10 @@ class WorkloadRuntime:
             raise ValueError(f"arrival rate must be a number >= 0, got {rate!r}")
         self.rate = float(rate)
         self.rate_overridden = True
+        metrics = getattr(self.environment, "llm_metrics", None)
+        ledger = getattr(metrics, "arrival_ledger", None)
+        if ledger is not None and ledger.running:
+            ledger.set_rates(time.time(), {SCENARIO: self.rate})
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             _send_shares(runner, self, _active_workers(runner))
@@ -490,15 +536,19 @@ def install_workload(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _args(parser: Any, **_kw: Any) -> None:
         add_workload_arguments(parser)
+        add_tokenizer_argument(parser)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
+        configure_from_options(opts)
         settings = _settings_or_exit(opts, local_secrets(environment))
         rt = WorkloadRuntime(environment, settings)
         environment.llm_workload = rt
+        # open and trace: the Users are a pool spawned at once, the schedule runs from the test start
+        spawn_pool_at_once(environment, "workload", lambda: rt.settings.mode != "closed")
         environment.events.spawning_complete.add_listener(rt.on_spawning_complete)
         if not opts.worker and not getattr(opts, "stop_timeout", None):
             opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S  # calls in flight finish (k6 gracefulStop)
@@ -512,8 +562,8 @@ def install_workload(events: Any) -> None:
             and not opts.worker
             and environment.shape_class is None
         ):
-            spawn_s = (opts.num_users or 1) / (opts.spawn_rate or 1)
-            opts.run_time = math.ceil(duration(settings.trace, settings.trace_time_scale) + spawn_s + 2)
+            # the Users are spawned at once (open_start): the trace plus a margin for the last answers
+            opts.run_time = math.ceil(duration(settings.trace, settings.trace_time_scale) + 2)
         runner = environment.runner
         if not isinstance(runner, WorkerRunner):
             environment.llm_rate_control = rt
@@ -527,9 +577,9 @@ def install_workload(events: Any) -> None:
                 rt.rate = float(msg.data.get("rate", rt.rate))
                 rt.rate_overridden = rt.share_known = True
                 changed = rt.dispatcher is not None and (rt.rank, rt.workers, rt.rate) != before
-                waiting = rt.dispatcher is None and rt.armed and (rt.spawn_done or environment.shape_class is not None)
+                waiting = rt.dispatcher is None and rt.armed
                 if changed or waiting:
-                    rt.start()  # a new share, or the Users were ready before the share came
+                    rt.start()  # a new share, or the test started before the share came
 
             runner.register_message(SHARE_MESSAGE, _share)
             if runner.worker_state in ("spawning", "running"):
@@ -565,6 +615,7 @@ def install_workload(events: Any) -> None:
         rt.trace_t0 = None
         if not isinstance(runner, WorkerRunner):
             _attach_sections(environment, rt)  # install_metrics may have come after install_workload
+            rt.start_ledger()
         if isinstance(runner, MasterRunner):
             _stop_watch(rt)
             _send_shares(runner, rt, _active_workers(runner))
@@ -572,8 +623,8 @@ def install_workload(events: Any) -> None:
             return
         rt.armed = True
         rt.spawn_done = False
-        if environment.shape_class is not None and rt.share_ready():
-            rt.start()  # a shape changes the user count all along: no moment when spawning is complete
+        if rt.share_ready():
+            rt.start()  # the schedule runs from the test start (the Users are spawned at once, open_start)
 
     def _halt(environment: Any, **_kw: Any) -> None:
         rt = getattr(environment, "llm_workload", None)

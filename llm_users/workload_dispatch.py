@@ -35,9 +35,11 @@ class ScheduleDispatcher:
         items: Iterable[tuple[float, Any]],
         on_drop: Callable[[Any], None] | None = None,
         t0: float | None = None,
+        on_issue: Callable[[Any], None] | None = None,
     ) -> None:
         self.items = items
         self.on_drop = on_drop
+        self.on_issue = on_issue
         self.t0 = t0
         self.idle: deque[AsyncResult] = deque()
         self.issued = 0
@@ -67,6 +69,8 @@ class ScheduleDispatcher:
                 if delay > 0:
                     gevent.sleep(delay)
                 self.issued += 1
+                if self.on_issue is not None:
+                    self.on_issue(payload)
                 if self.idle:
                     self.idle.popleft().set(WorkTicket(payload, due))
                 else:

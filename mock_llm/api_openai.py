@@ -333,6 +333,8 @@ async def run_stream(
                 batch.append(frame(enc.tool_start(f"call_mock{call.index:x}", tool, _ARGS_OPEN + word)))
             else:
                 batch.append(frame(enc.tool_args(word)))
+        if not i:
+            stats.observe_ttft(perf() - call.arrived)
         call.sent += 1
         stats.tokens_served += 1
         if conn.write_paused:

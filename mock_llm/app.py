@@ -59,6 +59,7 @@ class LlmCall:
     start: float
     sent: int = 0  # output tokens sent so far (booked against the key's budget at the end)
     done: bool = False
+    arrived: float = 0.0  # perf_counter when the call reached the LLM pipeline (before gateway waits and queue)
 
 
 class MockApp:
@@ -239,7 +240,7 @@ class MockApp:
             await self.sleep_until(t1 + overhead)
         policy_ms = (t1 - t0) * 1000 if policy > 0 else 0.0
         gateway_ms = (time.perf_counter() - t0) * 1000 if policy + overhead > 0 else 0.0
-        headers = _TIMING % (gateway_ms, gateway_ms, policy_ms)
+        headers = _TIMING % (gateway_ms, gateway_ms, policy_ms) if gw.timing_headers else b""
         authorization = req.header(b"authorization")
         if authorization is None and req.header(b"x-api-key"):  # Anthropic's header, as gateways accept it
             authorization = f"Bearer {req.header(b'x-api-key')}"
@@ -292,7 +293,7 @@ class MockApp:
         if not self.admission.try_acquire():
             await self.admission.acquire()
             headers += b"x-queue-time: %.3f\r\n" % ((time.perf_counter() - queued_at) * 1000)
-        return LlmCall(auth.key, rng, index, fault, headers, time.perf_counter())
+        return LlmCall(auth.key, rng, index, fault, headers, time.perf_counter(), arrived=t0)
 
     def end_llm(self, call: LlmCall) -> None:
         """Give the generation slot back and book the tokens sent (once), also for a call cut short."""

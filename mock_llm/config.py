@@ -122,6 +122,9 @@ class GatewayConfig:
     gateway_overhead_jitter_ms: float = _opt(0.0, "gaussian sd added to the overhead (ms)", min=0)
     policy_ms: float = _opt(0.0, "policy-check wait before an LLM call (ms)", min=0)
     policy_jitter_ms: float = _opt(0.0, "gaussian sd added to the policy wait (ms)", min=0)
+    timing_headers: bool = _opt(
+        True, "send x-litellm-overhead-duration-ms and Server-Timing on LLM answers; false: a gateway without them"
+    )
 
 
 @dataclass

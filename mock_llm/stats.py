@@ -7,12 +7,15 @@ endpoints are not counted. Gauges (active, queued) are read from the admission q
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import defaultdict
 from typing import Any
 
 _MAX_KEYS = 1000  # distinct "METHOD /path" keys kept; others are pooled, so random paths cannot grow memory
 OTHER = "OTHER"
+TTFT_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+"""Upper bounds of the TTFT histogram (vLLM's ``time_to_first_token_seconds`` buckets up to 10 s)."""
 
 
 class Stats:
@@ -33,7 +36,14 @@ class Stats:
         self.completed_streams = 0
         self.client_disconnects = 0
         self.tool_calls = 0
+        self.ttft_buckets = [0] * (len(TTFT_BUCKETS_S) + 1)  # the last one: above every bound (+Inf)
+        self.ttft_sum = 0.0
         self.reset_at = time.time()
+
+    def observe_ttft(self, seconds: float) -> None:
+        """Time from a streamed call's arrival to its first token (the server's TTFT), into the histogram."""
+        self.ttft_buckets[bisect.bisect_left(TTFT_BUCKETS_S, seconds)] += 1
+        self.ttft_sum += seconds
 
     def key(self, method: str, path: str) -> str:
         """The counter key of a request; pooled as OTHER once too many distinct keys exist."""
@@ -63,6 +73,30 @@ class Stats:
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _vllm_style(stats: Stats, active: int, queued: int) -> list[str]:
+    """The same numbers under vLLM's names (the ``vllm`` preset of ``--server-metrics`` reads them)."""
+    lines = [
+        "# HELP vllm:num_requests_running Requests generating (the mock's active generations).",
+        "# TYPE vllm:num_requests_running gauge",
+        f'vllm:num_requests_running{{model_name="mock"}} {active}',
+        "# HELP vllm:num_requests_waiting Requests waiting for a generation slot.",
+        "# TYPE vllm:num_requests_waiting gauge",
+        f'vllm:num_requests_waiting{{model_name="mock"}} {queued}',
+        "# HELP vllm:generation_tokens_total Output tokens sent.",
+        "# TYPE vllm:generation_tokens_total counter",
+        f'vllm:generation_tokens_total{{model_name="mock"}} {stats.tokens_served}',
+        "# HELP vllm:time_to_first_token_seconds Streamed calls: arrival to first token, as the mock measures it.",
+        "# TYPE vllm:time_to_first_token_seconds histogram",
+    ]
+    cumulative = 0
+    for bound, n in zip((*(str(b) for b in TTFT_BUCKETS_S), "+Inf"), stats.ttft_buckets, strict=True):
+        cumulative += n
+        lines.append(f'vllm:time_to_first_token_seconds_bucket{{le="{bound}",model_name="mock"}} {cumulative}')
+    lines.append(f'vllm:time_to_first_token_seconds_sum{{model_name="mock"}} {stats.ttft_sum}')
+    lines.append(f'vllm:time_to_first_token_seconds_count{{model_name="mock"}} {cumulative}')
+    return lines
 
 
 def render_prometheus(stats: Stats, prefix: str, active: int, queued: int) -> bytes:
@@ -105,4 +139,5 @@ def render_prometheus(stats: Stats, prefix: str, active: int, queued: int) -> by
         f"# TYPE {p}_queue_length gauge",
         f"{p}_queue_length {queued}",
     ]
+    lines += _vllm_style(stats, active, queued)
     return ("\n".join(lines) + "\n").encode()

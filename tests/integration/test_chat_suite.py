@@ -23,7 +23,8 @@ TOKENS = 20
 @pytest.mark.timing
 def test_timing_matches_the_mock_at_50_concurrent_streams(tmp_path: Path) -> None:
     """TTFT p50 within 2 ms, TPOT p50 within 1 ms, reading delay p50 <= 1 ms and p99 <= 5 ms, each plus the
-    machine's scheduling noise measured during the run (``SchedulingNoise``: ~0.1 ms on a quiet machine).
+    machine's scheduling noise measured during the run (``SchedulingNoise``: ~0.1 ms on a quiet machine; for the
+    p99, also the client's own loop lag).
 
     The reading delay is per token against the mock's own send stamps (same clock): the client's error
     itself. TTFT may exceed the configured 200 ms by the send path, the mock's timer lateness and that
@@ -58,7 +59,13 @@ def test_timing_matches_the_mock_at_50_concurrent_streams(tmp_path: Path) -> Non
     print(f"TTFT p50 {ttft_p50:.2f} ms, TPOT p50 {tpot_p50:.3f} ms, read delay p50 {d50:.2f} p99 {d99:.2f}; {noise}")
     assert delay.count >= ttft.count * TOKENS * 0.99
     assert d50 <= 1.0 + noise.p(50), (delay.stats(), str(noise))
-    assert d99 <= 5.0 + noise.p(99), (delay.stats(), str(noise))
+    # the reading delay's tail follows the client's own event-loop lag, measured in the same process during the
+    # same run (client_loop_lag_ms; bench/RESULTS.md: read delay p99 = 1.2-1.6x the probe's p99): the noise floor
+    # of this bound is twice that, or the machine's, whichever is larger
+    lag = run.hist("client_loop_lag_ms")
+    lag99 = lag.percentile(99) or 0.0
+    assert lag.count > 0
+    assert d99 <= 5.0 + max(noise.p(99), 2.0 * lag99), (delay.stats(), lag.stats(), str(noise))
     # the mock cannot send early: TTFT is never under the configured value by more than the histogram's 0.5%
     assert -1.0 <= ttft_p50 - TTFT_MS <= 2.0 + d50, (ttft.stats(), delay.stats())
     assert abs(tpot_p50 - ITL_MS) <= 1.0, tpot.stats()
@@ -82,7 +89,8 @@ def test_threshold_verdict_sets_the_exit_code(tmp_path: Path, limit: str, code: 
     with MockProcess({"ttft_ms": 100, "itl_ms": 5}) as mock:
         run = run_locust(
             "chat.py",
-            ["-u", "5", "-r", "5", "-t", "3s", "--only-summary"],
+            # 20 Users for 5 arrivals/s of calls up to 1.4 s (cot): none dropped, the schedule is kept
+            ["-u", "20", "-t", "3s", "--only-summary"],
             {"BASE": mock.base_url, "STREAM_RPS": "4", "NONSTREAM_RPS": "1", "THRESHOLDS": str(th)},
             tmp_path,
         )

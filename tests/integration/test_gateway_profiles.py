@@ -18,7 +18,9 @@ def test_chat_runs_the_spike_profile_from_profiles_py(tmp_path: Path) -> None:
         # run_locust prefixes locustfiles/; the second file of the comma-separated list is given in full
         run = run_locust(
             f"chat.py,{LOCUSTFILES / 'profiles.py'}",
-            ["--only-summary", "--load-profile", "spike", "--time-scale", "0.02"],
+            # the spike profile starts from few Users, so arrivals are dropped while it ramps (the open model's
+            # adherence check would say so, exit 98): accepted here, the point is that the profile is followed
+            ["--only-summary", "--load-profile", "spike", "--time-scale", "0.02", "--accept-schedule-miss"],
             {"BASE": mock.base_url, "STREAM_RPS": "5", "NONSTREAM_RPS": "5", "MAX_TOKENS": "5", "SMOKE": "false"},
             tmp_path,
             timeout=40,

@@ -41,6 +41,7 @@ CASES = [
 ]
 
 
+@pytest.mark.timing  # TTFT within 6 ms and gaps within 1.5 ms as this test's thread reads them
 @pytest.mark.parametrize(("path", "body"), CASES, ids=["completions", "responses", "anthropic"])
 def test_tokens_come_at_the_latency_models_deadlines(mock: MockProcess, path: str, body: dict[str, Any]) -> None:
     res = stream_request(mock.base_url, path, {"model": "m", "stream": True, **body})

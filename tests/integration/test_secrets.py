@@ -241,3 +241,46 @@ def test_credentials_in_the_target_url_are_in_no_output(tmp_path: Path) -> None:
     assert "http://***@127.0.0.1" in outputs["summary"] and "http://***@127.0.0.1" in outputs["locust.html"]
     leaks = [(w, s) for w, t in outputs.items() for s in (PUSH_USER, PUSH_PASSWORD) for f in secret_forms(s) if f in t]
     assert not leaks, leaks
+
+
+SUITE_RUNS = {
+    "chat": ("chat.py", "BASE", {"STREAM_RPS": "4", "NONSTREAM_RPS": "2", "MAX_TOKENS": "8"}),
+    "sidecar": ("sidecar.py", "OSIRIS_URL", {"THINK_TIME": "0.2"}),
+    "workload": ("workload.py", "BASE", {"INPUT_TOKENS": "20", "OUTPUT_TOKENS": "8"}),
+}
+
+
+@pytest.mark.parametrize("suite", list(SUITE_RUNS))
+def test_the_secrets_of_each_suite_are_in_no_output(tmp_path: Path, suite: str) -> None:
+    """The chat, sidecar and workload suites (the gateway's: above) with an API key and a load-test token whose
+    JSON and URL forms differ from their text: the calls carry them, and no console line, JSON summary, HTML
+    report, Locust ``--html`` or ``--csv`` file holds them in any form."""
+    locustfile, target_env, env = SUITE_RUNS[suite]
+    with MockProcess(
+        {"ttft_ms": 5, "itl_ms": 1, "gateway": {"require_api_key": True, "api_keys": {API_KEY: {}}}}
+    ) as mock:
+        run = run_locust(
+            locustfile,
+            ["-u", "3", "-r", "3", "-t", "3s", "--html", str(tmp_path / "locust.html"), "--csv", str(tmp_path / "run")],
+            {
+                target_env: mock.base_url,
+                "API_KEY": API_KEY,
+                "LOADTEST_TOKEN": LOADTEST_TOKEN,
+                "HTML_REPORT": str(tmp_path / "report.html"),
+                **env,
+            },
+            tmp_path,
+        )
+        stats = mock.stats()
+    assert run.summary is not None, run.output[-3000:]
+    # the secrets were used: the mock requires the key on every LLM call and refused none
+    assert stats["per_key"].get(API_KEY, {}).get("requests", 0) > 0 and stats["unauthorized"] == 0, stats
+    outputs = {"console": run.output}
+    for f in sorted(tmp_path.iterdir()):
+        if f.is_file():
+            outputs[f.name] = f.read_text(errors="replace")
+    assert {"report.html", "locust.html", "run_stats.csv"} <= set(outputs), sorted(outputs)
+    leaks = [
+        (w, s[:12]) for w, t in outputs.items() for s in (API_KEY, LOADTEST_TOKEN) for f in secret_forms(s) if f in t
+    ]
+    assert not leaks, leaks

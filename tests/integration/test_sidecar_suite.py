@@ -160,3 +160,17 @@ def test_the_three_user_classes_are_listed_for_the_picker() -> None:
     out = subprocess.run(cmd, cwd=ROOT, env=locust_env(), capture_output=True, text=True, timeout=25)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["Available", "Users:", "SidecarLoadUser", "SidecarReadUser", "SidecarTradeUser"]
+
+
+def test_a_slow_start_up_does_not_cut_the_run_short(tmp_path: Path) -> None:
+    """Locust arms ``-t`` on gevent's cached clock; after a start-up of 3 s it was stale by as much and a
+    ``-t 2s`` run stopped before its first request. The suite refreshes the clock: the run lasts its 2 s."""
+    slow = str(Path(__file__).parent / "locustfiles" / "slow_start_sidecar.py")
+    with MockProcess({"ttft_ms": 1, "itl_ms": 0}) as mock:
+        run = run_locust(
+            slow, ["-u", "2", "-r", "2", "-t", "2s"], {"OSIRIS_URL": mock.base_url, "THINK_TIME": "0.1"}, tmp_path
+        )
+        stats = mock.stats()
+    assert run.summary is not None, run.output[-3000:]
+    assert stats["requests"].get("POST /generate", 0) >= 10, stats  # 2 Users, ~0.1 s per iteration, 2 s
+    assert run.summary["metadata"]["duration_s"] >= 1.8, run.summary["metadata"]

@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 def test_memory_files_and_greenlets_stay_flat(tmp_path: Path) -> None:
     soak = run_soak(24, users=10, stream_rps=8, nonstream_rps=8, workdir=tmp_path)
-    assert soak.returncode in (0, 1), soak.output[-3000:]  # 1: Locust's code for a run with failed requests
+    # 1: Locust's code for a run with failed requests; 98: the suite's when, on a busy machine, the schedule was not
+    # kept or the generator saturated (the stall faults hold Users for a second). Either way the runner survived.
+    assert soak.returncode in (0, 1, 98), soak.output[-3000:]
     calls = soak.mock_stats["requests"]["POST /v1/chat/completions"]
     assert calls > 250 and sum(soak.mock_stats["faults"].values()) > 10, soak.mock_stats
     result = analyze(soak.samples, warmup_s=6)

@@ -132,7 +132,8 @@ def test_calibration_sizes_prompts_for_a_server_that_counts_tokens_differently(t
             "workload.py",
             ["-u", "4", "-r", "50", "-t", "4s", "--only-summary", "--stream", "false", "--input-tokens",
              "uniform:500:3000", "--output-tokens", "2"],
-            {"BASE": server.base_url, **NO_THRESHOLDS},
+            # a fixed text seed: the fitted overhead depends on the words drawn (12-15 tokens with some seeds)
+            {"BASE": server.base_url, "SEED": "7", **NO_THRESHOLDS},
             tmp_path,
             timeout=40,
         )  # fmt: skip
@@ -221,6 +222,7 @@ TRACE: list[dict[str, Any]] = [
 ]
 
 
+@pytest.mark.timing  # offsets within 30 ms of the schedule: needs the CPU to itself
 def test_a_trace_is_replayed_at_its_offsets_with_its_lengths(tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     trace.write_text("\n".join(json.dumps(r) for r in reversed(TRACE)) + "\n")  # any order

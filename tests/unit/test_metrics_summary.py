@@ -142,6 +142,7 @@ def test_json_summary_is_serialisable_and_stable() -> None:
         "samples": 100,
         "ok": False,
         "no_data": False,
+        "no_data_reason": None,
         "error": None,
         "abort_on_fail": False,
     }

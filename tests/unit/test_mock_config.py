@@ -106,7 +106,7 @@ def test_every_setting_has_a_flag() -> None:
         "--no-usage-chunk", "--shutdown-grace-s", "1", "--require-api-key", "--api-key", "k1:5:10:1000",
         "--api-key", "k2", "--user", "bob:pw", "--access-token-ttl-s", "60", "--refresh-token-ttl-s", "600",
         "--gateway-overhead-ms", "3", "--gateway-overhead-jitter-ms", "1", "--policy-ms", "2",
-        "--policy-jitter-ms", "0.5", "--metric-prefix", "osiris", "--fault", "*:error:0.01:503",
+        "--policy-jitter-ms", "0.5", "--no-timing-headers", "--metric-prefix", "osiris", "--fault", "*:error:0.01:503",
         "--fault", "/generate:stall:0.5", "--prefix-cache-enabled", "--prefix-cache-discount", "0.75",
         "--prefix-cache-max-entries", "50",
     ])  # fmt: skip
@@ -126,6 +126,7 @@ def test_every_setting_has_a_flag() -> None:
             "users": {"admin": "mock-admin-password", "bob": "pw"},
             "access_token_ttl_s": 60.0, "refresh_token_ttl_s": 600.0,
             "gateway_overhead_ms": 3.0, "gateway_overhead_jitter_ms": 1.0, "policy_ms": 2.0, "policy_jitter_ms": 0.5,
+            "timing_headers": False,
         },
         "sidecar": {"metric_prefix": "osiris"},
         "faults": [{"kind": "error", "rate": 0.01, "path": "*", "arg": 503.0},

@@ -328,7 +328,7 @@ NOT_UTF8 = b"\xff\xfe"
         (
             lambda p: load_slo_file(p, default_registry()),
             b"1: x\nthresholds: {}\n",
-            "{p}: 1: unknown key (expected thresholds, goodput, fail_on_no_data)",
+            "{p}: 1: unknown key (expected thresholds, goodput, fail_on_no_data, saturation)",
         ),
         (load_gateway_config, DEEP, "{p}: invalid YAML: nesting too deep"),
         (load_profiles, DEEP, "{p}: invalid YAML: nesting too deep"),

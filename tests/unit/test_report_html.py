@@ -24,7 +24,7 @@ def test_the_report_is_valid_html_and_self_contained() -> None:
     page = render_report(make_summary())
     parsed = check_html(page)
     assert page.startswith("<!DOCTYPE html>")
-    assert parsed.links == ["#thresholds", "#plots", "#llm", "#metrics", "#counters", "#rates", "#run"]
+    assert parsed.links == ["#thresholds", "#trust", "#plots", "#llm", "#metrics", "#counters", "#rates", "#run"]
     lowered = page.lower()
     for outside in ("@import", "url(", "<script", "<link", "<iframe", "<img"):
         assert outside not in lowered, outside

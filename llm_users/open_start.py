@@ -1,0 +1,64 @@
+"""The open model starts with the run: its Users are a pool spawned at once, its schedule starts at test start.
+
+In the open model the load is the arrival rate; the Users (``-u``) are only the pool that takes the
+arrivals, like k6's ``preAllocatedVUs``, which k6 allocates before the scenario starts. Locust ramps Users at
+``-r`` per second (1 by default), and a schedule that waited for the ramp to end (``spawning_complete``) ran
+late: ``-u 20 -t 20s`` without ``-r`` sent 8 calls in 20 s. So the open-model suites
+
+* spawn their whole pool at once (``spawn_pool_at_once``: the runner's spawn rate is raised to the user
+  count, whatever ``-r`` or the web UI form says; a load shape keeps its own rates), and
+* start each process's schedule at test start (``READY_S`` later, the time for the Users just spawned to
+  wait for work), for the whole run time; an arrival due when no User is idle is dropped and counted.
+
+``llm_metrics.adherence`` then checks, where the verdict is made, that the schedule was kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from locust.runners import WorkerRunner
+
+__all__ = ["READY_S", "spawn_pool_at_once"]
+
+log = logging.getLogger(__name__)
+
+READY_S = 0.1
+"""A schedule's first arrival is due this long after the test start: the Users spawned at once are waiting."""
+
+
+def spawn_pool_at_once(environment: Any, suite: str, applies: Callable[[], bool] = lambda: True) -> None:
+    """Make the master or local runner spawn every User at once while ``applies()`` (the open model runs).
+
+    Wraps ``runner.start`` (called by the headless start, the web UI's swarm form and the master's re-balancing)
+    so its spawn rate is at least the user count; not with a load shape, whose ticks set their own rates.
+    """
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner) or getattr(runner, "_llm_pool_at_once", False):
+        return
+    # Locust arms -t with gevent.spawn_later after this init; gevent's clock is the loop's cached time, stale
+    # by the whole start-up (imports, config) until the loop first runs: -t 6s stopped 0.43 s early (measured).
+    # Refreshing it here makes the run last -t from the test start, the window the arrivals are expected in.
+    gevent.get_hub().loop.update_now()
+    original = runner.start
+    told: list[bool] = []
+
+    def start(user_count: int, spawn_rate: float, wait: bool = False, user_classes: Any = None) -> Any:
+        if environment.shape_class is None and applies() and user_count > spawn_rate:
+            if not told:
+                told.append(True)
+                log.info(
+                    "%s suite, open model: the %d Users are a pool that takes the arrivals (k6's preAllocatedVUs), "
+                    "spawned at once (spawn rate %g ignored); the arrival rate is the load",
+                    suite,
+                    user_count,
+                    spawn_rate,
+                )
+            spawn_rate = float(user_count)
+        return original(user_count, spawn_rate, wait=wait, user_classes=user_classes)
+
+    runner.start = start
+    runner._llm_pool_at_once = True
