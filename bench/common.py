@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,12 @@ def machine() -> str:
         f"date {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}, nproc {os.cpu_count()}, "
         f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}, python {sys.version.split()[0]}"
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def loadavg() -> float:
@@ -130,8 +137,12 @@ def run_locust(
     spawn_rate: float | None = None,
     mock_pid: int | None = None,
     core: str = CLIENT_CORE,
+    processes: int = 1,
 ) -> LocustRun:
-    """One headless Locust process pinned to ``core``; returns the probe's measurement of the steady window."""
+    """One headless Locust process pinned to ``core``; returns the probe's measurement of the steady window.
+
+    ``processes`` > 1 runs ``--processes N`` (Locust forks N workers and keeps a master, all pinned to ``core``):
+    the probe's figures are then added up over the processes (``merge_probes``)."""
     with tempfile.TemporaryDirectory(prefix="bench-locust-") as tmp:
         out = Path(tmp) / "probe.json"
         summary = Path(tmp) / "summary.json"
@@ -141,6 +152,10 @@ def run_locust(
             "-u", str(users), "-r", f"{rate:g}", "-t", f"{round(duration_s)}s", "--stop-timeout", "5",
             "--only-summary", "--loglevel", "WARNING", *extra,
         ]  # fmt: skip
+        if processes > 1:  # the master on a free port of 127.0.0.1 (never Locust's default 5557)
+            port = free_port()
+            cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                    "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
         if user_class:
             cmd.append(user_class)
         full_env = dict(os.environ)
@@ -157,11 +172,46 @@ def run_locust(
         if not out.exists():
             raise RuntimeError(f"locust wrote no probe output (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         probe = json.loads(out.read_text())
+        workers = sorted(Path(tmp).glob("probe.json.worker*"))
+        if processes > 1:
+            if len(workers) != processes:
+                raise RuntimeError(f"{len(workers)} of {processes} worker probes written:\n{proc.stderr[-3000:]}")
+            probe = merge_probes(probe, [json.loads(w.read_text()) for w in workers])
         summ = json.loads(summary.read_text()) if summary.exists() else {}
         shown_env = " ".join(f"{k}={v}" for k, v in (env or {}).items())
         shown = (shown_env + " " if shown_env else "") + " ".join(c.replace(str(BIN) + "/", ".venv/bin/") for c in cmd)
         shown = shown.replace(host, "$MOCK")
         return LocustRun(shown, probe, mock_cpu, proc.stdout + proc.stderr, proc.returncode, summ)
+
+
+def merge_probes(master: dict[str, Any], workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The probe figures of a ``--processes N`` run: rates, requests and CPU shares added up over the workers
+    (the master's CPU share added too: it is part of what the run costs), reading delays merged; ``per_process``
+    keeps each worker's own steady figures and read delay percentiles."""
+    from llm_metrics.histogram import Histogram
+
+    keys = ("rate", "cpu", "requests", "failures")
+    steady = {k: sum(float(w["steady"][k]) for w in workers) for k in keys}
+    steady["cpu"] += float(master["steady"]["cpu"])
+    steady["seconds"] = min(float(w["steady"]["seconds"]) for w in workers)
+    delays = Histogram()
+    for w in workers:
+        delays.merge(Histogram.from_wire(w["delays_wire"]))
+    pcts = (50.0, 90.0, 99.0, 99.9)
+    merged = {
+        **master,
+        "steady": steady,
+        "total_ok": sum(w["total_ok"] for w in workers),
+        "total_failed": sum(w["total_failed"] for w in workers),
+        "read_delay_ms": {
+            "count": delays.count,
+            **{f"p{p:g}": v for p, v in zip(pcts, delays.percentiles(pcts), strict=True)},
+            "max": delays.vmax,
+        },
+        "master_cpu": master["steady"]["cpu"],
+        "per_process": [{"steady": w["steady"], "read_delay_ms": w["read_delay_ms"]} for w in workers],
+    }
+    return merged
 
 
 def best_median(values: Sequence[float], higher_is_better: bool = True) -> tuple[float, float]:

@@ -11,6 +11,9 @@ It also times every other request listener (Locust's own statistics, the suite's
 with the thread's CPU clock, so the share of the process's CPU each one takes in the steady window is measured
 inside the same run (``listeners_cpu``): a figure that other work on the machine does not blur as it blurs a
 comparison of two runs.
+
+With ``--processes N`` every forked worker writes ``BENCH_OUT.worker<pid>`` and the master ``BENCH_OUT``;
+``bench/common.py`` sums the rates and CPU shares and merges the reading delays.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from typing import Any
 
 import gevent
+from locust.runners import WorkerRunner
 
 from llm_metrics.histogram import Histogram
 
@@ -118,6 +122,7 @@ class _Probe:
                 **{f"p{p:g}": v for p, v in zip(pcts, d.percentiles(pcts), strict=True)},
                 "max": d.vmax,
             },
+            "delays_wire": d.to_wire(),
             "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "listeners_cpu": self.listeners_cpu(),
         }
@@ -159,6 +164,10 @@ def install_probe(events: Any) -> _Probe:
     @events.quitting.add_listener
     def _quit(environment: Any, **_kw: Any) -> None:
         out = os.environ.get("BENCH_OUT")
+        if out and isinstance(environment.runner, WorkerRunner):
+            # --processes N (or --worker): each process writes its own file next to the master's;
+            # bench/common.py adds them up
+            out = f"{out}.worker{os.getpid()}"
         res = probe.result()
         stats = environment.stats.total
         res["locust_total"] = {"requests": stats.num_requests, "failures": stats.num_failures}

@@ -7,7 +7,13 @@ and in the client before the suite stamped it. Each level keeps N streams open a
 each stream ``--tokens`` tokens at ``--itl-ms`` apart: 20 tokens/s by default), and only events after the
 warm-up (every User spawned and one whole stream read) count.
 
+``--processes 1,2`` repeats every level with Locust's ``--processes N`` (N forked workers and a master, the suite's
+merged metrics): the reading delays of all workers are merged, the rates and CPU shares added up, and each
+worker's own figures printed (per process: what a user multiplies). One process is pinned to core 1 (the mock has
+core 0); N > 1 processes get both cores (``--client-cores``, default ``0,1``), so the mock shares core 0 with them.
+
 Usage: python bench/read_delay.py [--levels 10,100,1000,2000] [--duration 30] [--repeat 2] [--itl-ms 50]
+       [--processes 1,2]
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import LocustRun, loadavg, machine, mock, need, run_locust
+from bench.common import CLIENT_CORE, LocustRun, loadavg, machine, mock, need, run_locust
 
 LOCUSTFILE = "bench/locustfile_capacity.py"
 
@@ -33,9 +39,12 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--limit-ms", type=float, default=10.0, help="the p99 bound looked for (default 10 ms)")
     ap.add_argument("--reference", action="store_true", help="decoders as before the speed-ups (BENCH_REFERENCE=1)")
+    ap.add_argument("--processes", default="1", help="Locust --processes values to run each level with (e.g. 1,2)")
+    ap.add_argument("--client-cores", default="0,1", help="cores of Locust when --processes > 1 (default 0,1)")
     args = ap.parse_args()
     need("taskset")
     levels = [int(x) for x in args.levels.split(",")]
+    procs = [int(x) for x in args.processes.split(",")]
     stream_s = (args.itl_ms * args.tokens + args.itl_ms) / 1000.0
     print(machine(), flush=True)
     rows = []
@@ -46,7 +55,7 @@ def main() -> int:
     margs = ["--ttft-ms", str(args.itl_ms), "--itl-ms", str(args.itl_ms), "--output-tokens", str(args.tokens)]
     with mock(margs) as m:
         print(f"mock: {m.shown}", flush=True)
-        for n in levels:
+        for n, nproc in ((n, p) for p in procs for n in levels):
             spawn_rate = min(n, 400)
             warmup = n / spawn_rate + stream_s + 2.0
             runs: list[LocustRun] = []
@@ -54,11 +63,19 @@ def main() -> int:
             for _ in range(args.repeat):
                 loads.append(loadavg())
                 r = run_locust(LOCUSTFILE, "SuiteStreamUser", m.base_url, users=n, duration_s=args.duration + warmup,
-                               warmup_s=warmup, env=env, spawn_rate=spawn_rate, mock_pid=m.proc.pid)  # fmt: skip
+                               warmup_s=warmup, env=env, spawn_rate=spawn_rate, mock_pid=m.proc.pid,
+                               processes=nproc, core=CLIENT_CORE if nproc == 1 else args.client_cores)  # fmt: skip
                 runs.append(r)
                 d = r.probe["read_delay_ms"]
                 tps = d["count"] / max(r.probe["steady"]["seconds"], 1e-9)
-                print(f"{n:5} streams: p50 {d['p50']:.3f} ms  p99 {d['p99']:.3f} ms  p99.9 {d['p99.9']:.3f} ms  "
+                for i, pp in enumerate(r.probe.get("per_process", [])):
+                    pd = pp["read_delay_ms"]
+                    print(f"      process {i + 1}: p50 {pd['p50']:.3f} ms  p99 {pd['p99']:.3f} ms  "
+                          f"events {pd['count']}  "
+                          f"tokens/s {pd['count'] / max(pp['steady']['seconds'], 1e-9):,.0f}  "
+                          f"cpu {pp['steady']['cpu']:.2f}", flush=True)  # fmt: skip
+                print(f"{n:5} streams x {nproc} proc: p50 {d['p50']:.3f} ms  p99 {d['p99']:.3f} ms  "
+                      f"p99.9 {d['p99.9']:.3f} ms  "
                       f"events {d['count']}  tokens/s {tps:,.0f}  locust cpu {r.cpu():.2f}  mock cpu {r.mock_cpu:.2f}  "
                       f"fail {r.probe['steady']['failures']}  load {loads[-1]:.2f}", flush=True)  # fmt: skip
             p50s = [r.probe["read_delay_ms"]["p50"] for r in runs]
@@ -70,7 +87,7 @@ def main() -> int:
             if crossed is None and min(p99s) > args.limit_ms:
                 crossed = n
             rows.append(
-                f"| {n:,} | {min(p50s):.2f} ({statistics.median(p50s):.2f}) | **{min(p99s):.2f}** "
+                f"| {n:,} | {nproc} | {min(p50s):.2f} ({statistics.median(p50s):.2f}) | **{min(p99s):.2f}** "
                 f"({statistics.median(p99s):.2f}) | {min(p999):.2f} ({statistics.median(p999):.2f}) "
                 f"| {statistics.median(tps):,.0f} | {statistics.median(cpu):.0%} | {runs[best].mock_cpu:.0%} "
                 f"| {sum(r.probe['steady']['failures'] for r in runs)} | {min(loads):.2f}-{max(loads):.2f} |"
@@ -78,9 +95,10 @@ def main() -> int:
     print()
     print(machine())
     print()
-    print("| open streams | read delay p50 ms: best (median) | p99 ms: best (median) | p99.9 ms: best (median) "
+    print("| open streams | processes | read delay p50 ms: best (median) | p99 ms: best (median) "
+          "| p99.9 ms: best (median) "
           "| tokens/s read (median) | Locust CPU | mock CPU | failures | load average |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()
     if crossed is None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+from gevent import getcurrent
 from geventhttpclient.response import HTTPParseError
 from geventhttpclient.useragent import EmptyResponse
 
@@ -59,13 +60,99 @@ class _TooLarge(Exception):
     """An answer over the size limits; the message is the failure reason."""
 
 
-def _exception_reason(exc: BaseException, total_timer: Any = None, waiting_for: str = "bytes") -> str:
+_GRACE_S = 0.002
+
+
+class _Watch:
+    """The call's three bounds (headers, idle, call) on one libev timer, instead of a ``gevent.Timeout`` for the
+    headers, one for the call and one per socket wait of the body (gevent arms a Timeout and builds a
+    ``socket.timeout`` for every wait of a socket that has a timeout; bench/RESULTS.md, issue 19).
+
+    The timer is armed for the earliest deadline: ``t0 + idle_s`` (headers), ``t0 + total_s`` (call) and, once a
+    stream's body is read with the socket's timeout off, ``last + idle_s``, where ``last`` is the end of the last
+    network read (``_Counted`` stamps it). When it fires before a deadline has passed (bytes came meanwhile) it is
+    armed again for what is left, so it fires about once per ``idle_s`` of a healthy call, usually never. An
+    idle or headers deadline passed is checked once more 2 ms later, after the socket events already pending (a
+    process that got no CPU for a while reads what came meanwhile first). A deadline passed: a fresh
+    ``gevent.Timeout`` (never started) is thrown into the calling greenlet, ``fired`` holds it and ``reason``
+    says which bound it was."""
+
+    __slots__ = (
+        "deadline_call", "fired", "grace", "greenlet", "idle_s", "last", "loop", "reason", "timer", "watch_idle",
+    )  # fmt: skip
+
+    def __init__(self, t0: float, timeouts: Timeouts) -> None:
+        self.greenlet = getcurrent()
+        self.idle_s = timeouts.idle_s
+        self.deadline_call = t0 + timeouts.total_s if timeouts.total_s else None
+        self.last = t0
+        """Headers: the send; body: the end of the last network read (when ``watch_idle``)."""
+        self.watch_idle = False
+        """False while waiting for the headers (``last`` is the send) and while a body is read with the socket's own
+        idle timeout; True while a stream is read with the socket's timeout off."""
+        self.reason: str | None = None
+        self.fired: BaseException | None = None
+        self.grace = False
+        self.loop = gevent.get_hub().loop
+        self.timer: Any = None
+        self._arm(self.idle_s if self.deadline_call is None else min(self.idle_s, timeouts.total_s or self.idle_s))
+
+    def _arm(self, after: float) -> None:
+        self.timer = timer = self.loop.timer(max(after, 0.0))
+        timer.start(self._expired, update=True)
+
+    def body_started(self, t: float) -> None:
+        """The headers are in: from now on the idle bound runs from the end of the last read."""
+        self.last = t
+        self.watch_idle = True
+
+    def idle_off(self) -> None:
+        """The headers are in and what is read now has its own bound (the socket's timeout, the drain's Timeout):
+        only the call bound is left."""
+        self.watch_idle = False
+        self.last = float("inf")
+
+    def _expired(self) -> None:
+        now = _perf()
+        self.timer.close()
+        due_call = self.deadline_call
+        due_idle = self.last + self.idle_s
+        if due_call is not None and now >= due_call:
+            self.reason = TIMEOUT_CALL
+        elif now >= due_idle:
+            if not self.grace:
+                # once more after the socket events already pending: when this process got no CPU for a while,
+                # the bytes that came meanwhile are read first (they count), not cut by the timer
+                self.grace = True
+                self._arm(_GRACE_S)
+                return
+            self.reason = TIMEOUT_IDLE if self.watch_idle else TIMEOUT_HEADERS
+        else:
+            self.grace = False
+            nxt = due_idle if due_call is None else min(due_idle, due_call)
+            if nxt == float("inf"):  # a body read under the socket's own timeout, no call bound: nothing to watch
+                self.timer = None
+            else:
+                self._arm(nxt - now)
+            return
+        self.timer = None
+        self.fired = exc = gevent.Timeout()
+        self.greenlet.throw(exc)
+
+    def close(self) -> None:
+        timer = self.timer
+        if timer is not None:
+            timer.close()
+            self.timer = None
+
+
+def _exception_reason(exc: BaseException, watch: _Watch | None = None, waiting_for: str = "bytes") -> str:
     """A short reason for an exception; ``waiting_for`` is ``"headers"`` when no answer had come yet."""
     original = getattr(exc, "original", None)  # geventhttpclient's RetriesExceeded wraps the real error
     if isinstance(original, BaseException):
         exc = original
-    if total_timer is not None and exc is total_timer:
-        return TIMEOUT_CALL
+    if watch is not None and watch.fired is not None and exc is watch.fired:
+        return watch.reason or TIMEOUT_CALL
     if isinstance(exc, (TimeoutError, socket.timeout, gevent.Timeout)):
         return TIMEOUT_HEADERS if waiting_for == "headers" else TIMEOUT_IDLE
     if isinstance(exc, _TooLarge):
@@ -197,15 +284,12 @@ def llm_call(
         rec.tags = tuple(sorted(tags.items()))
     context: dict[str, Any] = {"scenario": scenario, "llm": rec}
     nbytes = 0
-    total_timer = gevent.Timeout(timeouts.total_s) if timeouts.total_s else None
-    # the wait for the headers: a socket's own timeout is the pool's on a new connection and whatever the last
-    # call left on a reused one, so the bound is set here, the same for both
-    head_timer = gevent.Timeout(timeouts.idle_s)
-    how = _How(stream, server_stamps, timeouts, inspect, parse_json, blocked, decoder, total_timer)
     rec.t_start = t0 = _perf()
-    if total_timer is not None:
-        total_timer.start()
-    head_timer.start()
+    # one timer for the call's bounds (_Watch): the wait for the headers (a socket's own timeout is the pool's on
+    # a new connection and whatever the last call left on a reused one, so the bound is set here, the same for
+    # both), the whole call, and the idle bound of a stream's body
+    watch = _Watch(t0, timeouts)
+    how = _How(stream, server_stamps, timeouts, inspect, parse_json, blocked, decoder, watch)
     try:
         with session.request(
             "POST",
@@ -218,14 +302,14 @@ def llm_call(
             context=context,
             allow_redirects=False,  # secrets never follow a redirect (llm_users.target_binding)
         ) as resp:
-            head_timer.close()
-            rec.t_headers = _perf()
+            rec.t_headers = t_headers = _perf()
+            watch.idle_off()
             try:
-                nbytes, reason = _read_answer(resp, rec, how, context)
+                nbytes, reason = _read_answer(resp, rec, how, context, t_headers)
             except gevent.Timeout as exc:
-                if exc is not total_timer:
+                if exc is not watch.fired:
                     raise
-                reason = TIMEOUT_CALL
+                reason = watch.reason or TIMEOUT_CALL
                 _release(resp)
             except BaseException as exc:
                 if isinstance(exc, gevent.GreenletExit):
@@ -252,11 +336,11 @@ def llm_call(
     except gevent.Timeout as exc:
         # a bound expired while sending or waiting for the headers, outside geventhttpclient's own handling
         # (which turns it into an error response): the with block never ran
-        if exc is not total_timer and exc is not head_timer:
+        if exc is not watch.fired:
             raise
         rec.t_end = _perf()
         rec.ok = False
-        rec.error = TIMEOUT_CALL if exc is total_timer else TIMEOUT_HEADERS
+        rec.error = watch.reason or TIMEOUT_HEADERS
         session.request_event.fire(
             request_type="POST",
             name=label,
@@ -269,9 +353,7 @@ def llm_call(
             url=path,
         )
     finally:
-        head_timer.close()
-        if total_timer is not None:
-            total_timer.close()
+        watch.close()
     return rec
 
 
@@ -293,7 +375,7 @@ class _How:
     parse_json: Callable[[bytes], JsonAnswer]
     blocked: Callable[[int, bytes], str | None] | None
     decoder: Callable[[bool], Any]
-    total_timer: Any = None
+    watch: _Watch | None = None
     sock: Any = None
     sock_timeout: float | None = None
 
@@ -307,8 +389,13 @@ class _How:
             self.sock = None
 
 
-def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any]) -> tuple[int, str | None]:
-    """Read the answer into ``rec``; return (bytes read, failure reason or None)."""
+def _read_answer(
+    resp: Any, rec: CallRecord, how: _How, context: dict[str, Any], t_headers: float = 0.0
+) -> tuple[int, str | None]:
+    """Read the answer into ``rec``; return (bytes read, failure reason or None).
+
+    A streamed body (``text/event-stream``) is read with the socket's timeout off, its idle bound kept by
+    ``how.watch`` from the end of each read; any other body under the socket's own timeout set to ``idle_s``."""
     raw = getattr(resp, "_response", None)
     status = resp.status_code or 0
     rec.status = status
@@ -316,7 +403,7 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
         # no HTTP answer at all (refused, reset, timeout before the headers); a bad status code also sets
         # resp.error, but it has an answer whose body says why, read below
         error = getattr(resp, "error", None)
-        return 0, _exception_reason(error, how.total_timer, "headers") if error is not None else "no response"
+        return 0, _exception_reason(error, how.watch, "headers") if error is not None else "no response"
     queue = _float_header(resp, "X-Queue-Time")
     if queue is not None:
         rec.queue_ms = queue
@@ -344,7 +431,13 @@ def _read_answer(resp: Any, rec: CallRecord, how: _How, context: dict[str, Any])
             data = b"".join(_bounded(iter_arrivals(raw), _ERROR_BODY_LIMIT, raw))
             rec.t_end = _perf()
             return len(data), f"wrong content type for a stream: {_media_type(ctype)}"
-        return _read_stream(raw, rec, how.server_stamps, context, how.decoder)
+        watch = how.watch
+        if watch is not None and sock is not None:
+            # no Timeout per socket wait: the watch bounds the time since the last read (gevent's wait of a
+            # socket without timeout arms nothing)
+            sock.settimeout(None)
+            watch.body_started(t_headers or _perf())
+        return _read_stream(raw, rec, how.server_stamps, context, how.decoder, watch)
     chunks = []
     n = 0
     for data in iter_arrivals(raw):
@@ -392,15 +485,17 @@ def _read_stream(
     server_stamps: bool,
     context: dict[str, Any],
     decoder: Callable[[bool], Any] = ChatStreamAccumulator,
+    watch: Any = None,
 ) -> tuple[int, str | None]:
     """Read a streamed answer with the API's accumulator: ``feed(data, t) -> finished`` and a ``state``
     (``StreamState``). An accumulator whose ``terminal`` names an event (``response.completed``,
-    ``message_stop``) fails a stream whose body ends without it: ``stream ended before <terminal>``."""
+    ``message_stop``) fails a stream whose body ends without it: ``stream ended before <terminal>``.
+    ``watch`` (``_Watch``), when given, has its ``last`` set to the end of every network read."""
     acc = decoder(server_stamps)
     st: StreamState = acc.state
     if _tokenizer.active() is not None:
         st.texts = []  # the streamed text, for the local tokenizer
-    counted = _Counted(iter_arrivals(raw))
+    counted = _Counted(iter_arrivals(raw), watch)
     perf = _perf
     finished = False
     try:
@@ -422,6 +517,8 @@ def _read_stream(
         st.error = StreamError(f"stream ended before {terminal}")
     if finished and st.error is None and st.done_at is not None:
         # [DONE]: what may follow is the chunked terminator; read it so the connection is reused
+        if watch is not None:
+            watch.idle_off()  # the drain has its own bound
         if raw.message_complete:  # already read with [DONE] (the usual case): no wait, no Timeout to arm
             counted.n += drain(raw)
         else:
@@ -458,15 +555,20 @@ class _Counted:
     """Wraps the arrivals generator to count bytes; ``mark`` is the count at the last complete SSE event, and
     more than ``MAX_EVENT_BYTES`` beyond it raise ``_TooLarge`` (one event would have to be that large)."""
 
-    __slots__ = ("gen", "mark", "n")
+    __slots__ = ("gen", "mark", "n", "watch")
 
-    def __init__(self, gen: Any) -> None:
+    def __init__(self, gen: Any, watch: Any = None) -> None:
         self.gen = gen
         self.n = 0
         self.mark = 0
+        self.watch = watch
 
     def __iter__(self) -> Any:
+        watch = self.watch
+        perf = _perf
         for data in self.gen:
+            if watch is not None:
+                watch.last = perf()
             self.n += len(data)
             if self.n - self.mark > MAX_EVENT_BYTES:
                 raise _TooLarge(f"oversized SSE event (over {MAX_EVENT_BYTES >> 20} MiB)")

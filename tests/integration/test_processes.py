@@ -1,0 +1,76 @@
+"""``--processes 2`` (Locust forks two workers and keeps a master, one command) runs the chat suite's open model
+with each worker on its share of the arrivals, and the master's summary holds the merged metrics."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm_metrics.histogram import Histogram
+from mock_llm.testing import MockProcess
+from tests.support import LOCUSTFILES, ROOT, LocustRun, locust_env
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_processes_2_share_the_arrivals_and_merge_the_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    summary = tmp_path / "summary.json"
+    rate = 30.0
+    run_s = 6
+    with MockProcess({"ttft_ms": 20, "itl_ms": 5, "seed": 2}) as mock:
+        env = locust_env(
+            {
+                "BASE": mock.base_url,
+                "STREAM_RPS": str(rate),
+                "NONSTREAM_RPS": "0",
+                "MAX_TOKENS": "8",
+                "PROMPTS": "short",
+                "SMOKE": "false",
+                "SUMMARY_JSON": str(summary),
+            }
+        )
+        # the forked workers connect to --master-port: give both the master's free port
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--headless", "--processes", "2",
+               "-u", "20", "-r", "100", "-t", f"{run_s}s", "--stop-timeout", "5", "--master-bind-host", "127.0.0.1",
+               "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False)
+        stats = mock.stats()
+    out = proc.stdout + proc.stderr
+    run = LocustRun(proc.returncode, out, json.loads(summary.read_text()) if summary.exists() else None)
+    assert run.returncode == 0, out[-3000:]
+    views = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("summary.worker*.json"))]
+    assert len(views) == 2, out[-2000:]
+
+    # the master's merged counts are what the mock received, and both workers took part
+    sent = stats["requests"]["POST /v1/chat/completions"]
+    assert run.counter("http_reqs") == sent > 0
+    per_worker = [sum(c["count"] for c in v["counters"] if c["name"] == "http_reqs") for v in views]
+    assert sum(per_worker) == sent and all(n > 0 for n in per_worker)
+
+    # the merged TTFT histogram is exactly the union of the workers' own
+    union = Histogram()
+    for v in views:
+        for m in v["metrics"]:
+            if m["name"] == "llm_ttft_ms":
+                union.merge(Histogram.from_wire(m["hist"]))
+    assert run.hist("llm_ttft_ms") == union and union.count > 0
+
+    # each worker ran its own share of the one schedule: shares 0 and 1 of 2, together the asked rate
+    ledgers = [v["arrivals"] for v in views]
+    assert sorted((a["share"]["index"], a["share"]["workers"]) for a in ledgers) == [(0, 2), (1, 2)]
+    issued = sum(a["issued"].get("chat_stream", 0) for a in ledgers)
+    assert issued == sent + run.counter("dropped_iterations")
+    total_rate = sum(a["issued"]["chat_stream"] / a["scheduled_s"] for a in ledgers)
+    assert total_rate == pytest.approx(rate, rel=0.1)
