@@ -148,10 +148,14 @@ def test_queue_reports_x_queue_time_when_a_request_waited(mock: MockProcess) -> 
         first = pool.submit(stream_request, mock.base_url, CHAT, chat(max_tokens=5))
         time.sleep(0.05)
         second = pool.submit(stream_request, mock.base_url, CHAT, chat(max_tokens=5))
-        a, b = first.result(), second.result()
-    assert "x-queue-time" not in a.headers
+        results = [first.result(), second.result()]
+    # one of the two got the slot, the other waited for it (on a busy machine the second thread may even be the
+    # first to arrive, so the test does not assume which)
+    waiting = [r for r in results if "x-queue-time" in r.headers]
+    assert len(waiting) == 1, [r.headers for r in results]
+    b = waiting[0]
     waited = float(b.headers["x-queue-time"])
-    assert 80 <= waited <= 200  # the first needs 140 ms and started 50 ms earlier
+    assert 0 < waited <= 200  # the one served first needs 140 ms (100 ms TTFT and 4 tokens), plus scheduling
     assert b.t_headers * 1000 >= waited  # headers wait for the slot
     assert b.tokens()[0][0] - b.t_headers >= 0.099  # then the full ttft
     assert mock.stats()["max_active"] == 1
