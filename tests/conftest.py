@@ -11,8 +11,32 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
 try:
     import locust  # noqa: F401
 finally:
     del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (real Locust runs) first: run in parallel (pytest-xdist hands tests out in this order), the
+    quick unit tests then fill the gaps instead of the longest runs starting last and finishing alone."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, not item.nodeid.startswith(LONGEST)))
+
+
+# modules whose tests take 15-25 s each (pytest --durations): handed out first of all
+LONGEST = tuple(
+    f"tests/{m}.py"
+    for m in (
+        "integration/test_soak",
+        "integration/test_distributed_workers",
+        "integration/test_apis",
+        "e2e/test_live_charts_browser",
+        "integration/test_secrets_on_workers",
+        "e2e/test_prometheus_server",
+        "integration/test_exporter_scrape",
+        "integration/test_distributed_faults",
+    )
+)
