@@ -19,7 +19,7 @@ import yaml
 
 from llm_metrics.histogram import Histogram
 from mock_llm.testing import MockProcess
-from tests.support import LocustRun, run_locust
+from tests.support import LocustRun, SchedulingNoise, run_locust
 
 pytestmark = pytest.mark.slow
 
@@ -234,7 +234,7 @@ def test_a_fixed_overhead_is_read_from_each_preset_header(tmp_path: Path) -> Non
     plus the mock's timer lateness."""
     gw = {"gateway_overhead_ms": 8.0, "policy_ms": 3.0}
     conf_base: dict[str, Any] = {"wait_time": 0.02, "tasks": {"llm": 1, "llm_stream": 1, "health": 0, "admin": 0}}
-    with MockProcess({"ttft_ms": 5, "itl_ms": 1, "gateway": gw}) as mock:
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1, "gateway": gw}) as mock, SchedulingNoise() as noise:
         for preset in ("litellm", "server-timing"):
             tap = HeaderTap(mock.port)
             conf = {**conf_base, "auth": {"enabled": False}, "metrics": {"gateway_latency": preset}}
@@ -253,8 +253,10 @@ def test_a_fixed_overhead_is_read_from_each_preset_header(tmp_path: Path) -> Non
             assert h.count == sent.count > 20
             for pct in (50.0, 95.0):
                 assert close(h.percentile(pct), sent.percentile(pct)), (preset, h.stats(), sent.stats())
-            # the configured 8 + 3 ms, sent late by the mock's timer (0.1-3 ms on a busy machine)
-            assert h.vmin is not None and h.vmin >= 11.0 - 0.1 and at(h, 50) <= 11.0 + 3.0, (preset, h.stats())
+            # the configured 8 + 3 ms, sent late by the mock's timer (0.1-3 ms, plus the machine's scheduling
+            # noise measured meanwhile when other work shares the cores)
+            late_ms = 3.0 + noise.p(99)
+            assert h.vmin is not None and h.vmin >= 11.0 - 0.1 and at(h, 50) <= 11.0 + late_ms, (preset, h.stats())
             assert close(run.hist("policy_check_latency").percentile(50), tap.hist("policy").percentile(50))
 
 
