@@ -94,17 +94,17 @@ chat-nonstream: $(STAMP) ## seed 003: non-stream only at higher RPS (NONSTREAM_R
 chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BASE= a real server, else the mock)
 	$(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --web-host 127.0.0.1 --class-picker
 
-# phase 1: most tests wait on Locust runs of a few seconds, so 8 at once keep the two cores busy; phase 2: the
-# timing tests two at a time, about a core each (as in bench/timing_under_contention.sh: one core burned)
+# phase 1: most tests wait on Locust runs of a few seconds, so 8 at once keep the two cores busy (work stealing:
+# the runs last 1-25 s); phase 2: the timing tests two at a time, about a core each (bench/RESULTS.md, "Test suite")
 TEST_JOBS ?= 8
 TIMING_JOBS ?= 2
 test: $(STAMP) ## the whole test suite: all but the timing tests (TEST_JOBS at once), then the timing tests (TIMING_JOBS); installs chromium and prometheus
 	bash tests/e2e/ensure_chromium.sh
 	sh tests/e2e/ensure_prometheus.sh
 	@echo "== phase 1: every test but the timing ones, $(TEST_JOBS) at once"
-	timeout 1200 $(PY) -m pytest -q -n $(TEST_JOBS) -m "not timing"
+	timeout 1200 $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not timing"
 	@echo "== phase 2: the timing tests, $(TIMING_JOBS) at once"
-	timeout 900 $(PY) -m pytest -q -n $(TIMING_JOBS) -m timing
+	timeout 900 $(PY) -m pytest -q -n $(TIMING_JOBS) --dist worksteal -m timing
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
