@@ -123,7 +123,7 @@ def test_a_schedule_with_too_many_drops_is_not_trustworthy_unless_accepted(tmp_p
     args = ["-u", "1", "-t", "3s", "--only-summary", "--stop-timeout", "5"]
     with MockProcess(MOCK) as mock:
         env = {"BASE": mock.base_url, **knobs}
-        run = run_locust("chat.py", args, env, tmp_path)
+        run = run_locust("chat.py", args, {**env, "ACCEPT_SCHEDULE_MISS": "false"}, tmp_path)
         accepted = run_locust("chat.py", [*args, "--accept-schedule-miss"], env, tmp_path)
     assert run.returncode == 98, run.output[-3000:]
     assert "SCHEDULE NOT KEPT" in run.output and "VERDICT NOT TRUSTWORTHY" in run.output
