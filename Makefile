@@ -95,9 +95,9 @@ chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BAS
 	$(WITH_MOCK) $(LOCUST) -f locustfiles/chat.py --web-host 127.0.0.1 --class-picker
 
 # phase 1: most tests wait on Locust runs of a few seconds, so 8 at once keep the two cores busy (work stealing:
-# the runs last 1-25 s); phase 2: the timing tests two at a time, about a core each (bench/RESULTS.md, "Test suite")
+# the runs last 1-25 s); phase 2: the timing tests three at a time (bench/RESULTS.md, "Test suite")
 TEST_JOBS ?= 8
-TIMING_JOBS ?= 2
+TIMING_JOBS ?= 3
 test: $(STAMP) ## the whole test suite: all but the timing tests (TEST_JOBS at once), then the timing tests (TIMING_JOBS); installs chromium and prometheus
 	bash tests/e2e/ensure_chromium.sh
 	sh tests/e2e/ensure_prometheus.sh
