@@ -4,12 +4,11 @@ that is never a pass. The chat, sidecar and workload suites (the gateway's: ``te
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.support import run_locust
+from tests.support import free_port, run_locust
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +23,6 @@ MALFORMED = {
     "bad-port": ("http://127.0.0.1:99999", "not a valid URL (Port out of range 0-65535), got 'http://127.0.0.1:99999'"),
     "space": ("http://local host", "expected a host name in the URL, got 'http://local host'"),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("suite", list(SUITES))
