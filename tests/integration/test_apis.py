@@ -99,7 +99,9 @@ def test_embeddings_total_time_input_tokens_and_rate(tmp_path: Path) -> None:
     total = run.hist("llm_total_ms", scenario="chat_nonstream")
     assert total.count >= 20
     total_p50 = total.percentile(50)
-    assert total_p50 is not None and abs(total_p50 - 50.0) <= 2.0, total.stats()
+    # the mock cannot answer early; late by the request's way in (TTFB 1.2-1.6 ms in the stream tests, up to 2 ms
+    # more with the timing tests three at once) plus the 2 ms asked
+    assert total_p50 is not None and -1.0 <= total_p50 - 50.0 <= 4.0, total.stats()
     rate = run.hist("llm_embeddings_per_sec").percentile(50)
     assert rate is not None and rate == pytest.approx(1000.0 / total_p50, rel=0.05)  # one input per call
     prompt = run.hist("llm_prompt_tokens")
