@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llm_users.apis import APIS
-from llm_users.sse import iter_events, iter_events_sseclient
+from llm_users.client.apis import APIS
+from llm_users.client.sse import iter_events, iter_events_sseclient
 from mock_llm.chunks import ChatChunks
 from mock_llm.formats import AnthropicEvents, CompletionChunks, ResponsesEvents
 

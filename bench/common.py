@@ -188,7 +188,7 @@ def merge_probes(master: dict[str, Any], workers: list[dict[str, Any]]) -> dict[
     """The probe figures of a ``--processes N`` run: rates, requests and CPU shares added up over the workers
     (the master's CPU share added too: it is part of what the run costs), reading delays merged; ``per_process``
     keeps each worker's own steady figures and read delay percentiles."""
-    from llm_metrics.histogram import Histogram
+    from llm_metrics.engine.histogram import Histogram
 
     keys = ("rate", "cpu", "requests", "failures")
     steady = {k: sum(float(w["steady"][k]) for w in workers) for k in keys}

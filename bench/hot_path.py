@@ -29,10 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from llm_metrics.calls import CallRecord, GoodputSLO
+from llm_metrics.engine.calls import CallRecord, GoodputSLO
 from llm_metrics.hooks import LLMMetrics
-from llm_users.openai_stream import ChatStreamAccumulator
-from llm_users.sse import iter_events, iter_events_sseclient
+from llm_users.client.openai_stream import ChatStreamAccumulator
+from llm_users.client.sse import iter_events, iter_events_sseclient
 from mock_llm.chunks import DONE, ChatChunks
 
 WORDS = [b"The ", b"load ", b"test ", b"checks ", b"how ", b"a ", b"service ", b"behaves ", b"under ", b"stress. "]

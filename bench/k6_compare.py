@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import BIN, CLIENT_CORE, ROOT, best_median, cpu_seconds, loadavg, machine, mock, run_locust
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 
 K6 = str(BIN / "k6")
 SCRIPT = "bench/k6/chat-completion.js"

@@ -2,7 +2,8 @@
 
 ``llm_read_delay_ms`` is the truth we have against the mock only: the mock stamps each chunk just before
 writing it (``SERVER_STAMPS=true``), the suite records parse time - stamp. ``client_loop_lag_ms`` is the probe
-that works against any server (``llm_metrics.selfmon``: how late a greenlet woke). Both come from the same run's
+that works against any server (``llm_metrics.monitors.selfmon``: how late a greenlet woke). Both come from the same
+run's
 JSON summary (whole run, warm-up included, as the saturation guard sees it), at N open streams (N closed-loop
 suite Users, 64 tokens at 20 tokens/s each; bench/locustfile_capacity.py ``SuiteStreamUser``, metrics on).
 The probe is useful when its p99 is within a factor of 2 of the read delay's.
@@ -20,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import loadavg, machine, mock, need, run_locust
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 
 LOCUSTFILE = "bench/locustfile_capacity.py"
 

@@ -30,9 +30,10 @@ from typing import Any
 from locust import FastHttpUser, constant, events, task
 
 from bench.probe import install_probe
-from llm_users import llm_http, openai_stream, sse
-from llm_users.llm_http import llm_call
-from llm_users.sse import iter_arrivals
+from llm_users.client import call as llm_http
+from llm_users.client import openai_stream, sse
+from llm_users.client.call import llm_call
+from llm_users.client.sse import iter_arrivals
 
 PATH = "/v1/chat/completions"
 TOKENS = int(os.environ.get("BENCH_TOKENS", "64"))

@@ -8,7 +8,7 @@ from locust import events
 
 from bench.probe import install_probe
 from llm_metrics.hooks import install_metrics
-from llm_users.chat import ChatUser, install_chat
+from llm_users.chat.users import ChatUser, install_chat
 
 
 class ChatCompletionsUser(ChatUser):

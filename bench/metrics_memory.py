@@ -32,7 +32,7 @@ from locust import events
 from locust.env import Environment
 
 from llm_metrics import hooks
-from llm_metrics.calls import CallRecord, GoodputSLO
+from llm_metrics.engine.calls import CallRecord, GoodputSLO
 from llm_metrics.hooks import LLMMetrics
 
 PROMPTS = ("short", "cot", "long", "code")

@@ -26,10 +26,10 @@ import json
 import random
 import timeit
 
-from llm_metrics.calls import CallRecord, GoodputSLO, metric_values
-from llm_metrics.histogram import Histogram
-from llm_metrics.store import MetricStore
-from llm_metrics.timeseries import TimeSeries
+from llm_metrics.engine.calls import CallRecord, GoodputSLO, metric_values
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.timeseries import TimeSeries
 
 
 def streamed_call(chunks: int = 64, usage: bool = True) -> CallRecord:

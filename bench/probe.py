@@ -27,7 +27,7 @@ from typing import Any
 import gevent
 from locust.runners import WorkerRunner
 
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 
 _cpu = time.thread_time
 

@@ -1,4 +1,4 @@
-"""Cost of ``--requests-jsonl`` (``llm_metrics.requests_log``): CPU per call and what 1M calls weigh on disk.
+"""Cost of ``--requests-jsonl`` (``llm_metrics.outputs.requests_log``): CPU per call and what 1M calls weigh on disk.
 
 Run: ``.venv/bin/python bench/requests_log.py`` (about 10 s). CPU: the best of several repeats of writing
 ``--calls`` lines of a streamed chat call (the line built, encoded and written through the log's 64 KiB buffer
@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from llm_metrics.calls import CallRecord
-from llm_metrics.requests_log import RequestsLog
-from llm_metrics.store import MetricStore
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.outputs.requests_log import RequestsLog
 
 
 def streamed_call(chunks: int = 64) -> CallRecord:

@@ -10,7 +10,7 @@ RSS (psutil), ``len(os.listdir('/proc/self/fd'))`` and the greenlets alive (``gc
 The verdict compares the steady part of the run (after the warm-up) with its end: growth and slope per
 minute. ``tests/integration/test_soak.py`` runs the same, time-scaled, and asserts bounds on the growth.
 
-What grows by design: the per-second series of the run (``llm_metrics.timeseries``, for the plots of the HTML
+What grows by design: the per-second series of the run (``llm_metrics.engine.timeseries``, for the plots of the HTML
 report) keeps one small record per second, a few KiB each; everything else is bounded (histograms per metric
 and tag set, Locust's stats per request name).
 """

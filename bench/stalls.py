@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import loadavg, machine, mock, need, run_locust
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 
 
 def merged(summary: dict, metric: str) -> Histogram:

@@ -32,29 +32,14 @@ import gevent
 import yaml
 from locust.runners import MasterRunner, WorkerRunner
 
-from llm_metrics import adherence, masking, summary
-from llm_metrics.calls import GoodputSLO, meets_slo
-from llm_metrics.cluster import add_cluster_arguments, install_cluster
-from llm_metrics.config_yaml import safe_load_unique
-from llm_metrics.exporter import add_exporter_arguments, install_exporter
-from llm_metrics.live import install_live
-from llm_metrics.locust_fixes import cache_default_args, install_clock_refresh, install_gc_tuning
-from llm_metrics.nodata import CallCounts, explain
-from llm_metrics.outputs import unwritable_reason, write_atomic
-from llm_metrics.requests_log import add_requests_log_arguments, install_requests_log
-from llm_metrics.selfmon import (
-    ADVICE,
-    CLIENT_CPU,
-    CLIENT_LOOP_LAG,
-    SaturationError,
-    SaturationRules,
-    SelfMonitor,
-    judge,
-    parse_saturation,
-)
-from llm_metrics.server_scrape import add_server_scrape_arguments, install_server_scrape
-from llm_metrics.store import HTTP_REQ_FAILED, MetricStore
-from llm_metrics.thresholds import (
+from llm_metrics.cluster.health import add_cluster_arguments, install_cluster
+from llm_metrics.cluster.workers import install_worker_tracking
+from llm_metrics.engine import adherence, masking
+from llm_metrics.engine.calls import GoodputSLO, meets_slo
+from llm_metrics.engine.config import safe_load_unique
+from llm_metrics.engine.nodata import CallCounts, explain
+from llm_metrics.engine.store import HTTP_REQ_FAILED, MetricStore
+from llm_metrics.engine.thresholds import (
     MetricRegistry,
     Threshold,
     ThresholdError,
@@ -64,8 +49,24 @@ from llm_metrics.thresholds import (
     evaluate,
     parse_thresholds,
 )
-from llm_metrics.timeseries import TimeSeries
-from llm_metrics.workers import install_worker_tracking
+from llm_metrics.engine.timeseries import TimeSeries
+from llm_metrics.locust_fixes import cache_default_args, install_clock_refresh, install_gc_tuning
+from llm_metrics.monitors.selfmon import (
+    ADVICE,
+    CLIENT_CPU,
+    CLIENT_LOOP_LAG,
+    SaturationError,
+    SaturationRules,
+    SelfMonitor,
+    judge,
+    parse_saturation,
+)
+from llm_metrics.monitors.server_scrape import add_server_scrape_arguments, install_server_scrape
+from llm_metrics.outputs import summary
+from llm_metrics.outputs.exporter import add_exporter_arguments, install_exporter
+from llm_metrics.outputs.files import unwritable_reason, write_atomic
+from llm_metrics.outputs.live import install_live
+from llm_metrics.outputs.requests_log import add_requests_log_arguments, install_requests_log
 
 log = logging.getLogger(__name__)
 
@@ -637,7 +638,7 @@ def _write_html_report(m: LLMMetrics, doc: dict[str, Any]) -> None:
     path = getattr(m.environment.parsed_options, "html_report", "")
     if not path:
         return
-    from llm_metrics.report_html import write_report
+    from llm_metrics.outputs.report_html import write_report
 
     try:
         out = write_report(doc, path, m.secrets())
@@ -778,7 +779,7 @@ def install_metrics(
         if not isinstance(runner, WorkerRunner):
             m.after_summary.append(lambda doc: _write_html_report(m, doc))
         if getattr(environment, "web_ui", None) is not None:
-            from llm_metrics.webui import attach_web_ui
+            from llm_metrics.outputs.webui import attach_web_ui
 
             attach_web_ui(environment)
 

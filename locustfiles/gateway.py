@@ -8,9 +8,9 @@ Configuration: conf/gateway.yaml (GATEWAY_CONF); SLOs: conf/thresholds/gateway.y
 
 from locust import events
 
-from llm_metrics.gateway_metrics import gateway_registry
 from llm_metrics.hooks import install_metrics
-from llm_users.gateway import GatewayUser, install_gateway
+from llm_users.gateway.metrics import gateway_registry
+from llm_users.gateway.users import GatewayUser, install_gateway
 from shapes.locust_shapes import install_shapes
 
 

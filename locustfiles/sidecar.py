@@ -8,7 +8,7 @@ Knobs: OSIRIS_URL TRADE_PROMPTS SIDECAR_CONF THINK_TIME API_KEY ...; SLOs: conf/
 from locust import events
 
 from llm_metrics.hooks import install_metrics
-from llm_users.sidecar import SidecarLoadBase, SidecarReadBase, SidecarTradeBase, install_sidecar
+from llm_users.sidecar.users import SidecarLoadBase, SidecarReadBase, SidecarTradeBase, install_sidecar
 
 
 class SidecarLoadUser(SidecarLoadBase):

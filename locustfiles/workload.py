@@ -9,8 +9,8 @@ Knobs: WORKLOAD INPUT_TOKENS OUTPUT_TOKENS TURNS FOLLOWUP_TOKENS THINK_TIME RATE
 from locust import events
 
 from llm_metrics.hooks import install_metrics
-from llm_users.security import install_security
-from llm_users.workload import WorkloadUser, install_workload, workload_registry
+from llm_users.common.security import install_security
+from llm_users.workload.users import WorkloadUser, install_workload, workload_registry
 
 
 class WorkloadChatUser(WorkloadUser):

@@ -4,7 +4,7 @@
 (calls meeting every per-request SLO of ``goodput:``; without such SLOs, successful LLM calls, and
 ``goodput_basis`` says so), TTFT p50/p95/p99, total latency p50/p95, TPOT p95, output tokens per second,
 queue time p95, dropped arrivals. ``result_json`` is the summary's ``capacity`` section (rendered by
-``llm_metrics.report_html``), ``result_text`` its console form. No Locust import.
+``llm_metrics.outputs.report_html``), ``result_text`` its console form. No Locust import.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llm_metrics.store import MetricStore
-from llm_metrics.thresholds import ThresholdResult
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.thresholds import ThresholdResult
 from shapes.capacity_config import CapacityPlan
 from shapes.capacity_search import SearchResult, StepRecord, describe_failure
 

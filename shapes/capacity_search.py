@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_metrics.thresholds import ThresholdResult
+from llm_metrics.engine.thresholds import ThresholdResult
 
 __all__ = [
     "MODES",

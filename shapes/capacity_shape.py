@@ -44,7 +44,7 @@ from locust.event import Events
 from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
-from llm_metrics.thresholds import ThresholdResult, evaluate
+from llm_metrics.engine.thresholds import ThresholdResult, evaluate
 from shapes.capacity_config import (
     CAPACITY_CONF_ENV,
     CAPACITY_CONF_FLAG,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILES = ROOT / "locustfiles"

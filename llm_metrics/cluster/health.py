@@ -1,7 +1,7 @@
 """A distributed run's health beyond Locust's own: the suite version of each worker, and a worker whose master
 is gone (``install_cluster(environment, metrics)``, called by ``llm_metrics.hooks`` at init).
 
-Version check. Each worker sends its suite version (``llm_metrics.version``) to the master at init (custom
+Version check. Each worker sends its suite version (``llm_metrics.cluster.version``) to the master at init (custom
 message ``llm_suite_version``). A worker whose version differs from the master's is refused: the master logs
 an error naming both versions, tells that worker to quit (``llm_suite_refused``; the worker logs the same two
 versions and exits with status 2), leaves whatever it reported out of the merged numbers, and records it in
@@ -32,7 +32,7 @@ from typing import Any
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from llm_metrics.version import suite_version
+from llm_metrics.cluster.version import suite_version
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The suite's version, compared between a distributed run's master and its workers (``llm_metrics.cluster``).
+"""The suite's version, compared between a distributed run's master and its workers (``llm_metrics.cluster.health``).
 
 It is the installed project's version (package metadata of ``llm-locust``, ``pyproject.toml``), so a worker
 built from another release of the suite is refused by the master. ``LLM_LOCUST_VERSION_OVERRIDE`` replaces it:

@@ -85,7 +85,7 @@ class WorkerLedger:
         self.stopping_at: float | None = None
         self.at_start: list[str] = []
         self.refused: dict[str, dict[str, Any]] = {}
-        """Workers refused for another suite version (``llm_metrics.cluster``), out of every other count."""
+        """Workers refused for another suite version (``llm_metrics.cluster.health``), out of every other count."""
 
     # -- events --------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .store import TOKEN_SOURCE, MetricStore, Tags
+from llm_metrics.engine.store import TOKEN_SOURCE, MetricStore, Tags
 
 __all__ = ["CALL_TAGS", "NEEDS", "CallCounts", "explain"]
 

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .calls import (
+from llm_metrics.engine.calls import (
     METRIC_CHUNK_GAP,
     CallRecord,
     GoodputSLO,
@@ -45,7 +45,7 @@ from .calls import (
     reasoning_token_source,
     scalar_metric_values,
 )
-from .histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 
 __all__ = [
     "GOODPUT",

@@ -51,8 +51,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .histogram import Histogram
-from .store import Kind, MetricStore, RateValue, Tags
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store import Kind, MetricStore, RateValue, Tags
 
 __all__ = [
     "AGGREGATIONS",
@@ -224,7 +224,7 @@ class ThresholdResult:
     samples: int | None = field(default=None)
     """Samples behind ``observed``: histogram count, rate total or counter value."""
     no_data_reason: str | None = None
-    """With ``no_data``: why, in words (``llm_metrics.nodata.explain``), filled in where the verdict is made."""
+    """With ``no_data``: why, in words (``llm_metrics.engine.nodata.explain``), filled in where the verdict is made."""
 
 
 # -- parsing -----------------------------------------------------------------------------------------

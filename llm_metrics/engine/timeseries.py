@@ -39,8 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .calls import CallRecord
-from .histogram import Histogram
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.histogram import Histogram
 
 __all__ = [
     "RecoveryAnalysis",

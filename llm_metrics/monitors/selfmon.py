@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .histogram import GAMMA, Histogram, bucket_value
+from llm_metrics.engine.histogram import GAMMA, Histogram, bucket_value
 
 __all__ = [
     "CLIENT_CPU",

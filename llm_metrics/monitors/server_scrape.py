@@ -61,7 +61,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .promtext import PromTextError, Sample, parse
+from llm_metrics.engine.promtext import PromTextError, Sample, parse
 
 __all__ = [
     "PRESETS",
@@ -479,7 +479,7 @@ def render_section(doc: Mapping[str, Any], client_series: Sequence[Mapping[str, 
     server's TTFT p50/p95 on the same chart as the client's, per second of finishing requests)."""
     from html import escape
 
-    from .charts import COLORS, _chart
+    from llm_metrics.outputs.charts import COLORS, _chart
 
     def num(v: Any) -> str:
         return "-" if v is None else f"{float(v):.1f}"

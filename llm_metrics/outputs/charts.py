@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .summary import format_number
+from llm_metrics.outputs.summary import format_number
 
 __all__ = [
     "COLORS",

@@ -1,6 +1,6 @@
 """Compare two runs' JSON summaries: what got worse, what got better, by how much.
 
-    python -m llm_metrics.compare base.json new.json [--tolerance 0.1] [--tolerance llm_ttft_ms.p99=0.25]
+    python -m llm_metrics.outputs.compare base.json new.json [--tolerance 0.1] [--tolerance llm_ttft_ms.p99=0.25]
                                   [--metric 'llm_*'] [--min-samples 20] [--json out.json]
 
 Exit code: 0 when nothing regressed, 1 when at least one value regressed beyond its tolerance, 2 on bad input
@@ -50,9 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .histogram import Histogram
-from .overview import SummaryError, load_summary
-from .summary import format_number, format_tags
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.outputs.overview import SummaryError, load_summary
+from llm_metrics.outputs.summary import format_number, format_tags
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -463,7 +463,7 @@ def parse_tolerances(values: Iterable[str]) -> tuple[float, dict[str, float]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m llm_metrics.compare",
+        prog="python -m llm_metrics.outputs.compare",
         description="Compare two runs' JSON summaries; exit 1 when a value regressed beyond its tolerance, "
         "2 on bad input, else 0.",
     )
@@ -526,7 +526,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     return result.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

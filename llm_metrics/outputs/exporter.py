@@ -54,10 +54,10 @@ from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from . import masking
-from .histogram import Histogram
-from .store import OTHER, Tags
-from .thresholds import evaluate
+from llm_metrics.engine import masking
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store import OTHER, Tags
+from llm_metrics.engine.thresholds import evaluate
 
 log = logging.getLogger(__name__)
 

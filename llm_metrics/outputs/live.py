@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .calls import CallRecord, meets_slo, tpot_ms, ttft_ms
-from .histogram import Histogram
+from llm_metrics.engine.calls import CallRecord, meets_slo, tpot_ms, ttft_ms
+from llm_metrics.engine.histogram import Histogram
 
 __all__ = ["ALL", "LiveSeries", "attach_live", "install_live"]
 
@@ -241,7 +241,7 @@ def attach_live(environment: Any, web_ui: Any, blueprint: Any) -> None:
 
     from flask import Response, request
 
-    from . import summary
+    from llm_metrics.outputs import summary
 
     page = _page()
 
@@ -276,7 +276,7 @@ def attach_live(environment: Any, web_ui: Any, blueprint: Any) -> None:
 
 
 TAB_SCRIPT = """<script>
-/* llm_metrics.live: the charts page of the suite inside the "LLM metrics" tab (Locust's extended tabs hold a
+/* llm_metrics.outputs.live: the charts page of the suite inside the "LLM metrics" tab (Locust's extended tabs hold a
    table only). The page polls on its own, so its numbers stay after the run stops. */
 (function () {
   function tick() {

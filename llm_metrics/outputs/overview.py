@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .histogram import Histogram
-from .summary import SCHEMA
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.outputs.summary import SCHEMA
 
 __all__ = [
     "ALL",
@@ -221,7 +221,7 @@ def load_summary(path: str | Path) -> dict[str, Any]:
     """Read and check a JSON summary; ``SummaryError`` naming the file when it cannot be used. A ``.jsonl`` path
     (a file, a glob or a comma-separated list of request records, ``requests_log``) gives the summary rebuilt
     from those records."""
-    from .requests_log import is_requests_path, summary_from_requests
+    from llm_metrics.outputs.requests_log import is_requests_path, summary_from_requests
 
     if is_requests_path(path):
         try:

@@ -1,6 +1,6 @@
 """The HTML report of a run: one self-contained file rendered from the JSON summary.
 
-    python -m llm_metrics.report_html out/summary-chat.json -o out/report-chat.html
+    python -m llm_metrics.outputs.report_html out/summary-chat.json -o out/report-chat.html
 
 or ``--html-report PATH`` (env ``HTML_REPORT``) on a run, which writes it at the end, after the thresholds are
 evaluated (Locust's own ``--html`` report is written before that, so it cannot show the verdict).
@@ -31,9 +31,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .charts import _H, _MB, _ML, _MR, _MT, _W, COLORS, _caption, _chart, _fmt_dur, _fmt_tick, _nice_step
-from .outputs import write_atomic
-from .overview import (
+from llm_metrics.engine.thresholds import DEFAULT_METRICS
+from llm_metrics.outputs.charts import (
+    _H,
+    _MB,
+    _ML,
+    _MR,
+    _MT,
+    _W,
+    COLORS,
+    _caption,
+    _chart,
+    _fmt_dur,
+    _fmt_tick,
+    _nice_step,
+)
+from llm_metrics.outputs.files import write_atomic
+from llm_metrics.outputs.overview import (
     ALL,
     LATENCY_COLUMNS,
     SummaryError,
@@ -44,8 +58,7 @@ from .overview import (
     summary_histograms,
     summary_rates,
 )
-from .summary import format_number, format_tags, redact
-from .thresholds import DEFAULT_METRICS
+from llm_metrics.outputs.summary import format_number, format_tags, redact
 
 __all__ = ["MAX_POINTS", "main", "render_report", "write_report"]
 
@@ -591,7 +604,9 @@ def _run_facts(doc: Mapping[str, Any]) -> str:
 
 
 def _server_section(server: Mapping[str, Any], series: Sequence[Mapping[str, Any]]) -> str:
-    from .server_scrape import render_section  # --server-metrics (llm_metrics.server_scrape)
+    from llm_metrics.monitors.server_scrape import (
+        render_section,  # --server-metrics (llm_metrics.monitors.server_scrape)
+    )
 
     return render_section(server, series)
 
@@ -656,7 +671,7 @@ def render_report(summary_json: dict[str, Any]) -> str:
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{_e(title)}{badge}</h1><p class='facts'>{' · '.join(facts)}</p><nav>{nav}</nav></header>"
         f"<main>{body}</main>"
-        f"<footer>Written by llm_metrics.report_html from a {_e(doc.get('schema'))} summary.</footer>"
+        f"<footer>Written by llm_metrics.outputs.report_html from a {_e(doc.get('schema'))} summary.</footer>"
         "</body></html>\n"
     )
 
@@ -668,7 +683,7 @@ def write_report(summary_json: dict[str, Any], path: str | Path, secrets: Sequen
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m llm_metrics.report_html",
+        prog="python -m llm_metrics.outputs.report_html",
         description="Render the HTML report (one self-contained file) of a run from its JSON summary.",
     )
     parser.add_argument(
@@ -687,7 +702,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = write_report(doc, args.output or default)
     print(f"HTML report written to {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

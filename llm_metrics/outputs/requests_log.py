@@ -27,8 +27,8 @@ browser form would choose where the load generator writes): set it on the comman
 
 Reading them back: ``summary_from_requests(paths)`` rebuilds a JSON summary (the metrics that the lines
 determine: TTFB, TTFT, TTFO, TPOT from first and last token, receiving, total, tokens, tokens/s, schedule lag,
-failures, the per-second series) so that ``python -m llm_metrics.compare`` and ``python -m
-llm_metrics.report_html`` accept a ``.jsonl`` file, or several as a glob or a comma-separated list, wherever
+failures, the per-second series) so that ``python -m llm_metrics.outputs.compare`` and ``python -m
+llm_metrics.outputs.report_html`` accept a ``.jsonl`` file, or several as a glob or a comma-separated list, wherever
 they accept a summary.
 """
 
@@ -43,7 +43,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .calls import (
+from llm_metrics.engine.calls import (
     METRIC_CHUNK_GAP,
     CallRecord,
     output_tokens,
@@ -266,9 +266,9 @@ def summary_from_requests(path: str | Path) -> dict[str, Any]:
 
     Chunk gaps are not in the lines, so ``llm_chunk_gap_ms`` is left out; goodput needs the run's SLO file and
     is left out too. ValueError naming the file when a line cannot be used."""
-    from .store import MetricStore
-    from .summary import json_summary
-    from .timeseries import TimeSeries
+    from llm_metrics.engine.store import MetricStore
+    from llm_metrics.engine.timeseries import TimeSeries
+    from llm_metrics.outputs.summary import json_summary
 
     paths = expand(path)
     store = MetricStore()

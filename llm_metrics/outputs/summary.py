@@ -28,10 +28,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import masking
-from .histogram import Histogram
-from .store import REASONING_TOKEN_SOURCE, MetricStore, Tags
-from .thresholds import Threshold, ThresholdResult
+from llm_metrics.engine import masking
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store import REASONING_TOKEN_SOURCE, MetricStore, Tags
+from llm_metrics.engine.thresholds import Threshold, ThresholdResult
 
 __all__ = [
     "SCHEMA",

@@ -42,11 +42,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import summary
-from .overview import LATENCY_COLUMNS, PERCENTILES, OverviewRow, overview_rows
-from .report_html import render_report
-from .selfmon import CLIENT_CPU, CLIENT_LOOP_LAG
-from .thresholds import ThresholdResult, evaluate
+from llm_metrics.engine.thresholds import ThresholdResult, evaluate
+from llm_metrics.monitors.selfmon import CLIENT_CPU, CLIENT_LOOP_LAG
+from llm_metrics.outputs import summary
+from llm_metrics.outputs.overview import LATENCY_COLUMNS, PERCENTILES, OverviewRow, overview_rows
+from llm_metrics.outputs.report_html import render_report
 
 __all__ = [
     "METRICS_TAB",
@@ -371,7 +371,7 @@ def attach_web_ui(environment: Any) -> None:
             headers={"Content-Disposition": f"attachment;filename=llm-metrics-{m.suite}.csv"},
         )
 
-    from .live import attach_live
+    from llm_metrics.outputs.live import attach_live
 
     attach_live(environment, web_ui, bp)  # llm/live: the charts shown in the LLM tab
     web_ui.app.register_blueprint(bp)

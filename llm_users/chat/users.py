@@ -9,7 +9,7 @@ A late joiner asks for its share (``llm_arrival_share_request``) once its listen
 running test (ack, spawn, spawning complete) before its ``init`` event, so messages sent at connect are lost;
 its schedule starts once both the test and its share are there.
 
-The open model starts with the run (``llm_users.open_start``): the Users are spawned at once and each
+The open model starts with the run (``llm_users.pacing.open_start``): the Users are spawned at once and each
 process's schedule runs from the test start; on the master (or the local runner) an ``ArrivalLedger`` counts
 the arrivals the run should issue, which ``llm_metrics.hooks`` checks against those issued and dropped.
 """
@@ -26,16 +26,16 @@ import gevent
 from locust import FastHttpUser, constant, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from llm_metrics.adherence import ArrivalLedger
-from llm_users.arrival import ArrivalSpec
-from llm_users.dispatch import ArrivalDispatcher, Scenario
-from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.open_start import READY_S, spawn_pool_at_once
-from llm_users.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
-from llm_users.prompts import PromptError
-from llm_users.security import install_security
-from llm_users.target_binding import LocalSecrets, local_secrets
-from llm_users.tokenizer import add_tokenizer_argument, configure_from_options
+from llm_metrics.engine.adherence import ArrivalLedger
+from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
+from llm_users.common.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
+from llm_users.common.prompts import PromptError
+from llm_users.common.security import install_security
+from llm_users.common.target_binding import LocalSecrets, local_secrets
+from llm_users.common.tokenizer import add_tokenizer_argument, configure_from_options
+from llm_users.pacing.arrival import ArrivalSpec
+from llm_users.pacing.dispatch import ArrivalDispatcher, Scenario
+from llm_users.pacing.open_start import READY_S, spawn_pool_at_once
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class ChatRuntime:
             metrics.tally(f"issued:{scenario}")
 
     def start_ledger(self) -> None:
-        """Master or local runner, at test start: the arrivals the whole run should issue (llm_metrics.adherence)."""
+        """Master or local runner, at test start: the arrivals the whole run should issue (engine.adherence)."""
         metrics = getattr(self.environment, "llm_metrics", None)
         if metrics is None:
             return
@@ -169,7 +169,7 @@ def runtime(environment: Any) -> ChatRuntime:
     rt = getattr(environment, "llm_chat", None)
     if rt is None:
         raise RuntimeError(
-            "the chat suite is not installed: call llm_users.chat.install_chat(events) in the locustfile"
+            "the chat suite is not installed: call llm_users.chat.users.install_chat(events) in the locustfile"
         )
     return rt
 
@@ -201,7 +201,7 @@ def install_chat(events: Any) -> None:
         rt = ChatRuntime(environment, settings)
         environment.llm_chat = rt
         # like k6's pre-allocated VUs, the Users are spawned at once and the schedule starts with the test
-        # (llm_users.open_start); spawning_complete only starts a schedule that could not start before
+        # (llm_users.pacing.open_start); spawning_complete only starts a schedule that could not start before
         spawn_pool_at_once(environment, "chat")
         environment.events.spawning_complete.add_listener(rt.on_spawning_complete)
         if not opts.worker and not getattr(opts, "stop_timeout", None):

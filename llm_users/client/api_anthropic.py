@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_users.api_completions import _int, load_body, load_event, usage_of
-from llm_users.openai_stream import JsonAnswer, StreamError, StreamState, error_text
+from llm_users.client.api_completions import _int, load_body, load_event, usage_of
+from llm_users.client.openai_stream import JsonAnswer, StreamError, StreamState, error_text
 
 TERMINAL = "message_stop"
 ANTHROPIC_VERSION = "2023-06-01"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llm_users.openai_stream import JsonAnswer, StreamError, StreamState, error_text, reasoning_tokens_of
+from llm_users.client.openai_stream import JsonAnswer, StreamError, StreamState, error_text, reasoning_tokens_of
 
 _loads = json.loads
 

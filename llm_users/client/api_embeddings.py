@@ -7,8 +7,8 @@ output tokens. Pure: no Locust.
 
 from __future__ import annotations
 
-from llm_users.api_completions import _int, load_body, usage_of
-from llm_users.openai_stream import JsonAnswer, StreamError
+from llm_users.client.api_completions import _int, load_body, usage_of
+from llm_users.client.openai_stream import JsonAnswer, StreamError
 
 
 def parse_embeddings_json(body: bytes) -> JsonAnswer:

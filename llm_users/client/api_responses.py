@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_users.api_completions import _int, load_body, load_event, usage_of
-from llm_users.openai_stream import JsonAnswer, StreamError, StreamState, error_text, reasoning_tokens_of
+from llm_users.client.api_completions import _int, load_body, load_event, usage_of
+from llm_users.client.openai_stream import JsonAnswer, StreamError, StreamState, error_text, reasoning_tokens_of
 
 TERMINAL = "response.completed"
 _OUTPUT = frozenset({"response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta"})

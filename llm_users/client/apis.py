@@ -10,7 +10,7 @@
 ``embeddings``          ``/v1/embeddings``     ``input``: the messages' contents joined; never streamed
 ======================= ====================== ==================================================================
 
-Every API is measured with the same metric names and definitions (``llm_metrics.calls``); which event
+Every API is measured with the same metric names and definitions (``llm_metrics.engine.calls``); which event
 starts and ends each metric is in the README's metric table. Tool definitions (chat's format,
 ``{"type": "function", "function": {...}}``) are converted to each API's own. Pure: no Locust.
 """
@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llm_users.api_anthropic import ANTHROPIC_VERSION, AnthropicAccumulator, parse_anthropic_json
-from llm_users.api_completions import CompletionsAccumulator, parse_completions_json
-from llm_users.api_embeddings import parse_embeddings_json
-from llm_users.api_responses import ResponsesAccumulator, parse_responses_json
-from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, parse_chat_json
+from llm_users.client.api_anthropic import ANTHROPIC_VERSION, AnthropicAccumulator, parse_anthropic_json
+from llm_users.client.api_completions import CompletionsAccumulator, parse_completions_json
+from llm_users.client.api_embeddings import parse_embeddings_json
+from llm_users.client.api_responses import ResponsesAccumulator, parse_responses_json
+from llm_users.client.openai_stream import ChatStreamAccumulator, JsonAnswer, parse_chat_json
 
 DEFAULT_ANTHROPIC_MAX_TOKENS = 1024
 """``max_tokens`` sent to the Messages API (where it is required) when neither the knob nor the variant sets it."""

@@ -29,10 +29,10 @@ from gevent import getcurrent
 from geventhttpclient.response import HTTPParseError
 from geventhttpclient.useragent import EmptyResponse
 
-from llm_metrics.calls import CallRecord
-from llm_users import tokenizer as _tokenizer
-from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, StreamState, parse_chat_json
-from llm_users.sse import StreamCut, drain, iter_arrivals, iter_events
+from llm_metrics.engine.calls import CallRecord
+from llm_users.client.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, StreamState, parse_chat_json
+from llm_users.client.sse import StreamCut, drain, iter_arrivals, iter_events
+from llm_users.common import tokenizer as _tokenizer
 
 _perf = time.perf_counter
 _dumps = json.dumps
@@ -300,7 +300,7 @@ def llm_call(
             stream=True,
             catch_response=True,
             context=context,
-            allow_redirects=False,  # secrets never follow a redirect (llm_users.target_binding)
+            allow_redirects=False,  # secrets never follow a redirect (llm_users.common.target_binding)
         ) as resp:
             rec.t_headers = t_headers = _perf()
             watch.idle_off()

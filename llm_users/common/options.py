@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from llm_users import target_binding
-from llm_users.apis import API_NAMES, Api, get_api
-from llm_users.arrival import KINDS
-from llm_users.prompts import PromptError, PromptSet, load_dataset, load_prompt_sets
+from llm_users.client.apis import API_NAMES, Api, get_api
+from llm_users.common import target_binding
+from llm_users.common.prompts import PromptError, PromptSet, load_dataset, load_prompt_sets
+from llm_users.pacing.arrival import KINDS
 
 DEFAULT_TARGET = "http://127.0.0.1:8000"
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 class OptionError(ValueError):
@@ -157,7 +157,7 @@ def add_chat_arguments(parser: Any) -> None:
 
 
 def add_api_argument(parser: Any) -> None:
-    """``--api`` / ``API``: which API the LLM calls use (``llm_users.apis``)."""
+    """``--api`` / ``API``: which API the LLM calls use (``llm_users.client.apis``)."""
     parser.add_argument(
         "--api",
         env_var="API",
@@ -213,7 +213,7 @@ class TargetSettings:
     call_timeout_s: float
     server_stamps: bool
     origin: str = ""
-    """The origin (``scheme://host:port``) the secrets are bound to (``llm_users.target_binding``)."""
+    """The origin (``scheme://host:port``) the secrets are bound to (``llm_users.common.target_binding``)."""
     dropped: tuple[str, ...] = ()
     """The secrets not sent in this run: the target is not the origin they are bound to."""
 

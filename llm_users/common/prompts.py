@@ -32,7 +32,7 @@ class PromptError(ValueError):
 @dataclass
 class PromptSet:
     """One variant: its conversations (each a list of messages), its default ``max_tokens`` and its tool
-    definitions (sent as ``tools``, in chat completions' format; ``llm_users.apis`` converts them)."""
+    definitions (sent as ``tools``, in chat completions' format; ``llm_users.client.apis`` converts them)."""
 
     name: str
     conversations: list[list[Message]]

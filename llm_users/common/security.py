@@ -2,9 +2,9 @@
 
 * **Loopback by default**: the web UI binds 127.0.0.1 unless ``--web-host`` (``LOCUST_WEB_HOST``, or
   ``web-host`` in a config file) says otherwise (``*`` or ``0.0.0.0``: every interface).
-* **Login**: with Locust's ``--web-login``, a password login (``llm_metrics.weblogin``); the password comes from
+* **Login**: with Locust's ``--web-login``, a password login (``llm_metrics.outputs.weblogin``); the password comes from
   ``WEB_LOGIN_PASSWORD`` or the file named by ``WEB_LOGIN_PASSWORD_FILE``, never from the command line.
-* **Secrets bound to their target** (``llm_users.target_binding``): at start-up ``--secrets-origin`` is set to the
+* **Secrets bound to their target** (``common.target_binding``): at start-up ``--secrets-origin`` is set to the
   origin of the configured target. A start form of the web UI that changes the target (``host``, ``base``,
   ``base_url``, ``osiris_url``) to another origin is refused once with a message naming the secrets that will
   not be sent there; sent again, the run starts without them, unless they were entered again in that form
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_metrics.masking import MIN_SECRET_LENGTH, short_secrets
-from llm_users.options import DEFAULT_TARGET, as_bool
-from llm_users.target_binding import (
+from llm_metrics.engine.masking import MIN_SECRET_LENGTH, short_secrets
+from llm_users.common.options import DEFAULT_TARGET, as_bool
+from llm_users.common.target_binding import (
     TARGET_OPTIONS,
     LocalSecrets,
     effective_target,
@@ -232,7 +232,7 @@ def on_init(environment: Any) -> None:
                 "--web-login: set the password in WEB_LOGIN_PASSWORD or in a file named by WEB_LOGIN_PASSWORD_FILE "
                 "(never on the command line)"
             )
-        from llm_metrics.weblogin import install_login
+        from llm_metrics.outputs.weblogin import install_login
 
         install_login(
             web_ui,

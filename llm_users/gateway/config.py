@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from llm_metrics.gateway_headers import GATEWAY_PRESETS, POLICY_PRESETS, TimingSource, parse_sources
-from llm_metrics.gateway_recovery import RecoveryParams
-from llm_metrics.gateway_status import StatusPolicy, parse_statuses
+from llm_users.gateway.headers import GATEWAY_PRESETS, POLICY_PRESETS, TimingSource, parse_sources
+from llm_users.gateway.recovery import RecoveryParams
+from llm_users.gateway.status import StatusPolicy, parse_statuses
 
 __all__ = [
     "DEFAULT_CONF",
@@ -39,7 +39,7 @@ __all__ = [
     "render",
 ]
 
-DEFAULT_CONF = Path(__file__).resolve().parent.parent / "conf" / "gateway.yaml"
+DEFAULT_CONF = Path(__file__).resolve().parents[2] / "conf" / "gateway.yaml"
 TASKS = ("llm", "llm_stream", "health", "admin")
 """The User's tasks: proxied LLM call (non-stream, stream), GET health, an admin endpoint."""
 _PLACEHOLDER = re.compile(r"\$\{(username|password|refresh_token)\}")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gateway_recovery import RecoveryParams, RecoveryReport, analyze_spike_recovery, format_report
-from .thresholds import MetricRegistry, default_registry
+from llm_metrics.engine.thresholds import MetricRegistry, default_registry
+from llm_users.gateway.recovery import RecoveryParams, RecoveryReport, analyze_spike_recovery, format_report
 
 __all__ = [
     "BUDGET_EXCEEDED",

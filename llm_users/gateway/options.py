@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_users.apis import Api, get_api
-from llm_users.gateway_config import DEFAULT_CONF, GatewayConfig, GatewayConfigError, load_gateway_config
-from llm_users.options import (
+from llm_users.client.apis import Api, get_api
+from llm_users.common.options import (
     DEFAULT_TARGET,
     OptionError,
     TargetSettings,
@@ -28,8 +27,9 @@ from llm_users.options import (
     api_setting,
     target_settings,
 )
-from llm_users.options import base_url as check_base_url
-from llm_users.target_binding import LocalSecrets, allowed
+from llm_users.common.options import base_url as check_base_url
+from llm_users.common.target_binding import LocalSecrets, allowed
+from llm_users.gateway.config import DEFAULT_CONF, GatewayConfig, GatewayConfigError, load_gateway_config
 
 __all__ = [
     "GatewayConfigError",
@@ -39,7 +39,7 @@ __all__ = [
     "gateway_settings",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_gateway_arguments(parser: Any) -> None:

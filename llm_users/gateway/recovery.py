@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .timeseries import RecoveryAnalysis, TimeSeries, analyze_recovery
+from llm_metrics.engine.timeseries import RecoveryAnalysis, TimeSeries, analyze_recovery
 
 __all__ = ["RecoveryParams", "RecoveryReport", "analyze_spike_recovery", "baseline_stage", "format_report"]
 

@@ -38,22 +38,22 @@ from typing import Any
 from locust import FastHttpUser, between, constant, task
 from locust.runners import WorkerRunner
 
-from llm_metrics.calls import CallRecord
-from llm_metrics.gateway_headers import carried, measure
-from llm_metrics.gateway_metrics import (
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.store import make_tags
+from llm_users.client.apis import proxied_call
+from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
+from llm_users.common.security import add_extra_secret, install_security, refuse_short_secret
+from llm_users.common.target_binding import LocalSecrets, local_secrets, origin
+from llm_users.gateway.config import GatewayConfigError, lookup, render
+from llm_users.gateway.headers import carried, measure
+from llm_users.gateway.metrics import (
     GATEWAY_LATENCY,
     POLICY_CHECK_LATENCY,
     REQUESTS_BLOCKED,
     attach_recovery,
 )
-from llm_metrics.gateway_status import Outcome, classify
-from llm_metrics.store import make_tags
-from llm_users.apis import proxied_call
-from llm_users.gateway_config import GatewayConfigError, lookup, render
-from llm_users.gateway_options import GatewaySettings, OptionError, add_gateway_arguments, gateway_settings
-from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.security import add_extra_secret, install_security, refuse_short_secret
-from llm_users.target_binding import LocalSecrets, local_secrets, origin
+from llm_users.gateway.options import GatewaySettings, OptionError, add_gateway_arguments, gateway_settings
+from llm_users.gateway.status import Outcome, classify
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def runtime(environment: Any) -> GatewayRuntime:
     rt = getattr(environment, "llm_gateway", None)
     if rt is None:
         raise RuntimeError(
-            "the gateway suite is not installed: call llm_users.gateway.install_gateway(events) in the locustfile"
+            "the gateway suite is not installed: call llm_users.gateway.users.install_gateway(events) in the locustfile"
         )
     return rt
 
@@ -146,7 +146,7 @@ def install_gateway(events: Any) -> None:
         if m is not None:
             attach_recovery(m, environment, rt.settings.conf.recovery)
             m.json_sections["gateway"] = lambda: gateway_section(rt.settings)
-            # a gateway SLO without a sample says which headers were looked for (llm_metrics.nodata)
+            # a gateway SLO without a sample says which headers were looked for (llm_metrics.engine.nodata)
             m.no_data_needs[GATEWAY_LATENCY] = carried(rt.settings.conf.gateway_latency)
             m.no_data_needs[POLICY_CHECK_LATENCY] = carried(rt.settings.conf.policy_check_latency)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import gevent
 from gevent.event import AsyncResult
 
-from llm_users.arrival import ArrivalSpec, arrival_times
+from llm_users.pacing.arrival import ArrivalSpec, arrival_times
 
 
 @dataclass(frozen=True, slots=True)

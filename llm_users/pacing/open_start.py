@@ -10,7 +10,7 @@ late: ``-u 20 -t 20s`` without ``-r`` sent 8 calls in 20 s. So the open-model su
 * start each process's schedule at test start (``READY_S`` later, the time for the Users just spawned to
   wait for work), for the whole run time; an arrival due when no User is idle is dropped and counted.
 
-``llm_metrics.adherence`` then checks, where the verdict is made, that the schedule was kept.
+``llm_metrics.engine.adherence`` then checks, where the verdict is made, that the schedule was kept.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llm_users.openai_stream import JsonAnswer, StreamError
+from llm_users.client.openai_stream import JsonAnswer, StreamError
 
 __all__ = ["parse_generate_json", "parse_trade_json"]
 

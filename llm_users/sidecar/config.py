@@ -5,7 +5,7 @@ Pure: no Locust. Keys (every one optional)::
     generate:
       prompt: "..."          # the sample prompt of POST /generate (seed 002's default script)
       max_tokens: 64         # sent when set; omit it to let the server choose
-    server_metrics: {...}    # see llm_metrics.sidecar_server
+    server_metrics: {...}    # see llm_users.sidecar.server_metrics
 
 An error names the file and the key path and says what was expected (``SidecarConfigError``).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from llm_metrics.sidecar_server import ServerMetricsConfig, ServerMetricsError, parse_server_metrics
+from llm_users.sidecar.server_metrics import ServerMetricsConfig, ServerMetricsError, parse_server_metrics
 
 __all__ = ["DEFAULT_GENERATE_PROMPT", "GenerateRequest", "SidecarConfig", "SidecarConfigError", "load_sidecar_config"]
 

@@ -2,7 +2,7 @@
 
 No Locust import. Each argument has its own environment variable and shows in the web UI; the shared
 target knobs (``API_KEY``, ``LOADTEST_TOKEN`` (secret), ``IDLE_TIMEOUT``, ``CALL_TIMEOUT``) come from
-``llm_users.options.add_target_arguments``. The target is ``OSIRIS_URL`` as in the seed, else ``--host``,
+``llm_users.common.options.add_target_arguments``. The target is ``OSIRIS_URL`` as in the seed, else ``--host``,
 else the built-in mock's default address.
 """
 
@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llm_users.options import (
+from llm_users.common.options import (
     CONF_DIR,
     DEFAULT_TARGET,
     OptionError,
@@ -21,9 +21,9 @@ from llm_users.options import (
     base_url,
     target_settings,
 )
-from llm_users.sidecar_config import SidecarConfig, load_sidecar_config
-from llm_users.sidecar_prompts import TradePrompts, load_trade_prompts
-from llm_users.target_binding import LocalSecrets
+from llm_users.common.target_binding import LocalSecrets
+from llm_users.sidecar.config import SidecarConfig, load_sidecar_config
+from llm_users.sidecar.prompts import TradePrompts, load_trade_prompts
 
 __all__ = ["SidecarSettings", "add_sidecar_arguments", "sidecar_settings"]
 

@@ -1,6 +1,6 @@
 """Server-side series of the sidecar, sampled from its ``/metrics`` during the run, beside the client's numbers.
 
-Pure: no Locust, no sockets. The Locust glue (``llm_users.sidecar``) scrapes ``/metrics`` on the master (or the
+Pure: no Locust, no sockets. The Locust glue (``llm_users.sidecar.users``) scrapes ``/metrics`` on the master (or the
 local runner) with its own plain HTTP client, at the start of the run, every ``interval_s`` and at the end,
 and hands each body to ``ServerSampler.add``. At quit, ``ServerSampler.report(store)`` puts the server's
 numbers beside the client's (read from the merged ``MetricStore``) for the JSON summary, and ``format_report``
@@ -44,8 +44,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .promtext import PromTextError, Sample, parse, totals
-from .store import HTTP_REQ_FAILED, HTTP_REQS, TOKEN_SOURCE, MetricStore
+from llm_metrics.engine.promtext import PromTextError, Sample, parse, totals
+from llm_metrics.engine.store import HTTP_REQ_FAILED, HTTP_REQS, TOKEN_SOURCE, MetricStore
 
 __all__ = [
     "CLIENT_KINDS",

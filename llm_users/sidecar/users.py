@@ -1,7 +1,7 @@
 """The sidecar suite of seed 002: ``/generate`` with ``/metrics``, read-heavy ``/health`` with ``/metrics``, and
 trade proposals, each a Locust User; the sidecar's own ``/metrics`` sampled beside the client's numbers.
 
-``install_sidecar(events)`` (called by ``locustfiles/sidecar.py``) adds the knobs (``llm_users.sidecar_options``),
+``install_sidecar(events)`` (called by ``locustfiles/sidecar.py``) adds the knobs (``llm_users.sidecar.options``),
 checks them and both files at start-up (a bad one stops the run naming the file and the entry), sets the host
 (``OSIRIS_URL``, else ``--host``, else the mock's default) and k6's graceful stop.
 
@@ -36,16 +36,16 @@ from gevent.lock import BoundedSemaphore
 from locust import FastHttpUser, task
 from locust.runners import WorkerRunner
 
-from llm_metrics.promtext import PromTextError, parse
-from llm_metrics.sidecar_server import ServerSampler, format_report
-from llm_users.llm_http import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.options import OptionError
-from llm_users.security import install_security
-from llm_users.sidecar_answers import parse_generate_json, parse_trade_json
-from llm_users.sidecar_config import SidecarConfigError
-from llm_users.sidecar_options import SidecarSettings, add_sidecar_arguments, sidecar_settings
-from llm_users.sidecar_prompts import PromptFileError
-from llm_users.target_binding import local_secrets, no_redirect_opener
+from llm_metrics.engine.promtext import PromTextError, parse
+from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
+from llm_users.common.options import OptionError
+from llm_users.common.security import install_security
+from llm_users.common.target_binding import local_secrets, no_redirect_opener
+from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
+from llm_users.sidecar.config import SidecarConfigError
+from llm_users.sidecar.options import SidecarSettings, add_sidecar_arguments, sidecar_settings
+from llm_users.sidecar.prompts import PromptFileError
+from llm_users.sidecar.server_metrics import ServerSampler, format_report
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class SidecarRuntime:
 def runtime(environment: Any) -> SidecarRuntime:
     rt = getattr(environment, "llm_sidecar", None)
     if rt is None:
-        raise RuntimeError("the sidecar suite is not installed: call llm_users.sidecar.install_sidecar(events)")
+        raise RuntimeError("the sidecar suite is not installed: call llm_users.sidecar.users.install_sidecar(events)")
     return rt
 
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import yaml
 
-from llm_users.apis import Api, get_api
-from llm_users.arrival import KINDS
-from llm_users.options import (
+from llm_users.client.apis import Api, get_api
+from llm_users.common.options import (
     CONF_DIR,
     DEFAULT_TARGET,
     OptionError,
@@ -27,11 +26,12 @@ from llm_users.options import (
     as_bool,
     base_url,
 )
-from llm_users.options import target_settings as _target_settings
-from llm_users.prompts import PromptError, parse_tools
-from llm_users.synthetic import DIST_SPEC, LengthDist, parse_dist
-from llm_users.target_binding import LocalSecrets
-from llm_users.workload_trace import TraceRecord, load_trace
+from llm_users.common.options import target_settings as _target_settings
+from llm_users.common.prompts import PromptError, parse_tools
+from llm_users.common.target_binding import LocalSecrets
+from llm_users.pacing.arrival import KINDS
+from llm_users.workload.synthetic import DIST_SPEC, LengthDist, parse_dist
+from llm_users.workload.trace import TraceRecord, load_trace
 
 __all__ = ["MODES", "WorkloadSettings", "add_workload_arguments", "workload_settings"]
 

@@ -47,24 +47,24 @@ from gevent.lock import Semaphore
 from locust import FastHttpUser, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from llm_metrics.adherence import ArrivalLedger
-from llm_metrics.histogram import Histogram
-from llm_metrics.thresholds import MetricRegistry, default_registry
-from llm_users.arrival import ArrivalSpec, arrival_times
-from llm_users.llm_http import Timeouts, llm_call
-from llm_users.open_start import READY_S, spawn_pool_at_once
-from llm_users.openai_stream import JsonAnswer, StreamError, parse_chat_json
-from llm_users.options import OptionError
-from llm_users.prompts import PromptError
-from llm_users.security import install_security
-from llm_users.synthetic import Calibration, SyntheticText, local_tokens
-from llm_users.target_binding import LocalSecrets, local_secrets, no_redirect_opener
-from llm_users.tokenizer import TokenCounter, add_tokenizer_argument, configure_from_options
-from llm_users.tokenizer import active as tokenizer_active
-from llm_users.workload_conversation import Conversation, Conversations
-from llm_users.workload_dispatch import ScheduleDispatcher
-from llm_users.workload_options import WorkloadSettings, add_workload_arguments, workload_settings
-from llm_users.workload_trace import MIN_QUESTION_TOKENS, TraceError, TraceRecord, duration, schedule
+from llm_metrics.engine.adherence import ArrivalLedger
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.thresholds import MetricRegistry, default_registry
+from llm_users.client.call import Timeouts, llm_call
+from llm_users.client.openai_stream import JsonAnswer, StreamError, parse_chat_json
+from llm_users.common.options import OptionError
+from llm_users.common.prompts import PromptError
+from llm_users.common.security import install_security
+from llm_users.common.target_binding import LocalSecrets, local_secrets, no_redirect_opener
+from llm_users.common.tokenizer import TokenCounter, add_tokenizer_argument, configure_from_options
+from llm_users.common.tokenizer import active as tokenizer_active
+from llm_users.pacing.arrival import ArrivalSpec, arrival_times
+from llm_users.pacing.item_dispatch import ScheduleDispatcher
+from llm_users.pacing.open_start import READY_S, spawn_pool_at_once
+from llm_users.workload.conversation import Conversation, Conversations
+from llm_users.workload.options import WorkloadSettings, add_workload_arguments, workload_settings
+from llm_users.workload.synthetic import Calibration, SyntheticText, local_tokens
+from llm_users.workload.trace import MIN_QUESTION_TOKENS, TraceError, TraceRecord, duration, schedule
 
 __all__ = [
     "INPUT_ERROR",
@@ -259,7 +259,7 @@ class WorkloadRuntime:
 
         The first schedule waits for the calibration (the Users wait for it too, in ``on_start``): the arrivals
         of that time are not issued (a burst of them afterwards would overload the target at once), and the
-        ledger of expected arrivals (``llm_metrics.adherence``) counts them as missing. Every schedule starts
+        ledger of expected arrivals (``llm_metrics.engine.adherence``) counts them as missing. Every schedule starts
         ``READY_S`` after the dispatcher exists, so that the first arrivals find the Users idle.
         """
         self.stop()
@@ -313,7 +313,7 @@ class WorkloadRuntime:
             metrics.tally(f"issued:{TRACE_SCENARIO if isinstance(payload, TraceRecord) else SCENARIO}")
 
     def start_ledger(self) -> None:
-        """Master or local runner, at test start: the arrivals the run should issue (llm_metrics.adherence)."""
+        """Master or local runner, at test start: the arrivals the run should issue (llm_metrics.engine.adherence)."""
         metrics = getattr(self.environment, "llm_metrics", None)
         s = self.settings
         if metrics is None or s.mode == "closed":
@@ -517,7 +517,9 @@ def _attach_sections(environment: Any, rt: WorkloadRuntime) -> None:
 def runtime(environment: Any) -> WorkloadRuntime:
     rt = getattr(environment, "llm_workload", None)
     if rt is None:
-        raise RuntimeError("the workload suite is not installed: call llm_users.workload.install_workload(events)")
+        raise RuntimeError(
+            "the workload suite is not installed: call llm_users.workload.users.install_workload(events)"
+        )
     return rt
 
 

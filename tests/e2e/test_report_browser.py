@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_metrics.summary import format_number
+from llm_metrics.outputs.summary import format_number
 from mock_llm.testing import MockProcess
 from tests.e2e.browser import artifact, launch, require_chromium
 from tests.support import run_locust

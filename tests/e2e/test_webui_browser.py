@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
 from tests.e2e.browser import LocustWeb, artifact, launch, require_chromium
 

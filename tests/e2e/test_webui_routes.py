@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.webui import METRICS_TAB, THRESHOLDS_TAB
+from llm_metrics.outputs.webui import METRICS_TAB, THRESHOLDS_TAB
 from mock_llm.testing import MockProcess
 from tests.e2e.browser import LocustWeb, free_port
 from tests.support import LOCUSTFILES, ROOT

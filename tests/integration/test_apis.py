@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from llm_users.workload import PROBE_TOKENS
+from llm_users.workload.users import PROBE_TOKENS
 from mock_llm.testing import MockProcess
 from tests.support import LocustRun, run_locust
 

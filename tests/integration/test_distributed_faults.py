@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.version import OVERRIDE_ENV, package_version
+from llm_metrics.cluster.version import OVERRIDE_ENV, package_version
 from mock_llm.testing import MockProcess
 from tests.integration.test_distributed_workers import LOCUST, Cluster, chat_env, free_port, http_reqs, wait_for
 from tests.support import ROOT, LocustRun
@@ -145,7 +145,7 @@ def test_after_a_master_restart_old_workers_quit_and_new_ones_run(tmp_path: Path
 
 def test_the_ledger_keeps_refused_workers_apart_and_says_why_a_verdict_is_not_trustworthy() -> None:
     """Pure (no processes): what the summary and the console say, given the events."""
-    from llm_metrics.workers import WorkerLedger
+    from llm_metrics.cluster.workers import WorkerLedger
 
     ledger = WorkerLedger(expected=2)
     ledger.connected("a", 100.0, 0)

@@ -1,11 +1,11 @@
-"""The worker ledger of a distributed run (llm_metrics.workers): pure, events fed with explicit times.
+"""The worker ledger of a distributed run (llm_metrics.cluster.workers): pure, events fed with explicit times.
 
 (Pure and fast; it lives here with the distributed tests whose summaries it explains.)
 """
 
 from __future__ import annotations
 
-from llm_metrics.workers import WorkerLedger
+from llm_metrics.cluster.workers import WorkerLedger
 
 
 def started(expected: int = 3, workers: tuple[str, ...] = ("a", "b", "c")) -> WorkerLedger:

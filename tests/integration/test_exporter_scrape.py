@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.exporter import parse_families, sample_values
+from llm_metrics.outputs.exporter import parse_families, sample_values
 from mock_llm.testing import MockProcess
 from tests.support import LOCUSTFILES, ROOT, locust_env
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
 from tests.support import LocustRun, SchedulingNoise, run_locust
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
 from tests.support import LOCUSTFILES, ROOT, LocustRun, locust_env
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_metrics.masking import secret_forms
+from llm_metrics.engine.masking import secret_forms
 from mock_llm.testing import MockProcess
 from tests.e2e.browser import LocustWeb
 from tests.support import run_locust

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm_metrics.masking import secret_forms
+from llm_metrics.engine.masking import secret_forms
 from mock_llm.testing import MockProcess
 from tests.integration.test_distributed_workers import LOCUST, free_port, wait_for
 from tests.support import ROOT, locust_env, run_locust

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
 from tests.integration.test_distributed_workers import free_port
 from tests.support import LOCUSTFILES, ROOT, locust_env
@@ -31,7 +31,7 @@ FAKE_WORKER = """
 import json, sys, time
 from locust import __version__
 from locust.rpc import Message, zmqrpc
-from llm_metrics.version import suite_version
+from llm_metrics.cluster.version import suite_version
 port, out = int(sys.argv[1]), sys.argv[2]
 ident = "fake-worker-1"
 client = zmqrpc.Client("127.0.0.1", port, ident)

@@ -7,11 +7,11 @@ import json
 from html.parser import HTMLParser
 from typing import Any
 
-from llm_metrics.calls import CallRecord, GoodputSLO
-from llm_metrics.store import MetricStore
-from llm_metrics.summary import json_summary
-from llm_metrics.thresholds import evaluate, parse_thresholds
-from llm_metrics.timeseries import TimeSeries
+from llm_metrics.engine.calls import CallRecord, GoodputSLO
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.thresholds import evaluate, parse_thresholds
+from llm_metrics.engine.timeseries import TimeSeries
+from llm_metrics.outputs.summary import json_summary
 
 T0 = 1_800_000_000
 THRESHOLDS = {

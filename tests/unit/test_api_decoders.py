@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.calls import CallRecord, meets_slo, metric_values, reasoning_token_source
+from llm_metrics.engine.calls import CallRecord, meets_slo, metric_values, reasoning_token_source
+from llm_metrics.engine.thresholds import default_registry
 from llm_metrics.hooks import load_slo_file
-from llm_metrics.thresholds import default_registry
-from llm_users.api_anthropic import AnthropicAccumulator, parse_anthropic_json
-from llm_users.api_completions import CompletionsAccumulator, parse_completions_json
-from llm_users.api_embeddings import parse_embeddings_json
-from llm_users.api_responses import ResponsesAccumulator, parse_responses_json
-from llm_users.apis import API_NAMES, DEFAULT_ANTHROPIC_MAX_TOKENS, get_api, proxied_call
-from llm_users.openai_stream import ChatStreamAccumulator, StreamError, StreamState, parse_chat_json
-from llm_users.prompts import PromptError, load_prompt_sets
+from llm_users.client.api_anthropic import AnthropicAccumulator, parse_anthropic_json
+from llm_users.client.api_completions import CompletionsAccumulator, parse_completions_json
+from llm_users.client.api_embeddings import parse_embeddings_json
+from llm_users.client.api_responses import ResponsesAccumulator, parse_responses_json
+from llm_users.client.apis import API_NAMES, DEFAULT_ANTHROPIC_MAX_TOKENS, get_api, proxied_call
+from llm_users.client.openai_stream import ChatStreamAccumulator, StreamError, StreamState, parse_chat_json
+from llm_users.common.prompts import PromptError, load_prompt_sets
 
 
 def feed(acc: Any, events: list[Any]) -> StreamState:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from llm_users.arrival import ArrivalSpec, arrival_times
+from llm_users.pacing.arrival import ArrivalSpec, arrival_times
 
 
 def test_constant_rate_single_worker() -> None:

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_users.openai_stream import ChatStreamAccumulator
-from llm_users.sse import iter_events, iter_events_sseclient
+from llm_users.client.openai_stream import ChatStreamAccumulator
+from llm_users.client.sse import iter_events, iter_events_sseclient
 
 LINES = [
     "data: {}",

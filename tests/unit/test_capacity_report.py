@@ -3,11 +3,11 @@ HTML report's section with latency and goodput plotted against load."""
 
 from __future__ import annotations
 
-from llm_metrics.calls import GoodputSLO
-from llm_metrics.report_html import render_report
-from llm_metrics.store import MetricStore
-from llm_metrics.summary import json_summary
-from llm_metrics.thresholds import evaluate, parse_thresholds
+from llm_metrics.engine.calls import GoodputSLO
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.thresholds import evaluate, parse_thresholds
+from llm_metrics.outputs.report_html import render_report
+from llm_metrics.outputs.summary import json_summary
 from shapes.capacity_config import parse_capacity
 from shapes.capacity_report import result_json, result_text, step_stats
 from shapes.capacity_search import CapacitySearch, SearchDriver, StepOutcome, judge

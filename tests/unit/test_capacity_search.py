@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from llm_metrics.store import MetricStore
-from llm_metrics.thresholds import ThresholdResult, evaluate, parse_thresholds
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.thresholds import ThresholdResult, evaluate, parse_thresholds
 from shapes.capacity_search import (
     CapacitySearch,
     SearchDriver,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.compare import (
+from llm_metrics.outputs.compare import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_REGRESSION,
@@ -145,7 +145,7 @@ def test_neutral_metrics_are_shown_as_changed_never_flagged() -> None:
 
 
 def _hist(values: list[float]) -> list[Any]:
-    from llm_metrics.histogram import Histogram
+    from llm_metrics.engine.histogram import Histogram
 
     return Histogram.of(values).to_wire()
 

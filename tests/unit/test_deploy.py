@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_metrics.exporter import exported_names
-from llm_metrics.thresholds import DEFAULT_METRICS
+from llm_metrics.engine.thresholds import DEFAULT_METRICS
+from llm_metrics.outputs.exporter import exported_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

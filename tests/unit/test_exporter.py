@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from llm_metrics.calls import CallRecord, GoodputSLO
-from llm_metrics.exporter import (
+from llm_metrics.engine.calls import CallRecord, GoodputSLO
+from llm_metrics.engine.store import OTHER, MetricStore
+from llm_metrics.engine.thresholds import parse_thresholds
+from llm_metrics.hooks import LLMMetrics
+from llm_metrics.outputs.exporter import (
     PREFIX,
     Exporter,
     LabelLimiter,
@@ -18,9 +21,6 @@ from llm_metrics.exporter import (
     parse_families,
     sample_values,
 )
-from llm_metrics.hooks import LLMMetrics
-from llm_metrics.store import OTHER, MetricStore
-from llm_metrics.thresholds import parse_thresholds
 
 TTFT_TAGS = {"scenario": "chat_stream", "prompt": "short", "name": "/v1/chat/completions", "status": "200"}
 

@@ -1,4 +1,4 @@
-"""Specification of the gateway configuration (llm_users.gateway_config) and knobs (gateway_options)."""
+"""Specification of the gateway configuration (llm_users.gateway.config) and knobs (gateway_options)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm_metrics.gateway_headers import GATEWAY_PRESETS, POLICY_PRESETS
-from llm_metrics.gateway_recovery import RecoveryParams
-from llm_metrics.gateway_status import StatusPolicy
-from llm_users.gateway_config import (
+from llm_users.gateway.config import (
     DEFAULT_CONF,
     AuthConfig,
     GatewayConfig,
@@ -21,7 +18,10 @@ from llm_users.gateway_config import (
     parse_gateway_config,
     render,
 )
-from llm_users.gateway_options import OptionError, gateway_settings
+from llm_users.gateway.headers import GATEWAY_PRESETS, POLICY_PRESETS
+from llm_users.gateway.options import OptionError, gateway_settings
+from llm_users.gateway.recovery import RecoveryParams
+from llm_users.gateway.status import StatusPolicy
 from mock_llm.config import Config
 
 

@@ -1,4 +1,4 @@
-"""Specification of the gateway timing headers (llm_metrics.gateway_headers): presets, parsing, precedence."""
+"""Specification of the gateway timing headers (llm_users.gateway.headers): presets, parsing, precedence."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from llm_metrics.gateway_headers import (
+from llm_users.gateway.headers import (
     GATEWAY_PRESETS,
     POLICY_PRESETS,
     HeaderGetter,

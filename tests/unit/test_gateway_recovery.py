@@ -1,4 +1,4 @@
-"""Specification of recovery_time after a spike (llm_metrics.gateway_recovery, gateway_metrics.RecoveryHook).
+"""Specification of recovery_time after a spike (llm_users.gateway.recovery, gateway_metrics.RecoveryHook).
 
 The series are synthetic: seconds at a baseline latency, the spike at a high one, then N slow seconds
 after the spike before the latency is back. The profile is the real spike profile of conf/shapes.yaml.
@@ -11,16 +11,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from llm_metrics.gateway_metrics import RECOVERY_TIME, RecoveryHook, attach_recovery, gateway_registry
-from llm_metrics.gateway_recovery import (
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.timeseries import TimeSeries
+from llm_users.gateway.metrics import RECOVERY_TIME, RecoveryHook, attach_recovery, gateway_registry
+from llm_users.gateway.recovery import (
     RecoveryParams,
     RecoveryReport,
     analyze_spike_recovery,
     baseline_stage,
     format_report,
 )
-from llm_metrics.store import MetricStore
-from llm_metrics.timeseries import TimeSeries
 from shapes.config import DEFAULT_STAGES_FILE, load_profiles
 from shapes.options import ShapePlan
 

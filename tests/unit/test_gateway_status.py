@@ -1,4 +1,4 @@
-"""Specification of the status classification (llm_metrics.gateway_status): ok, failure, blocked, budget."""
+"""Specification of the status classification (llm_users.gateway.status): ok, failure, blocked, budget."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llm_metrics.gateway_status import BLOCKED, BUDGET, StatusPolicy, classify, error_codes, parse_statuses
+from llm_users.gateway.status import BLOCKED, BUDGET, StatusPolicy, classify, error_codes, parse_statuses
 
 
 def err(type_: str | None = None, code: str | None = None) -> bytes:
@@ -132,8 +132,8 @@ def test_pure_modules_do_not_import_locust() -> None:
     import sys
 
     code = (
-        "import sys; import llm_metrics.gateway_status, llm_metrics.gateway_headers, llm_metrics.gateway_recovery, "
-        "llm_metrics.gateway_metrics, llm_users.gateway_config, llm_users.gateway_options; "
+        "import sys; import llm_users.gateway.status, llm_users.gateway.headers, llm_users.gateway.recovery, "
+        "llm_users.gateway.metrics, llm_users.gateway.config, llm_users.gateway.options; "
         "assert 'locust' not in sys.modules and 'gevent' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_metrics.histogram import Histogram, bucket_index, bucket_value, nearest_rank
+from llm_metrics.engine.histogram import Histogram, bucket_index, bucket_value, nearest_rank
 
 PERCENTILES = [0, 0.1, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 100]
 

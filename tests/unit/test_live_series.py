@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llm_metrics.calls import CallRecord
-from llm_metrics.live import ALL, LiveSeries
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.outputs.live import ALL, LiveSeries
 
 
 def call(scenario: str, ttft_s: float, *, ok: bool = True, tokens: int = 5) -> CallRecord:

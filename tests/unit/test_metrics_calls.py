@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.calls import CallRecord, GoodputSLO, meets_slo, metric_values, output_tokens, token_source
+from llm_metrics.engine.calls import CallRecord, GoodputSLO, meets_slo, metric_values, output_tokens, token_source
 
 
 def call(**kw: Any) -> CallRecord:

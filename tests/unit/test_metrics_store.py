@@ -8,9 +8,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from llm_metrics.calls import CallRecord, GoodputSLO
-from llm_metrics.histogram import Histogram
-from llm_metrics.store import OTHER, MetricStore, RateValue, make_tags, tags_match
+from llm_metrics.engine.calls import CallRecord, GoodputSLO
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store import OTHER, MetricStore, RateValue, make_tags, tags_match
 
 
 def call(scenario: str = "chat_stream", prompt: str = "short", ttft: float = 0.2, **kw: Any) -> CallRecord:

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.calls import CallRecord
-from llm_metrics.histogram import Histogram
-from llm_metrics.store import MetricStore
-from llm_metrics.summary import (
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.thresholds import evaluate, parse_thresholds
+from llm_metrics.outputs.summary import (
     SCHEMA,
     console_report,
     format_metrics_table,
@@ -21,7 +22,6 @@ from llm_metrics.summary import (
     redact,
     redact_obj,
 )
-from llm_metrics.thresholds import evaluate, parse_thresholds
 
 SRC = "conf/thresholds.yaml"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from llm_metrics.calls import CallRecord
-from llm_metrics.timeseries import TimeSeries, analyze_recovery, recovery_time
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.timeseries import TimeSeries, analyze_recovery, recovery_time
 
 T0 = 1_700_000_000
 

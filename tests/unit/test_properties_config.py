@@ -27,14 +27,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llm_metrics.engine.thresholds import ThresholdError, default_registry, parse_thresholds
 from llm_metrics.hooks import ConfigError as SloFileError
 from llm_metrics.hooks import load_slo_file
-from llm_metrics.sidecar_server import ServerMetricsError, parse_server_metrics
-from llm_metrics.thresholds import ThresholdError, default_registry, parse_thresholds
-from llm_users.gateway_config import GatewayConfigError, load_gateway_config, parse_gateway_config
-from llm_users.prompts import PromptError, load_dataset, load_prompt_sets
-from llm_users.sidecar_config import SidecarConfigError, load_sidecar_config
-from llm_users.sidecar_prompts import PromptFileError, load_trade_prompts
+from llm_users.common.prompts import PromptError, load_dataset, load_prompt_sets
+from llm_users.gateway.config import GatewayConfigError, load_gateway_config, parse_gateway_config
+from llm_users.sidecar.config import SidecarConfigError, load_sidecar_config
+from llm_users.sidecar.prompts import PromptFileError, load_trade_prompts
+from llm_users.sidecar.server_metrics import ServerMetricsError, parse_server_metrics
 from mock_llm.config import ConfigError as MockConfigError
 from mock_llm.config import from_mapping, load_yaml
 from shapes.config import ShapeConfigError, load_profiles, parse_profiles

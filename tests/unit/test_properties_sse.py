@@ -24,11 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_metrics.calls import CallRecord
-from llm_users.llm_http import MAX_EVENT_BYTES, _read_stream
-from llm_users.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, parse_chat_json
-from llm_users.sidecar_answers import parse_generate_json, parse_trade_json
-from llm_users.sse import StreamCut, iter_events, iter_events_sseclient
+from llm_metrics.engine.calls import CallRecord
+from llm_users.client.call import MAX_EVENT_BYTES, _read_stream
+from llm_users.client.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, parse_chat_json
+from llm_users.client.sse import StreamCut, iter_events, iter_events_sseclient
+from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_metrics.report_html import MAX_POINTS, main, render_report, write_report
+from llm_metrics.outputs.report_html import MAX_POINTS, main, render_report, write_report
 from tests.unit.report_summaries import T0, check_html, make_summary
 
 PLOTS = ("plot-users", "plot-requests", "plot-ttft", "plot-total", "plot-tokens")

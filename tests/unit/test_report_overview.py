@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.calls import GoodputSLO
-from llm_metrics.histogram import Histogram
-from llm_metrics.overview import (
+from llm_metrics.engine.calls import GoodputSLO
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.thresholds import evaluate, parse_thresholds
+from llm_metrics.engine.timeseries import TimeSeries
+from llm_metrics.outputs.overview import (
     ALL,
     SummaryError,
     check_summary,
@@ -24,10 +27,7 @@ from llm_metrics.overview import (
     summary_histograms,
     summary_rates,
 )
-from llm_metrics.store import MetricStore
-from llm_metrics.thresholds import evaluate, parse_thresholds
-from llm_metrics.timeseries import TimeSeries
-from llm_metrics.webui import (
+from llm_metrics.outputs.webui import (
     METRICS_TABLE,
     THRESHOLDS_TABLE,
     live_rows,
@@ -167,7 +167,7 @@ def test_live_rows_and_summary_read_the_live_store() -> None:
 
 def test_importing_the_web_ui_module_has_no_side_effects() -> None:
     code = (
-        "import sys, llm_metrics.webui, llm_metrics.report_html, llm_metrics.compare;"
+        "import sys, llm_metrics.outputs.webui, llm_metrics.outputs.report_html, llm_metrics.outputs.compare;"
         "print(sorted(m for m in ('flask', 'locust', 'gevent') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)

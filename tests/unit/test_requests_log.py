@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_metrics.calls import CallRecord
-from llm_metrics.requests_log import (
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.timeseries import TimeSeries
+from llm_metrics.outputs.requests_log import (
     LINE_KEYS,
     RequestsLog,
     call_line,
@@ -16,8 +18,6 @@ from llm_metrics.requests_log import (
     summary_from_requests,
     worker_path,
 )
-from llm_metrics.store import MetricStore
-from llm_metrics.timeseries import TimeSeries
 
 
 def streamed(t0: float = 100.0, *, usage: bool = True) -> CallRecord:

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.masking import redact, redact_obj, redact_userinfo, safe_url, short_secrets, url_secrets
-from llm_metrics.weblogin import FailureLimit, credentials_match
-from llm_users.options import target_settings
-from llm_users.security import SecurityState, check_form, confined
-from llm_users.target_binding import LocalSecrets, allowed, effective_target, origin
+from llm_metrics.engine.masking import redact, redact_obj, redact_userinfo, safe_url, short_secrets, url_secrets
+from llm_metrics.outputs.weblogin import FailureLimit, credentials_match
+from llm_users.common.options import target_settings
+from llm_users.common.security import SecurityState, check_form, confined
+from llm_users.common.target_binding import LocalSecrets, allowed, effective_target, origin
 from mock_llm.app import MockApp
 from mock_llm.config import Config
 from mock_llm.protocol import is_loopback
@@ -218,7 +218,7 @@ def test_mock_control_endpoints_answer_loopback_or_the_token() -> None:
 
 
 def test_a_worker_started_without_the_mode_of_its_master_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    from llm_users.security import check_worker_mode
+    from llm_users.common.security import check_worker_mode
 
     worker = SimpleNamespace(parsed_options=opts(worker=True, secrets_on_workers="true"), llm_security=None)
     worker.llm_security = SecurityState({}, "http://a:1", False)  # started without the mode

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_metrics.server_scrape import ServerSeries, histogram_quantile, parse_urls
+from llm_metrics.monitors.server_scrape import ServerSeries, histogram_quantile, parse_urls
 
 
 def body(running: float, tokens: float, buckets: dict[str, float]) -> str:

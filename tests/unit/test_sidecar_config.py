@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from llm_users.openai_stream import JsonAnswer, StreamError
-from llm_users.options import DEFAULT_TARGET, OptionError
-from llm_users.sidecar_answers import parse_generate_json, parse_trade_json
-from llm_users.sidecar_config import DEFAULT_GENERATE_PROMPT, SidecarConfigError, load_sidecar_config
-from llm_users.sidecar_options import sidecar_settings
-from llm_users.sidecar_prompts import PromptFileError
+from llm_users.client.openai_stream import JsonAnswer, StreamError
+from llm_users.common.options import DEFAULT_TARGET, OptionError
+from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
+from llm_users.sidecar.config import DEFAULT_GENERATE_PROMPT, SidecarConfigError, load_sidecar_config
+from llm_users.sidecar.options import sidecar_settings
+from llm_users.sidecar.prompts import PromptFileError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

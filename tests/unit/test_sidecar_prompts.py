@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_users.sidecar_prompts import PromptFileError, load_trade_prompts
+from llm_users.sidecar.prompts import PromptFileError, load_trade_prompts
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from llm_metrics.promtext import PromTextError, Sample, parse, select, totals
+from llm_metrics.engine.promtext import PromTextError, Sample, parse, select, totals
 from mock_llm.stats import Stats, render_prometheus
 
 GOOD = """# HELP app_requests_total Requests.

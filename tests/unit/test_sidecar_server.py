@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.calls import CallRecord
-from llm_metrics.sidecar_server import (
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.store import MetricStore
+from llm_users.sidecar.server_metrics import (
     ServerMetricsConfig,
     ServerMetricsError,
     ServerSampler,
     format_report,
     parse_server_metrics,
 )
-from llm_metrics.store import MetricStore
 
 SERIES = {
     "queue": {"metric": "app_queue_length", "kind": "gauge"},

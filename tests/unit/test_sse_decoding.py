@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from llm_users.openai_stream import ChatStreamAccumulator, StreamError, parse_chat_json
-from llm_users.sse import iter_events
+from llm_users.client.openai_stream import ChatStreamAccumulator, StreamError, parse_chat_json
+from llm_users.client.sse import iter_events
 
 
 def chunk(delta: dict, **extra: object) -> str:

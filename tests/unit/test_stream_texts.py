@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from llm_users.api_anthropic import AnthropicAccumulator
-from llm_users.api_completions import CompletionsAccumulator
-from llm_users.api_responses import ResponsesAccumulator
-from llm_users.openai_stream import ChatStreamAccumulator
+from llm_users.client.api_anthropic import AnthropicAccumulator
+from llm_users.client.api_completions import CompletionsAccumulator
+from llm_users.client.api_responses import ResponsesAccumulator
+from llm_users.client.openai_stream import ChatStreamAccumulator
 
 
 def chat(content: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from llm_users.synthetic import Calibration, LengthDist, SyntheticText, local_tokens, parse_dist
+from llm_users.workload.synthetic import Calibration, LengthDist, SyntheticText, local_tokens, parse_dist
 
 MOCK_RULE = re.compile(r"\w+|[^\w\s]")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.store import MetricStore
-from llm_metrics.thresholds import (
+from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.thresholds import (
     MetricRegistry,
     ThresholdError,
     abort_failures,

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm_metrics.adherence import ArrivalLedger, problems, section
-from llm_metrics.calls import CallRecord
-from llm_metrics.config_yaml import safe_load_unique
-from llm_metrics.histogram import Histogram
+from llm_metrics.engine.adherence import ArrivalLedger, problems, section
+from llm_metrics.engine.calls import CallRecord
+from llm_metrics.engine.config import safe_load_unique
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.nodata import CallCounts, explain
+from llm_metrics.engine.store import MetricStore, make_tags
+from llm_metrics.engine.thresholds import default_registry
 from llm_metrics.hooks import ConfigError, load_slo_config, load_slo_file
-from llm_metrics.nodata import CallCounts, explain
-from llm_metrics.outputs import unwritable_reason, write_atomic
-from llm_metrics.selfmon import SaturationError, SaturationRules, judge, parse_saturation, share_at_or_above
-from llm_metrics.store import MetricStore, make_tags
-from llm_metrics.thresholds import default_registry
+from llm_metrics.monitors.selfmon import SaturationError, SaturationRules, judge, parse_saturation, share_at_or_above
+from llm_metrics.outputs.files import unwritable_reason, write_atomic
 
 
 def _call(prompt: str, ok: bool = True, queue_ms: float | None = None) -> CallRecord:

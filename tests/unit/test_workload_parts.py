@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from llm_users.options import OptionError
-from llm_users.workload_conversation import Conversation, Conversations
-from llm_users.workload_options import DEFAULT_TRACE, workload_settings
-from llm_users.workload_trace import TraceError, assigned, duration, load_trace, parse_trace, schedule
+from llm_users.common.options import OptionError
+from llm_users.workload.conversation import Conversation, Conversations
+from llm_users.workload.options import DEFAULT_TRACE, workload_settings
+from llm_users.workload.trace import TraceError, assigned, duration, load_trace, parse_trace, schedule
 from mock_llm.prefix_cache import PrefixCache
 
 # -- traces ---------------------------------------------------------------------------------------------------

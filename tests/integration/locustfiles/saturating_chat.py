@@ -7,7 +7,7 @@ import gevent
 from locust import events
 
 from llm_metrics.hooks import install_metrics
-from llm_users.chat import ChatUser, install_chat
+from llm_users.chat.users import ChatUser, install_chat
 
 
 class ChatCompletionsUser(ChatUser):

@@ -15,7 +15,7 @@ def _slow_start(**_kw: Any) -> None:
 
 
 from llm_metrics.hooks import install_metrics  # noqa: E402
-from llm_users.sidecar import SidecarLoadBase, install_sidecar  # noqa: E402
+from llm_users.sidecar.users import SidecarLoadBase, install_sidecar  # noqa: E402
 
 
 class SidecarLoadUser(SidecarLoadBase):

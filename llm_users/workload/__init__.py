@@ -1,0 +1,1 @@
+"""The workload suite: prompt and answer lengths, conversations and trace replay."""
