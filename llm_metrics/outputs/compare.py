@@ -1,6 +1,6 @@
 """Compare two runs' JSON summaries: what got worse, what got better, by how much.
 
-    python -m llm_metrics.outputs.compare base.json new.json [--tolerance 0.1] [--tolerance llm_ttft_ms.p99=0.25]
+    python -m llm_metrics.compare base.json new.json [--tolerance 0.1] [--tolerance llm_ttft_ms.p99=0.25]
                                   [--metric 'llm_*'] [--min-samples 20] [--json out.json]
 
 Exit code: 0 when nothing regressed, 1 when at least one value regressed beyond its tolerance, 2 on bad input
@@ -463,7 +463,7 @@ def parse_tolerances(values: Iterable[str]) -> tuple[float, dict[str, float]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m llm_metrics.outputs.compare",
+        prog="python -m llm_metrics.compare",
         description="Compare two runs' JSON summaries; exit 1 when a value regressed beyond its tolerance, "
         "2 on bad input, else 0.",
     )

@@ -1,6 +1,6 @@
 """The HTML report of a run: one self-contained file rendered from the JSON summary.
 
-    python -m llm_metrics.outputs.report_html out/summary-chat.json -o out/report-chat.html
+    python -m llm_metrics.report_html out/summary-chat.json -o out/report-chat.html
 
 or ``--html-report PATH`` (env ``HTML_REPORT``) on a run, which writes it at the end, after the thresholds are
 evaluated (Locust's own ``--html`` report is written before that, so it cannot show the verdict).
@@ -671,7 +671,7 @@ def render_report(summary_json: dict[str, Any]) -> str:
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{_e(title)}{badge}</h1><p class='facts'>{' · '.join(facts)}</p><nav>{nav}</nav></header>"
         f"<main>{body}</main>"
-        f"<footer>Written by llm_metrics.outputs.report_html from a {_e(doc.get('schema'))} summary.</footer>"
+        f"<footer>Written by llm_metrics.report_html from a {_e(doc.get('schema'))} summary.</footer>"
         "</body></html>\n"
     )
 
@@ -683,7 +683,7 @@ def write_report(summary_json: dict[str, Any], path: str | Path, secrets: Sequen
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m llm_metrics.outputs.report_html",
+        prog="python -m llm_metrics.report_html",
         description="Render the HTML report (one self-contained file) of a run from its JSON summary.",
     )
     parser.add_argument(
