@@ -12,7 +12,7 @@ and goodput plotted against load and the table of steps; plots over time from th
 the LLM overview per scenario, name and prompt (``overview``); every trend metric and tag set (count, avg,
 min, p50, p90, p95, p99, max); counters; rates;
 token source, warnings and the run's options. The sections are drawn by ``report_sections`` (tables),
-``report_plots`` (over time), ``report_capacity`` (the capacity search) and ``server_scrape_html`` (server
+``report_plots`` (over time), ``report_capacity`` (the capacity search) and ``report_server`` (server
 side), their charts by ``charts``; this module assembles the page.
 
 Self-contained: inline CSS and inline SVG drawn here, no script, no external URL (no CDN, no web font), so it
@@ -44,6 +44,7 @@ from llm_metrics.outputs.report_sections import (
     thresholds_section,
     trust_section,
 )
+from llm_metrics.outputs.report_server import render_section
 from llm_metrics.outputs.summary import redact
 
 __all__ = ["MAX_POINTS", "main", "render_report", "write_report"]
@@ -82,14 +83,6 @@ svg text { font-size: 11px; fill: #4b5563; font-family: inherit; }
 .muted { color: var(--muted); } .warn { color: var(--warn); }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 """
-
-
-def _server_section(server: Mapping[str, Any], series: Sequence[Mapping[str, Any]]) -> str:
-    from llm_metrics.monitors.server_scrape import (
-        render_section,  # --server-metrics (llm_metrics.monitors.server_scrape)
-    )
-
-    return render_section(server, series)
 
 
 def render_report(summary_json: dict[str, Any]) -> str:
@@ -133,7 +126,7 @@ def render_report(summary_json: dict[str, Any]) -> str:
         ("trust", "Trust", trust_section(doc)),
         ("plots", "Over time", plots_section(series)),
         *(
-            [("server", "Server side", _server_section(doc["server_series"], series))]
+            [("server", "Server side", render_section(doc["server_series"], series))]
             if isinstance(doc.get("server_series"), Mapping)
             else []
         ),
