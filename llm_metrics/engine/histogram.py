@@ -128,10 +128,8 @@ class Histogram:
         self.zero += 1
         self.count += 1
         self.sum += v
-        if v < self.min:
-            self.min = v
-        if v > self.max:
-            self.max = v
+        self.min = min(self.min, v)
+        self.max = max(self.max, v)
 
     def record_many(self, values: Iterable[float]) -> None:
         """Record many values; about 60% of the cost per value of calling ``record`` in a loop.

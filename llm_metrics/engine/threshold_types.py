@@ -1,5 +1,6 @@
 """The threshold types (``thresholds``): the metrics a threshold may name with their kinds (``MetricRegistry``),
-one parsed ``Threshold``, one ``ThresholdResult``, and ``ThresholdError``. Pure: no Locust import."""
+one parsed ``Threshold``, one ``ThresholdResult``, and ``ThresholdError``; importable from ``thresholds``, which
+lists them. Pure: no Locust import."""
 
 from __future__ import annotations
 
@@ -8,17 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from llm_metrics.engine.tags import Kind, Tags
-
-__all__ = [
-    "AGGREGATIONS",
-    "DEFAULT_METRICS",
-    "MetricRegistry",
-    "Threshold",
-    "ThresholdError",
-    "ThresholdResult",
-    "default_registry",
-    "key_path",
-]
 
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
