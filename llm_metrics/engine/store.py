@@ -361,44 +361,28 @@ class MetricStore:
                 seen.update(("rate", m, t) for t, cell in rs.items() if cell[1])
         return sorted(seen, key=lambda s: (s[1], s[2]))
 
+    def _merged(
+        self, table: Callable[[Part], dict[str, dict[Tags, Any]]], metric: str | None, add: Callable[[Any, Any], Any]
+    ) -> list[tuple[str, Tags, Any]]:
+        """(metric, tags, value) of every series of one table of both parts (only ``metric`` when given), sorted
+        by metric then tags; ``add(so_far or None, cell)`` merges the cells, None leaves a series out."""
+        merged: dict[tuple[str, Tags], Any] = {}
+        for part in self._parts():
+            for m, series in table(part).items():
+                if metric is None or m == metric:
+                    for t, cell in series.items():
+                        merged[(m, t)] = add(merged.get((m, t)), cell)
+        return [(m, t, v) for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]) if v is not None]
+
     def histograms(self, metric: str | None = None) -> Iterator[tuple[str, Tags, Histogram]]:
         """(metric, tags, merged histogram) of every trend series, sorted by metric then tags."""
-        merged: dict[tuple[str, Tags], Histogram] = {}
-        for part in self._parts():
-            for m, hs in part.hists.items():
-                if metric is not None and m != metric:
-                    continue
-                for t, h in hs.items():
-                    if not h.count:
-                        continue
-                    cur = merged.get((m, t))
-                    if cur is None:
-                        merged[(m, t)] = h.copy()
-                    else:
-                        cur.merge(h)
-        for (m, t), h in sorted(merged.items(), key=lambda kv: kv[0]):
-            yield m, t, h
+        yield from self._merged(lambda p: p.hists, metric, _add_hist)
 
     def counters(self, metric: str | None = None) -> Iterator[tuple[str, Tags, float]]:
-        merged: dict[tuple[str, Tags], float] = {}
-        for part in self._parts():
-            for m, cs in part.counters.items():
-                if metric is None or m == metric:
-                    for t, v in cs.items():
-                        merged[(m, t)] = merged.get((m, t), 0) + v
-        for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]):
-            yield m, t, v
+        yield from self._merged(lambda p: p.counters, metric, lambda total, v: (total or 0) + v)
 
     def rates(self, metric: str | None = None) -> Iterator[tuple[str, Tags, RateValue]]:
-        merged: dict[tuple[str, Tags], RateValue] = {}
-        for part in self._parts():
-            for m, rs in part.rates.items():
-                if metric is None or m == metric:
-                    for t, cell in rs.items():
-                        if cell[1]:
-                            merged.setdefault((m, t), RateValue()).add(RateValue(cell[0], cell[1]))
-        for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]):
-            yield m, t, v
+        yield from self._merged(lambda p: p.rates, metric, _add_rate)
 
     def select_hist(self, metric: str, filt: TagsLike | None = None) -> Histogram | None:
         """Merged histogram of every series of ``metric`` whose tags contain ``filt``; None without data."""
@@ -463,3 +447,15 @@ class MetricStore:
 
 def _new_rate_cell() -> list[int]:
     return [0, 0]
+
+
+def _add_hist(merged: Histogram | None, h: Histogram) -> Histogram | None:
+    if not h.count:
+        return merged
+    return h.copy() if merged is None else merged.merge(h)
+
+
+def _add_rate(merged: RateValue | None, cell: list[int]) -> RateValue | None:
+    if not cell[1]:
+        return merged
+    return (merged or RateValue()).add(RateValue(cell[0], cell[1]))
