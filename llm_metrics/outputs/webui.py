@@ -63,30 +63,24 @@ THRESHOLDS_TAB = "llm_thresholds"
 REFRESH_S = 1.0
 _LLM_TREND_METRICS = (*(m for _, m, _ in LATENCY_COLUMNS), "llm_output_tokens", "llm_ttfb_ms")
 
+
+def _columns(**titles: str) -> list[dict[str, str]]:
+    """The ``structure`` of an extended table: key -> column title, in order."""
+    return [{"key": key, "title": title} for key, title in titles.items()]
+
+
 # The stock table sorts its rows by the (hidden) "name" key until a header is clicked: "name" holds the
 # row's position, so rows show in the order given here (groups sorted, the "(all)" group last).
-METRICS_TABLE: list[dict[str, str]] = [
-    {"key": "scenario", "title": "Scenario"},
-    {"key": "request", "title": "Name"},
-    {"key": "prompt", "title": "Prompt"},
-    {"key": "metric", "title": "Metric"},
-    {"key": "samples", "title": "Samples"},
-    {"key": "p50", "title": "p50"},
-    {"key": "p95", "title": "p95"},
-    {"key": "p99", "title": "p99"},
-    {"key": "per_second", "title": "Per second"},
-    {"key": "share", "title": "Share of calls"},
-]
+METRICS_TABLE = _columns(
+    scenario="Scenario", request="Name", prompt="Prompt", metric="Metric", samples="Samples",
+    p50="p50", p95="p95", p99="p99", per_second="Per second", share="Share of calls",
+)  # fmt: skip
 OUTPUT_TOKENS = "Output tokens"
 GOODPUT = "Goodput"
-THRESHOLDS_TABLE: list[dict[str, str]] = [
-    {"key": "result", "title": "Result so far"},
-    {"key": "metric", "title": "Metric"},
-    {"key": "threshold", "title": "Threshold"},
-    {"key": "observed", "title": "Observed"},
-    {"key": "samples", "title": "Samples"},
-    {"key": "abort", "title": "abortOnFail"},
-]
+THRESHOLDS_TABLE = _columns(
+    result="Result so far", metric="Metric", threshold="Threshold", observed="Observed", samples="Samples",
+    abort="abortOnFail",
+)  # fmt: skip
 DOWNLOADS: list[dict[str, str]] = [
     {"href": "./llm/live", "title": "LLM live charts (per scenario, per second)"},
     {"href": "./llm/report", "title": "LLM report (HTML with plots, live)"},
