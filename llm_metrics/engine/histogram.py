@@ -155,10 +155,8 @@ class Histogram:
                 b[i] = get(i, 0) + 1
             self.count += len(vals)
             self.sum += s
-            if lo < self.min:
-                self.min = lo
-            if hi > self.max:
-                self.max = hi
+            self.min = min(self.min, lo)
+            self.max = max(self.max, hi)
         else:
             record = self.record
             for v in vals:

@@ -384,37 +384,34 @@ class MetricStore:
     def rates(self, metric: str | None = None) -> Iterator[tuple[str, Tags, RateValue]]:
         yield from self._merged(lambda p: p.rates, metric, _add_rate)
 
+    def _matching(
+        self, table: Callable[[Part], dict[str, dict[Tags, _Cell]]], metric: str, filt: TagsLike | None
+    ) -> Iterator[_Cell]:
+        """The cells, in both parts, of every series of ``metric`` whose tags contain ``filt``."""
+        f = filt if isinstance(filt, tuple) else make_tags(filt)
+        for part in self._parts():
+            for t, cell in table(part).get(metric, _NONE).items():
+                if tags_match(t, f):
+                    yield cell
+
     def select_hist(self, metric: str, filt: TagsLike | None = None) -> Histogram | None:
         """Merged histogram of every series of ``metric`` whose tags contain ``filt``; None without data."""
-        f = filt if isinstance(filt, tuple) else make_tags(filt)
         out = Histogram()
-        for part in self._parts():
-            for t, h in part.hists.get(metric, {}).items():
-                if tags_match(t, f):
-                    out.merge(h)
+        for h in self._matching(lambda p: p.hists, metric, filt):
+            out.merge(h)
         return out if out.count else None
 
     def select_counter(self, metric: str, filt: TagsLike | None = None) -> float | None:
         """Sum of every matching counter series; None when no series matches."""
-        f = filt if isinstance(filt, tuple) else make_tags(filt)
-        total: float = 0
-        found = False
-        for part in self._parts():
-            for t, v in part.counters.get(metric, {}).items():
-                if tags_match(t, f):
-                    total += v
-                    found = True
-        return total if found else None
+        values = list(self._matching(lambda p: p.counters, metric, filt))
+        return sum(values) if values else None
 
     def select_rate(self, metric: str, filt: TagsLike | None = None) -> RateValue | None:
         """Hits and total over every matching rate series; None when the total is 0."""
-        f = filt if isinstance(filt, tuple) else make_tags(filt)
         out = RateValue()
-        for part in self._parts():
-            for t, cell in part.rates.get(metric, {}).items():
-                if tags_match(t, f):
-                    out.hits += cell[0]
-                    out.total += cell[1]
+        for hits, total in self._matching(lambda p: p.rates, metric, filt):
+            out.hits += hits
+            out.total += total
         return out if out.total else None
 
     def select(self, metric: str, filt: TagsLike | None = None) -> Histogram | float | RateValue | None:
