@@ -44,7 +44,7 @@ from llm_metrics.outputs.report_sections import (
     thresholds_section,
     trust_section,
 )
-from llm_metrics.outputs.report_server import render_section
+from llm_metrics.outputs.report_server import server_section
 from llm_metrics.outputs.summary import redact
 
 __all__ = ["MAX_POINTS", "main", "render_report", "write_report"]
@@ -126,7 +126,7 @@ def render_report(summary_json: dict[str, Any]) -> str:
         ("trust", "Trust", trust_section(doc)),
         ("plots", "Over time", plots_section(series)),
         *(
-            [("server", "Server side", render_section(doc["server_series"], series))]
+            [("server", "Server side", server_section(doc["server_series"], series))]
             if isinstance(doc.get("server_series"), Mapping)
             else []
         ),

@@ -11,10 +11,10 @@ from typing import Any
 from llm_metrics.monitors.server_series import is_ttft
 from llm_metrics.outputs.charts import COLORS, _chart
 
-__all__ = ["render_section"]
+__all__ = ["server_section"]
 
 
-def render_section(doc: Mapping[str, Any], client_series: Sequence[Mapping[str, Any]]) -> str:
+def server_section(doc: Mapping[str, Any], client_series: Sequence[Mapping[str, Any]]) -> str:
     """The report's "Server side" section: the two TTFTs side by side, then one chart per series over time (the
     server's TTFT p50/p95 on the same chart as the client's, per second of finishing requests)."""
 
