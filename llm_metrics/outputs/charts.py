@@ -1,6 +1,6 @@
-"""Line charts as inline SVG for the HTML reports (``report_html`` and the server-side section of
-``server_scrape``): values over time (``_chart``) and against load (``_xy_chart``, the capacity search), with
-axes at round steps, a legend, a caption, hover tips. Pure: no Locust import."""
+"""Line charts as inline SVG for the HTML report (``report_plots``, ``report_capacity``, ``report_server``):
+values over time (``_chart``) and against load (``_xy_chart``, the capacity search), with axes at round
+steps, a legend, a caption, hover tips. Pure: no Locust import."""
 
 from __future__ import annotations
 
