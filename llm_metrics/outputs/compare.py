@@ -346,7 +346,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(result.to_json(), indent=2), encoding="utf-8")
     return result.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -176,7 +176,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = write_report(doc, args.output or default)
     print(f"HTML report written to {out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
