@@ -67,6 +67,7 @@ from llm_metrics.outputs.exporter import add_exporter_arguments, install_exporte
 from llm_metrics.outputs.files import unwritable_reason, write_atomic
 from llm_metrics.outputs.live import install_live
 from llm_metrics.outputs.requests_log import add_requests_log_arguments, install_requests_log
+from llm_metrics.state import find_state, state
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ class LLMMetrics:
         self.before_verdict: list[Callable[[LLMMetrics], None]] = []
         """Called at quit before thresholds are evaluated, e.g. to record recovery_time into the store."""
         self.secret_sources: list[Callable[[], list[str]]] = []
-        """Secrets a suite knows beyond the secret options (also read: ``environment.llm_extra_secrets``, a list
+        """Secrets a suite knows beyond the secret options (also read: ``SuiteState.extra_secrets``, a list
         the suites fill before this object exists, e.g. the password of ``conf/gateway.yaml``)."""
         self.startup_secrets: list[str] = [
             str(getattr(environment.parsed_options, k, "") or "") for k in SECRET_OPTIONS if environment.parsed_options
@@ -567,7 +568,8 @@ class LLMMetrics:
         vals = [str(getattr(opts, k, "") or "") for k in SECRET_OPTIONS] if opts is not None else []
         vals += masking.url_secrets(str(getattr(opts, "pushgateway", "") or "")) if opts is not None else []
         vals += self.startup_secrets
-        vals += [str(v) for v in getattr(self.environment, "llm_extra_secrets", None) or []]
+        found = find_state(self.environment)
+        vals += [str(v) for v in found.extra_secrets] if found is not None else []
         for source in self.secret_sources:
             vals += source()
         return [v for v in vals if len(v) >= 3]  # shorter ones are refused at start-up (--allow-short-secrets)
@@ -627,7 +629,7 @@ def format_load_generator(g: dict[str, Any]) -> str:
 
 
 def metrics(environment: Any) -> LLMMetrics:
-    m = getattr(environment, "llm_metrics", None)
+    m = state(environment).metrics
     if m is None:
         raise RuntimeError("llm_metrics is not installed: call llm_metrics.hooks.install_metrics(events, ...)")
     return m
@@ -760,7 +762,7 @@ def install_metrics(
         m.accept_schedule_miss = bool(getattr(opts, "accept_schedule_miss", False))
         m.accept_saturation = bool(getattr(opts, "accept_saturation", False))
         m.saturation = saturation
-        environment.llm_metrics = m
+        state(environment).metrics = m
         environment.events.request.add_listener(m.on_request)
         runner = environment.runner
         if isinstance(runner, WorkerRunner):
@@ -785,19 +787,19 @@ def install_metrics(
 
     def _where_verdict_is(environment: Any) -> LLMMetrics | None:
         """The metrics of the master or local runner; None on a worker or when not installed."""
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         return None if m is None or isinstance(environment.runner, WorkerRunner) else m
 
     @events.test_start.add_listener
     def _probe(environment: Any, **_kw: Any) -> None:
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         runner = environment.runner
         if m is None or isinstance(runner, MasterRunner):
             return  # every process that runs Users measures itself
         m.start_self_monitor(f"worker{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local")
 
     def _unprobe(environment: Any, **_kw: Any) -> None:
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         if m is not None:
             m.stop_self_monitor()
 
@@ -842,7 +844,7 @@ def install_metrics(
 
     @events.quitting.add_listener
     def _quitting(environment: Any, **_kw: Any) -> None:
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         if m is None:
             return
         if isinstance(environment.runner, WorkerRunner):

@@ -11,10 +11,10 @@ search drives) keeps it in the environment's :class:`SuiteState`, reached throug
     state(environment).runtime("workload", WorkloadRuntime)   # WorkloadRuntime | None
 
 The record is one attribute of the environment (``llm_state``), created on first use. Imports go one way:
-``llm_users`` and ``shapes`` import this module, never the reverse; so a suite's own runtime (chat, gateway,
-sidecar, workload, security) is kept by name as an ``object`` and read back typed by the suite that owns it
-(:meth:`SuiteState.runtime` checks the class). What one package needs of another's state is a ``Protocol``
-here (:class:`RateControl`).
+``llm_users`` and ``shapes`` import this module, never the reverse; so a suite's own runtime (chat,
+gateway, sidecar, workload, security, a worker's own secrets) is kept by name as an ``object`` and read back
+typed by the suite that owns it (:meth:`SuiteState.runtime` checks the class). What one package needs of
+another's state is a ``Protocol`` here (:class:`RateControl`).
 
 No Locust import: the environment is any object that takes an attribute.
 """
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 ATTRIBUTE = "llm_state"
 """The one attribute :func:`state` sets on Locust's ``Environment``."""
 
-RuntimeName = Literal["chat", "gateway", "sidecar", "workload", "security"]
+RuntimeName = Literal["chat", "gateway", "sidecar", "workload", "security", "local_secrets"]
 """The suites' own runtimes kept by name (each read back typed by the module that set it)."""
 
 T = TypeVar("T")

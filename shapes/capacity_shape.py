@@ -16,7 +16,8 @@ local requests and every worker report feed from then on; the shape opens it whe
 ends, and at the end of the hold (after every worker has reported once more, in a distributed run) it
 evaluates the thresholds on that store alone (``thresholds.evaluate(thresholds, window, elapsed)``). Workers
 need nothing new: they send their usual deltas every 3 s. In rate mode the suite must offer
-``environment.llm_rate_control.set_rate(rate)`` (the workload suite's open model does); the shape sets the
+a rate control (``llm_metrics.state.RateControl``: ``state(environment).rate_control.set_rate(rate)``; the
+workload suite's open model offers one); the shape sets the
 rate at each step and runs a pool of idle Users sized for it.
 
 Users stopped between steps (a lower level, a cooldown) are stopped at once, their calls cut and never
@@ -45,6 +46,8 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
+from llm_metrics.hooks import LLMMetrics
+from llm_metrics.state import SuiteState, state
 from shapes.capacity_config import (
     CAPACITY_CONF_ENV,
     CAPACITY_CONF_FLAG,
@@ -140,9 +143,13 @@ class CapacityShape(LoadTestShape):
 
     # -- the search ----------------------------------------------------------------------------------------
 
-    def _metrics(self) -> Any:
-        env = self.runner.environment if self.runner is not None else None
-        m = getattr(env, "llm_metrics", None)
+    def _state(self) -> SuiteState | None:
+        """The suite's state on the runner's environment (None before the shape has a runner)."""
+        return state(self.runner.environment) if self.runner is not None else None
+
+    def _metrics(self) -> LLMMetrics:
+        found = self._state()
+        m = found.metrics if found is not None else None
         if m is None:
             raise CapacitySetupError(
                 "the capacity search needs the LLM metrics: call llm_metrics.hooks.install_metrics in the locustfile"
@@ -153,14 +160,15 @@ class CapacityShape(LoadTestShape):
         plan = self.plan = self.resolve()
         m = self._metrics()
         env = self.runner.environment if self.runner is not None else None
-        if plan.spec.mode == "rate" and getattr(env, "llm_rate_control", None) is None:
+        found = self._state()
+        if plan.spec.mode == "rate" and (found is None or found.rate_control is None):
             raise CapacitySetupError(
                 "rate mode needs a suite with an open-model rate control (locustfiles/workload.py --workload open); "
                 "use --capacity-mode users for a closed-model suite"
             )
         if not m.thresholds:
             log.warning("CapacityShape: no thresholds: every step passes and the search stops at max")
-        if plan.spec.mode == "users" and _open_model(env):
+        if plan.spec.mode == "users" and found is not None and _open_model(found):
             log.warning(
                 "CapacityShape: users mode, but this suite's load is its arrival rate (open model): the steps "
                 "change only the pool of Users; --capacity-mode rate raises the rate"
@@ -194,9 +202,8 @@ class CapacityShape(LoadTestShape):
         self._rate = None
         self._ended = False
         m.json_sections["capacity"] = self.result_doc
-        if not getattr(m, "capacity_text_attached", False):
-            m.text_sections.append(lambda: self.result_text())
-            m.capacity_text_attached = True
+        if self.result_text not in m.text_sections:  # once, though each run (web UI) begins a search
+            m.text_sections.append(self.result_text)
         log.info("CapacityShape: %s", plan.describe())
 
     def _apply(self, level: float) -> tuple[int, float]:
@@ -204,8 +211,11 @@ class CapacityShape(LoadTestShape):
         plan = self.plan
         users = plan.users_for(level) if level > 0 else 0  # 0: a cooldown, no load at all
         if plan.spec.mode == "rate" and level != self._rate:
-            env = self.runner.environment if self.runner is not None else None
-            env.llm_rate_control.set_rate(level)  # type: ignore[union-attr]
+            found = self._state()
+            control = found.rate_control if found is not None else None
+            if control is None:  # checked at the start of the search (_begin)
+                raise CapacitySetupError("rate mode needs a suite with an open-model rate control")
+            control.set_rate(level)
             self._rate = level
         rate = plan.spawn_rate_for(self._users, users)
         self._users = users
@@ -269,10 +279,9 @@ class CapacityShape(LoadTestShape):
         """The run is stopping: end the search where it is (the step in progress is not judged)."""
         if self.driver is not None and not self.driver.done:
             self.driver.stop(time.time())
-            if self.runner is not None:
-                m = getattr(self.runner.environment, "llm_metrics", None)
-                if m is not None:
-                    m.close_window()
+            found = self._state()
+            if found is not None and found.metrics is not None:
+                found.metrics.close_window()
 
     def _fail(self) -> None:
         self._ended = True
@@ -321,12 +330,13 @@ class CapacityShape(LoadTestShape):
         return list(results), self.passed()
 
 
-def _open_model(env: Any) -> bool:
+def _open_model(found: SuiteState) -> bool:
     """Whether the suite sends arrivals at a rate whatever the number of Users (chat; workload open or trace)."""
-    if getattr(env, "llm_chat", None) is not None:
+    if found.runtime("chat") is not None:
         return True
-    workload = getattr(env, "llm_workload", None)
-    return workload is not None and workload.settings.mode in ("open", "trace")
+    workload = found.runtime("workload")
+    settings = getattr(workload, "settings", None)  # the workload suite's own type: not imported here
+    return getattr(settings, "mode", None) in ("open", "trace")
 
 
 def _local_timing(plan: CapacityPlan) -> Any:

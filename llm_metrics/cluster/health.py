@@ -33,6 +33,7 @@ import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from llm_metrics.cluster.version import suite_version
+from llm_metrics.state import state
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class VersionCheck:
             " (it had joined the running test: what it reported is left out)" if during_run else "",
         )
         self.metrics.excluded_workers.add(worker)
-        tracking = getattr(self.environment, "llm_workers", None)
+        tracking = state(self.environment).workers
         if tracking is not None:
             tracking.ledger.refuse(worker, theirs, self.version, time.time(), during_run)
         _forget_worker(runner, worker)
@@ -149,7 +150,7 @@ def install_cluster(environment: Any, metrics: Any) -> None:
     if isinstance(runner, MasterRunner):
         check = VersionCheck(environment, metrics)
         runner.register_message(VERSION_MESSAGE, check.on_version)
-        environment.llm_version_check = check
+        state(environment).version_check = check
     elif isinstance(runner, WorkerRunner):
         runner.register_message(REFUSED_MESSAGE, _refused)
         runner.send_message(VERSION_MESSAGE, {"version": suite_version()})

@@ -31,6 +31,7 @@ from typing import Any
 
 from llm_metrics.engine.calls import CallRecord, meets_slo, tpot_ms, ttft_ms
 from llm_metrics.engine.histogram import Histogram
+from llm_metrics.state import state
 
 __all__ = ["ALL", "LiveSeries", "attach_live", "install_live"]
 
@@ -246,7 +247,7 @@ def attach_live(environment: Any, web_ui: Any, blueprint: Any) -> None:
     page = _page()
 
     def _m() -> Any:
-        return getattr(environment, "llm_metrics", None)
+        return state(environment).metrics
 
     @blueprint.route("/llm/live")
     @web_ui.auth_required_if_enabled

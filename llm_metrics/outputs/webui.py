@@ -1,7 +1,7 @@
 """LLM metrics in Locust's web UI, through the extension points Locust 2.47 supports.
 
 ``attach_web_ui(environment)`` (called from the init listener of ``hooks`` when ``environment.web_ui`` exists)
-adds, on the process that serves the UI (the master in a distributed run, which reads ``environment.llm_metrics``,
+adds, on the process that serves the UI (the master in a distributed run, which reads ``state(environment).metrics``,
 the merge of every worker's reports):
 
 * two tabs of the React UI (``template_args["extended_tabs"]`` / ``["extended_tables"]``), filled from the
@@ -47,6 +47,7 @@ from llm_metrics.monitors.selfmon import CLIENT_CPU, CLIENT_LOOP_LAG
 from llm_metrics.outputs import summary
 from llm_metrics.outputs.overview import LATENCY_COLUMNS, PERCENTILES, OverviewRow, overview_rows
 from llm_metrics.outputs.report_html import render_report
+from llm_metrics.state import state
 
 __all__ = [
     "METRICS_TAB",
@@ -237,7 +238,7 @@ class _Tabs:
     def extended_stats(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         if now - self._at >= REFRESH_S:
-            m = getattr(self.environment, "llm_metrics", None)
+            m = state(self.environment).metrics
             if m is None:
                 self._data = []
             else:
@@ -313,7 +314,7 @@ def attach_web_ui(environment: Any) -> None:
     hide_secret_values(web_ui)
 
     def secrets() -> list[str]:
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         return m.secrets() if m is not None else []
 
     @web_ui.app.after_request
@@ -335,7 +336,7 @@ def attach_web_ui(environment: Any) -> None:
     bp = Blueprint("llm_metrics", __name__, url_prefix=prefix)
 
     def _metrics() -> Any:
-        return getattr(environment, "llm_metrics", None)
+        return state(environment).metrics
 
     @bp.route("/llm/report")
     @web_ui.auth_required_if_enabled
