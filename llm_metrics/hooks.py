@@ -24,7 +24,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from llm_metrics.engine.thresholds import (
     parse_thresholds,
 )
 from llm_metrics.engine.timeseries import TimeSeries
+from llm_metrics.extensions import Extensions
 from llm_metrics.locust_fixes import cache_default_args, install_clock_refresh, install_gc_tuning
 from llm_metrics.monitors.selfmon import (
     ADVICE,
@@ -140,8 +140,9 @@ def load_slo_config(path: str | Path, registry: MetricRegistry) -> tuple[list[Th
     return ths, GoodputSLO(**limits), saturation
 
 
-class LLMMetrics:
-    """Per-environment metrics state: the store, the per-second series, thresholds and outputs."""
+class LLMMetrics(Extensions):
+    """Per-environment metrics state: the store, the per-second series, thresholds and outputs; its extension
+    points (``before_verdict``, ``json_sections``, ``trust_checks``, ...) are declared in ``extensions``."""
 
     def __init__(
         self,
@@ -152,6 +153,7 @@ class LLMMetrics:
         thresholds_source: str,
         summary_path: str,
     ) -> None:
+        super().__init__()
         self.environment = environment
         self.suite = suite
         self.thresholds = thresholds
@@ -166,38 +168,18 @@ class LLMMetrics:
         """The console report, printed by ``print_report`` after Locust's own tables (its ``quit`` event)."""
         self._abort_greenlet: gevent.Greenlet | None = None
         self.workers_seen: set[str] = set()
-        # extension points for the suites (gateway, sidecar, UI, exporters), all run where the verdict is made:
-        self.before_verdict: list[Callable[[LLMMetrics], None]] = []
-        """Called at quit before thresholds are evaluated, e.g. to record recovery_time into the store."""
-        self.secret_sources: list[Callable[[], list[str]]] = []
-        """Secrets a suite knows beyond the secret options (also read: ``SuiteState.extra_secrets``, a list
-        the suites fill before this object exists, e.g. the password of ``conf/gateway.yaml``)."""
         self.startup_secrets: list[str] = [
             str(getattr(environment.parsed_options, k, "") or "") for k in SECRET_OPTIONS if environment.parsed_options
         ]
         """The secret options' values at start-up: still masked after the web UI replaced or dropped them."""
-        self.json_sections: dict[str, Callable[[], Any]] = {}
-        """Extra top-level parts of the JSON summary (name -> function giving JSON-able data)."""
-        self.text_sections: list[Callable[[], str]] = []
-        """Extra parts of the console report, printed after the tables."""
-        self.after_summary: list[Callable[[dict[str, Any]], None]] = []
-        """Called at quit with the JSON summary once it is written, e.g. to write the HTML report."""
-        self.verdict: Callable[[LLMMetrics], tuple[list[ThresholdResult], bool]] | None = None
-        """When set (the capacity search), replaces the whole-run evaluation at quit: returns the threshold
-        results to report and whether the run passed (the exit code follows it)."""
         self.window: MetricStore | None = None
         """A second store fed like ``store`` (requests, counts, worker reports) while set: the capacity search
         opens one per step (``open_window``) to judge the step on its own data."""
         self.last_report_at: dict[str, float] = {}
         """Master: wall-clock time of each worker's last report (by client id)."""
-        self.trust_checks: list[Callable[[], list[str]]] = []
-        """Each gives the reasons (if any) why the merged data is incomplete; any reason: verdict not trustworthy."""
         self.excluded_workers: set[str] = set()
         """Master: workers whose reports are not merged (refused for another suite version)."""
         self._users_greenlet: gevent.Greenlet | None = None
-        self.no_data_needs: dict[str, str] = {}
-        """What a metric needs from an answer, said better by a suite (``nodata.NEEDS`` otherwise), e.g. the
-        gateway suite's configured header names for ``gateway_latency``."""
         self.calls = [0, 0]
         """LLM calls [made, succeeded] merged over the workers (a worker: since its last report)."""
         self._calls_sent = [0, 0]
@@ -215,8 +197,6 @@ class LLMMetrics:
         """This process's loop-lag probe and CPU sampler, while a test runs (not on the master)."""
         self.runs = 0
         """Runs started in this process (a web UI session can start several)."""
-        self.on_reset: list[Callable[[], None]] = []
-        """Called by ``reset`` after the store and the series are emptied (e.g. the server-metrics series)."""
 
     def reset(self) -> None:
         """Empty the LLM metrics and the series (Locust's "Reset stats", or a new run in the same process);
