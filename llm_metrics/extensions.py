@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from llm_metrics.core import LLMMetrics
     from llm_metrics.engine.thresholds import ThresholdResult
-    from llm_metrics.hooks import LLMMetrics
 
 Verdict = Callable[["LLMMetrics"], tuple[list["ThresholdResult"], bool]]
 """A verdict that replaces the whole-run evaluation: the threshold results to report, and whether the run passed."""

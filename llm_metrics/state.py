@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 if TYPE_CHECKING:
     from llm_metrics.cluster.health import VersionCheck
     from llm_metrics.cluster.workers import WorkerTracking
-    from llm_metrics.hooks import LLMMetrics
+    from llm_metrics.core import LLMMetrics
     from llm_metrics.outputs.exporter import Exporter
     from llm_metrics.outputs.requests_log import RequestsLog
 

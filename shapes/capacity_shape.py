@@ -45,8 +45,8 @@ from locust.event import Events
 from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
+from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
-from llm_metrics.hooks import LLMMetrics
 from llm_metrics.state import SuiteState, state
 from shapes.capacity_config import (
     CAPACITY_CONF_ENV,

@@ -26,7 +26,7 @@ the 20 columns of a wide table would not); the table sorts by its hidden ``name`
 clicked (``name`` carries the row's position); its data rides on ``/stats/requests``, which the UI stops
 polling once the run has stopped (reload the page for the final numbers); the stock charts plot Locust's own
 response times only, so TTFT, tokens/s and users over time are plotted in ``llm/report``. Locust's
-"Reset stats" resets these metrics and their series too (``hooks.LLMMetrics.reset``), and so does a new run.
+"Reset stats" resets these metrics and their series too (``llm_metrics.core.LLMMetrics.reset``), and so does a new run.
 
 Rows are computed at most once a second whatever the number of open pages. Secrets are masked in every output,
 and the secret options' values never reach the browser (``hide_secret_values``).

@@ -51,6 +51,6 @@ def test_every_point_starts_empty_and_is_not_shared_between_instances() -> None:
 
 
 def test_the_metrics_core_offers_every_point() -> None:
-    from llm_metrics.hooks import LLMMetrics
+    from llm_metrics.core import LLMMetrics
 
     assert issubclass(LLMMetrics, Extensions)
