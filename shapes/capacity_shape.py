@@ -16,9 +16,9 @@ local requests and every worker report feed from then on; the shape opens it whe
 ends, and at the end of the hold (after every worker has reported once more, in a distributed run) it
 evaluates the thresholds on that store alone (``thresholds.evaluate(thresholds, window, elapsed)``). Workers
 need nothing new: they send their usual deltas every 3 s. In rate mode the suite must offer
-a rate control (``llm_metrics.state.RateControl``: ``state(environment).rate_control.set_rate(rate)``; the
-workload suite's open model offers one); the shape sets the
-rate at each step and runs a pool of idle Users sized for it.
+a rate control, ``llm_metrics.state.RateControl`` (``state(environment).rate_control.set_rate(rate)``; the workload
+suite's open model offers one); the shape sets the rate at each step, the suite sends each worker its share
+(``llm_users.pacing.share_protocol``), and the shape runs a pool of idle Users sized for it.
 
 Users stopped between steps (a lower level, a cooldown) are stopped at once, their calls cut and never
 recorded: the shape sets the environment's stop timeout to 0 (Locust would otherwise let each finish its
@@ -47,7 +47,7 @@ from locust.shape import LoadTestShape
 
 from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
-from llm_metrics.state import SuiteState, state
+from llm_metrics.state import RateControl, state
 from shapes.capacity_config import (
     CAPACITY_CONF_ENV,
     CAPACITY_CONF_FLAG,
@@ -143,13 +143,8 @@ class CapacityShape(LoadTestShape):
 
     # -- the search ----------------------------------------------------------------------------------------
 
-    def _state(self) -> SuiteState | None:
-        """The suite's state on the runner's environment (None before the shape has a runner)."""
-        return state(self.runner.environment) if self.runner is not None else None
-
     def _metrics(self) -> LLMMetrics:
-        found = self._state()
-        m = found.metrics if found is not None else None
+        m = state(self.runner.environment).metrics if self.runner is not None else None
         if m is None:
             raise CapacitySetupError(
                 "the capacity search needs the LLM metrics: call llm_metrics.hooks.install_metrics in the locustfile"
@@ -160,15 +155,14 @@ class CapacityShape(LoadTestShape):
         plan = self.plan = self.resolve()
         m = self._metrics()
         env = self.runner.environment if self.runner is not None else None
-        found = self._state()
-        if plan.spec.mode == "rate" and (found is None or found.rate_control is None):
+        if plan.spec.mode == "rate" and self._rate_control() is None:
             raise CapacitySetupError(
                 "rate mode needs a suite with an open-model rate control (locustfiles/workload.py --workload open); "
                 "use --capacity-mode users for a closed-model suite"
             )
         if not m.thresholds:
             log.warning("CapacityShape: no thresholds: every step passes and the search stops at max")
-        if plan.spec.mode == "users" and found is not None and _open_model(found):
+        if plan.spec.mode == "users" and _open_model(env):
             log.warning(
                 "CapacityShape: users mode, but this suite's load is its arrival rate (open model): the steps "
                 "change only the pool of Users; --capacity-mode rate raises the rate"
@@ -211,15 +205,16 @@ class CapacityShape(LoadTestShape):
         plan = self.plan
         users = plan.users_for(level) if level > 0 else 0  # 0: a cooldown, no load at all
         if plan.spec.mode == "rate" and level != self._rate:
-            found = self._state()
-            control = found.rate_control if found is not None else None
-            if control is None:  # checked at the start of the search (_begin)
-                raise CapacitySetupError("rate mode needs a suite with an open-model rate control")
+            control = self._rate_control()
+            assert control is not None  # checked when the search began
             control.set_rate(level)
             self._rate = level
         rate = plan.spawn_rate_for(self._users, users)
         self._users = users
         return users, rate
+
+    def _rate_control(self) -> RateControl | None:
+        return state(self.runner.environment).rate_control if self.runner is not None else None
 
     def _open_window(self) -> None:
         m = self._metrics()
@@ -279,9 +274,9 @@ class CapacityShape(LoadTestShape):
         """The run is stopping: end the search where it is (the step in progress is not judged)."""
         if self.driver is not None and not self.driver.done:
             self.driver.stop(time.time())
-            found = self._state()
-            if found is not None and found.metrics is not None:
-                found.metrics.close_window()
+            m = state(self.runner.environment).metrics if self.runner is not None else None
+            if m is not None:
+                m.close_window()
 
     def _fail(self) -> None:
         self._ended = True
@@ -330,13 +325,15 @@ class CapacityShape(LoadTestShape):
         return list(results), self.passed()
 
 
-def _open_model(found: SuiteState) -> bool:
+def _open_model(env: Any) -> bool:
     """Whether the suite sends arrivals at a rate whatever the number of Users (chat; workload open or trace)."""
-    if found.runtime("chat") is not None:
+    if env is None:
+        return False
+    suites = state(env)
+    if suites.runtime("chat") is not None:
         return True
-    workload = found.runtime("workload")
-    settings = getattr(workload, "settings", None)  # the workload suite's own type: not imported here
-    return getattr(settings, "mode", None) in ("open", "trace")
+    mode = getattr(getattr(suites.runtime("workload"), "settings", None), "mode", None)
+    return mode in ("open", "trace")
 
 
 def _local_timing(plan: CapacityPlan) -> Any:
