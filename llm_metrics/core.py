@@ -158,23 +158,11 @@ class LLMMetrics(Extensions):
             status = getattr(response, "status_code", 0) or 0 if response is not None else 0
         failed = exception is not None
         scenario = str(ctx.get("scenario", "default"))
-        store = self.store
         blocked = ctx.get("blocked")
-        store.record_request(
-            name=name,
-            method=request_type,
-            status=status,
-            scenario=scenario,
-            response_time_ms=response_time,
-            failed=failed,
-            blocked=blocked,
-        )
-        tokens = None
-        ttft_ms = None
-        good = False
-        window = self.window
-        if window is not None:
-            window.record_request(
+        delays = ctx.get("llm_read_delays_ms") if rec is not None else None
+        # the store, and the capacity search's step window when one is open, see the same request
+        for store in (self.store,) if self.window is None else (self.store, self.window):
+            store.record_request(
                 name=name,
                 method=request_type,
                 status=status,
@@ -184,9 +172,13 @@ class LLMMetrics(Extensions):
                 blocked=blocked,
             )
             if rec is not None:
-                window.record_call(rec, self.goodput)
+                store.record_call(rec, self.goodput)
+            if delays:
+                store.add_many(READ_DELAY, {"scenario": scenario}, delays)
+        tokens = None
+        ttft_ms = None
+        good = False
         if rec is not None:
-            store.record_call(rec, self.goodput)
             self.calls[0] += 1
             if rec.ok:
                 self.calls[1] += 1
@@ -194,11 +186,6 @@ class LLMMetrics(Extensions):
                 tokens = rec.output_tokens
                 if rec.t_first_content is not None and rec.stream:
                     ttft_ms = (rec.t_first_content - rec.t_start) * 1000.0
-            delays = ctx.get("llm_read_delays_ms")
-            if delays:
-                store.add_many(READ_DELAY, {"scenario": scenario}, delays)
-                if window is not None:
-                    window.add_many(READ_DELAY, {"scenario": scenario}, delays)
         now = time.time()
         if context is not None:  # the same second for every per-second series of this call (live charts)
             context["llm_ended_at"] = now
