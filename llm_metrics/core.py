@@ -239,9 +239,8 @@ class LLMMetrics(Extensions):
             self._users_greenlet = gevent.spawn(self._sample_users)
 
     def stop_user_sampling(self) -> None:
-        if self._users_greenlet is not None:
-            self._users_greenlet.kill(block=False)
-            self._users_greenlet = None
+        _kill(self._users_greenlet)
+        self._users_greenlet = None
 
     def _sample_users(self) -> None:
         while True:  # the master's user_count is the total over its workers
@@ -260,9 +259,8 @@ class LLMMetrics(Extensions):
         self._abort_greenlet = gevent.spawn(self._abort_loop)
 
     def stop_abort_checks(self) -> None:
-        if self._abort_greenlet is not None:
-            self._abort_greenlet.kill(block=False)
-            self._abort_greenlet = None
+        _kill(self._abort_greenlet)
+        self._abort_greenlet = None
 
     def _abort_loop(self) -> None:
         while True:
@@ -346,3 +344,9 @@ class LLMMetrics(Extensions):
                 knobs[k] = v
             meta["options"] = knobs
         return meta
+
+
+def _kill(greenlet: gevent.Greenlet | None) -> None:
+    """Stop a per-run greenlet (without waiting for it), if there is one."""
+    if greenlet is not None:
+        greenlet.kill(block=False)
