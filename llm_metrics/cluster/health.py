@@ -6,7 +6,7 @@ message ``llm_suite_version``). A worker whose version differs from the master's
 an error naming both versions, tells that worker to quit (``llm_suite_refused``; the worker logs the same two
 versions and exits with status 2), leaves whatever it reported out of the merged numbers, and records it in
 the summary's ``workers`` section. A worker refused while a test runs had Users and took part: the verdict is
-then not trustworthy (``hooks``: ``verdict_trustworthy``). Locust itself only warns when its own versions
+then not trustworthy (``llm_metrics.verdict``: ``verdict_trustworthy``). Locust itself only warns when its own versions
 differ; the worker sends its version after Locust's ``client_ready``, so in a headless run with
 ``--expect-workers`` it may count towards the workers awaited for a moment: once refused it is taken out of the
 master's workers at once (its Users, if it had any, go to the others) and the master waits for another.

@@ -101,7 +101,7 @@ def _cell(v: float | None) -> float | str:
 
 
 def live_rows(m: Any) -> list[OverviewRow]:
-    """The overview rows of an ``LLMMetrics`` (``hooks``) from its live store."""
+    """The overview rows of an ``LLMMetrics`` (``llm_metrics.core``) from its live store."""
     store = m.store
     hists = [(name, dict(tags), h) for metric in _LLM_TREND_METRICS for name, tags, h in store.histograms(metric)]
     rates = [(name, dict(tags), rv.hits, rv.total) for name, tags, rv in store.rates("goodput")]
@@ -193,7 +193,7 @@ def threshold_table_rows(results: Sequence[ThresholdResult]) -> list[dict[str, A
 
 
 def live_summary(m: Any) -> dict[str, Any]:
-    """The JSON summary the run would write now (thresholds evaluated so far), as ``LLMMetrics.finish`` builds it."""
+    """The JSON summary the run would write now (thresholds evaluated so far), as ``verdict.finish`` builds it."""
     results = evaluate(m.thresholds, m.store)
     doc = summary.json_summary(results, m.store, {**m.metadata(), "live": True})
     doc["series"] = m.series.to_json()
