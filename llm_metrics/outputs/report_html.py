@@ -604,7 +604,9 @@ def _run_facts(doc: Mapping[str, Any]) -> str:
 
 
 def _server_section(server: Mapping[str, Any], series: Sequence[Mapping[str, Any]]) -> str:
-    from llm_metrics.monitors.server_html import render_section  # --server-metrics (monitors.server_scrape)
+    from llm_metrics.monitors.server_scrape import (
+        render_section,  # --server-metrics (llm_metrics.monitors.server_scrape)
+    )
 
     return render_section(server, series)
 
