@@ -213,9 +213,7 @@ def install_live(environment: Any, m: Any) -> None:
     def on_request(context: dict[str, Any] | None = None, **_kw: Any) -> None:
         ctx = context or {}
         rec = ctx.get("llm")
-        if (
-            rec is not None
-        ):  # the second the summary's own series used for this call (core.LLMMetrics.on_request)
+        if rec is not None:  # the second the summary's own series used for this call (LLMMetrics.on_request)
             series.record(ctx.get("llm_ended_at") or time.time(), rec, good=rec.ok and meets_slo(rec, m.goodput))
 
     events.request.add_listener(on_request)
