@@ -32,8 +32,8 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
 from bench.common import machine, mock
+from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.calls import GoodputSLO
-from llm_metrics.hooks import LLMMetrics
 from llm_users.client.call import llm_call
 
 PATH = "/v1/chat/completions"

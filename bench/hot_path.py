@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.calls import CallRecord, GoodputSLO
-from llm_metrics.hooks import LLMMetrics
 from llm_users.client.openai_stream import ChatStreamAccumulator
 from llm_users.client.sse import iter_events, iter_events_sseclient
 from mock_llm.chunks import DONE, ChatChunks

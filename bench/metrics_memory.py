@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from locust import events
 from locust.env import Environment
 
-from llm_metrics import hooks
+from llm_metrics import core
+from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.calls import CallRecord, GoodputSLO
-from llm_metrics.hooks import LLMMetrics
 
 PROMPTS = ("short", "cot", "long", "code")
 NAME = "/v1/chat/completions"
@@ -101,7 +101,7 @@ def main() -> int:
     env = Environment(events=events)
     env.create_local_runner()  # Locust's own stats listen to the request event, as in a real process
     clock = Clock(time.time())
-    hooks.time = types.SimpleNamespace(time=clock.time)  # type: ignore[assignment]  # the series' clock
+    core.time = types.SimpleNamespace(time=clock.time)  # type: ignore[assignment]  # the series' clock
     m = LLMMetrics(env, "bench", [], GoodputSLO(ttft_ms=1000, tpot_ms=100), "", "")
     env.events.request.add_listener(m.on_request)
     rng = random.Random(1)

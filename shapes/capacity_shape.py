@@ -16,8 +16,9 @@ local requests and every worker report feed from then on; the shape opens it whe
 ends, and at the end of the hold (after every worker has reported once more, in a distributed run) it
 evaluates the thresholds on that store alone (``thresholds.evaluate(thresholds, window, elapsed)``). Workers
 need nothing new: they send their usual deltas every 3 s. In rate mode the suite must offer
-``environment.llm_rate_control.set_rate(rate)`` (the workload suite's open model does); the shape sets the
-rate at each step and runs a pool of idle Users sized for it.
+a rate control, ``llm_metrics.state.RateControl`` (``state(environment).rate_control.set_rate(rate)``; the workload
+suite's open model offers one); the shape sets the rate at each step, the suite sends each worker its share
+(``llm_users.pacing.share_protocol``), and the shape runs a pool of idle Users sized for it.
 
 Users stopped between steps (a lower level, a cooldown) are stopped at once, their calls cut and never
 recorded: the shape sets the environment's stop timeout to 0 (Locust would otherwise let each finish its
@@ -44,7 +45,9 @@ from locust.event import Events
 from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
+from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
+from llm_metrics.state import RateControl, state
 from shapes.capacity_config import (
     CAPACITY_CONF_ENV,
     CAPACITY_CONF_FLAG,
@@ -140,9 +143,8 @@ class CapacityShape(LoadTestShape):
 
     # -- the search ----------------------------------------------------------------------------------------
 
-    def _metrics(self) -> Any:
-        env = self.runner.environment if self.runner is not None else None
-        m = getattr(env, "llm_metrics", None)
+    def _metrics(self) -> LLMMetrics:
+        m = state(self.runner.environment).metrics if self.runner is not None else None
         if m is None:
             raise CapacitySetupError(
                 "the capacity search needs the LLM metrics: call llm_metrics.hooks.install_metrics in the locustfile"
@@ -153,7 +155,7 @@ class CapacityShape(LoadTestShape):
         plan = self.plan = self.resolve()
         m = self._metrics()
         env = self.runner.environment if self.runner is not None else None
-        if plan.spec.mode == "rate" and getattr(env, "llm_rate_control", None) is None:
+        if plan.spec.mode == "rate" and self._rate_control() is None:
             raise CapacitySetupError(
                 "rate mode needs a suite with an open-model rate control (locustfiles/workload.py --workload open); "
                 "use --capacity-mode users for a closed-model suite"
@@ -194,9 +196,8 @@ class CapacityShape(LoadTestShape):
         self._rate = None
         self._ended = False
         m.json_sections["capacity"] = self.result_doc
-        if not getattr(m, "capacity_text_attached", False):
-            m.text_sections.append(lambda: self.result_text())
-            m.capacity_text_attached = True
+        if self.result_text not in m.text_sections:  # once, though each run (web UI) begins a search
+            m.text_sections.append(self.result_text)
         log.info("CapacityShape: %s", plan.describe())
 
     def _apply(self, level: float) -> tuple[int, float]:
@@ -204,12 +205,16 @@ class CapacityShape(LoadTestShape):
         plan = self.plan
         users = plan.users_for(level) if level > 0 else 0  # 0: a cooldown, no load at all
         if plan.spec.mode == "rate" and level != self._rate:
-            env = self.runner.environment if self.runner is not None else None
-            env.llm_rate_control.set_rate(level)  # type: ignore[union-attr]
+            control = self._rate_control()
+            assert control is not None  # checked when the search began
+            control.set_rate(level)
             self._rate = level
         rate = plan.spawn_rate_for(self._users, users)
         self._users = users
         return users, rate
+
+    def _rate_control(self) -> RateControl | None:
+        return state(self.runner.environment).rate_control if self.runner is not None else None
 
     def _open_window(self) -> None:
         m = self._metrics()
@@ -269,10 +274,9 @@ class CapacityShape(LoadTestShape):
         """The run is stopping: end the search where it is (the step in progress is not judged)."""
         if self.driver is not None and not self.driver.done:
             self.driver.stop(time.time())
-            if self.runner is not None:
-                m = getattr(self.runner.environment, "llm_metrics", None)
-                if m is not None:
-                    m.close_window()
+            m = state(self.runner.environment).metrics if self.runner is not None else None
+            if m is not None:
+                m.close_window()
 
     def _fail(self) -> None:
         self._ended = True
@@ -323,10 +327,13 @@ class CapacityShape(LoadTestShape):
 
 def _open_model(env: Any) -> bool:
     """Whether the suite sends arrivals at a rate whatever the number of Users (chat; workload open or trace)."""
-    if getattr(env, "llm_chat", None) is not None:
+    if env is None:
+        return False
+    suites = state(env)
+    if suites.runtime("chat") is not None:
         return True
-    workload = getattr(env, "llm_workload", None)
-    return workload is not None and workload.settings.mode in ("open", "trace")
+    mode = getattr(getattr(suites.runtime("workload"), "settings", None), "mode", None)
+    return mode in ("open", "trace")
 
 
 def _local_timing(plan: CapacityPlan) -> Any:

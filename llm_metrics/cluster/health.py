@@ -6,7 +6,7 @@ message ``llm_suite_version``). A worker whose version differs from the master's
 an error naming both versions, tells that worker to quit (``llm_suite_refused``; the worker logs the same two
 versions and exits with status 2), leaves whatever it reported out of the merged numbers, and records it in
 the summary's ``workers`` section. A worker refused while a test runs had Users and took part: the verdict is
-then not trustworthy (``hooks``: ``verdict_trustworthy``). Locust itself only warns when its own versions
+then not trustworthy (``llm_metrics.verdict``: ``verdict_trustworthy``). Locust itself only warns when its own versions
 differ; the worker sends its version after Locust's ``client_ready``, so in a headless run with
 ``--expect-workers`` it may count towards the workers awaited for a moment: once refused it is taken out of the
 master's workers at once (its Users, if it had any, go to the others) and the master waits for another.
@@ -33,6 +33,7 @@ import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from llm_metrics.cluster.version import suite_version
+from llm_metrics.state import state
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class VersionCheck:
             " (it had joined the running test: what it reported is left out)" if during_run else "",
         )
         self.metrics.excluded_workers.add(worker)
-        tracking = getattr(self.environment, "llm_workers", None)
+        tracking = state(self.environment).workers
         if tracking is not None:
             tracking.ledger.refuse(worker, theirs, self.version, time.time(), during_run)
         _forget_worker(runner, worker)
@@ -149,7 +150,7 @@ def install_cluster(environment: Any, metrics: Any) -> None:
     if isinstance(runner, MasterRunner):
         check = VersionCheck(environment, metrics)
         runner.register_message(VERSION_MESSAGE, check.on_version)
-        environment.llm_version_check = check
+        state(environment).version_check = check
     elif isinstance(runner, WorkerRunner):
         runner.register_message(REFUSED_MESSAGE, _refused)
         runner.send_message(VERSION_MESSAGE, {"version": suite_version()})

@@ -39,6 +39,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llm_metrics.state import state as suite_state
+
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = frozenset({"ready", "spawning", "running"})
@@ -468,5 +470,5 @@ def install_worker_tracking(environment: Any, metrics: Any) -> WorkerTracking:
     metrics.json_sections["workers"] = tracking.json_section
     metrics.text_sections.append(tracking.text_section)
     metrics.trust_checks.append(tracking.ledger.trust_reasons)
-    environment.llm_workers = tracking
+    suite_state(environment).workers = tracking
     return tracking

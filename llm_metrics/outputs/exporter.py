@@ -7,7 +7,7 @@
 
 Off by default (``--prometheus-port 0``); binds 127.0.0.1 unless told otherwise; never started on workers
 (the master holds the merged data). Nothing is kept twice: a custom Collector reads
-``environment.llm_metrics`` at scrape time, so a scrape and the JSON summary are computed from the same
+``state(environment).metrics`` at scrape time, so a scrape and the JSON summary are computed from the same
 merged store and agree exactly.
 
 Families (``llm_locust_`` + the suite's metric name, a leading ``llm_`` dropped: ``llm_ttft_ms`` ->
@@ -58,6 +58,7 @@ from llm_metrics.engine import masking
 from llm_metrics.engine.histogram import Histogram
 from llm_metrics.engine.store import OTHER, Tags
 from llm_metrics.engine.thresholds import evaluate
+from llm_metrics.state import state
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +343,7 @@ def install_exporter(environment: Any, metrics: Any) -> Exporter | None:
 
     environment.events.quit.add_listener(_quit)
     environment.events.quitting.add_listener(_again)
-    environment.llm_exporter = exporter
+    state(environment).exporter = exporter
     return exporter
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from llm_metrics.engine.calls import CallRecord, meets_slo, tpot_ms, ttft_ms
 from llm_metrics.engine.histogram import Histogram
+from llm_metrics.state import state
 
 __all__ = ["ALL", "LiveSeries", "attach_live", "install_live"]
 
@@ -212,7 +213,7 @@ def install_live(environment: Any, m: Any) -> None:
     def on_request(context: dict[str, Any] | None = None, **_kw: Any) -> None:
         ctx = context or {}
         rec = ctx.get("llm")
-        if rec is not None:  # the second the summary's own series used for this call (hooks.on_request)
+        if rec is not None:  # the second the summary's own series used for this call (LLMMetrics.on_request)
             series.record(ctx.get("llm_ended_at") or time.time(), rec, good=rec.ok and meets_slo(rec, m.goodput))
 
     events.request.add_listener(on_request)
@@ -246,7 +247,7 @@ def attach_live(environment: Any, web_ui: Any, blueprint: Any) -> None:
     page = _page()
 
     def _m() -> Any:
-        return getattr(environment, "llm_metrics", None)
+        return state(environment).metrics
 
     @blueprint.route("/llm/live")
     @web_ui.auth_required_if_enabled

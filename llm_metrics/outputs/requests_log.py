@@ -51,6 +51,7 @@ from llm_metrics.engine.calls import (
     reasoning_tokens,
     token_source,
 )
+from llm_metrics.state import state
 
 __all__ = [
     "LINE_KEYS",
@@ -372,7 +373,7 @@ def install_requests_log(environment: Any, m: Any) -> None:
     except OSError as exc:
         log.error("--requests-jsonl/REQUESTS_JSONL: cannot write %s: %s", target, exc.strerror or exc)
         sys.exit(2)
-    environment.llm_requests_log = rlog
+    state(environment).requests_log = rlog
     started = [False]
 
     def on_request(context: dict[str, Any] | None = None, **_kw: Any) -> None:

@@ -1,7 +1,7 @@
 """LLM metrics in Locust's web UI, through the extension points Locust 2.47 supports.
 
 ``attach_web_ui(environment)`` (called from the init listener of ``hooks`` when ``environment.web_ui`` exists)
-adds, on the process that serves the UI (the master in a distributed run, which reads ``environment.llm_metrics``,
+adds, on the process that serves the UI (the master in a distributed run, which reads ``state(environment).metrics``,
 the merge of every worker's reports):
 
 * two tabs of the React UI (``template_args["extended_tabs"]`` / ``["extended_tables"]``), filled from the
@@ -26,7 +26,7 @@ the 20 columns of a wide table would not); the table sorts by its hidden ``name`
 clicked (``name`` carries the row's position); its data rides on ``/stats/requests``, which the UI stops
 polling once the run has stopped (reload the page for the final numbers); the stock charts plot Locust's own
 response times only, so TTFT, tokens/s and users over time are plotted in ``llm/report``. Locust's
-"Reset stats" resets these metrics and their series too (``hooks.LLMMetrics.reset``), and so does a new run.
+"Reset stats" resets these metrics and their series too (``llm_metrics.core.LLMMetrics.reset``), and so does a new run.
 
 Rows are computed at most once a second whatever the number of open pages. Secrets are masked in every output,
 and the secret options' values never reach the browser (``hide_secret_values``).
@@ -47,6 +47,7 @@ from llm_metrics.monitors.selfmon import CLIENT_CPU, CLIENT_LOOP_LAG
 from llm_metrics.outputs import summary
 from llm_metrics.outputs.overview import LATENCY_COLUMNS, PERCENTILES, OverviewRow, overview_rows
 from llm_metrics.outputs.report_html import render_report
+from llm_metrics.state import state
 
 __all__ = [
     "METRICS_TAB",
@@ -116,7 +117,7 @@ def _table_row(
 
 
 def live_rows(m: Any) -> list[OverviewRow]:
-    """The overview rows of an ``LLMMetrics`` (``hooks``) from its live store."""
+    """The overview rows of an ``LLMMetrics`` (``llm_metrics.core``) from its live store."""
     store = m.store
     hists = [(name, dict(tags), h) for metric in _LLM_TREND_METRICS for name, tags, h in store.histograms(metric)]
     rates = [(name, dict(tags), rv.hits, rv.total) for name, tags, rv in store.rates("goodput")]
@@ -180,7 +181,7 @@ def threshold_table_rows(results: Sequence[ThresholdResult]) -> list[dict[str, A
 
 
 def live_summary(m: Any) -> dict[str, Any]:
-    """The JSON summary the run would write now (thresholds evaluated so far), as ``LLMMetrics.finish`` builds it."""
+    """The JSON summary the run would write now (thresholds evaluated so far), as ``verdict.finish`` builds it."""
     results = evaluate(m.thresholds, m.store)
     doc = summary.json_summary(results, m.store, {**m.metadata(), "live": True})
     doc["series"] = m.series.to_json()
@@ -225,7 +226,7 @@ class _Tabs:
     def extended_stats(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         if now - self._at >= REFRESH_S:
-            m = getattr(self.environment, "llm_metrics", None)
+            m = state(self.environment).metrics
             if m is None:
                 self._data = []
             else:
@@ -299,7 +300,7 @@ def _add_routes(environment: Any, web_ui: Any, bp: Any, secrets: Callable[[], li
 
     def answer(render: Callable[[Any], tuple[str, str]], filename: str = "") -> Any:
         """``render(metrics)``: (text, mimetype); ``filename``: a download named after the suite."""
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         if m is None:
             return Response("llm_metrics is not installed", status=404, mimetype="text/plain")
         text, mimetype = render(m)
@@ -337,7 +338,7 @@ def attach_web_ui(environment: Any) -> None:
     hide_secret_values(web_ui)
 
     def secrets() -> list[str]:
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         return m.secrets() if m is not None else []
 
     @web_ui.app.after_request

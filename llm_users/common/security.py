@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_metrics.engine.masking import MIN_SECRET_LENGTH, short_secrets
+from llm_metrics.state import state as suite_state
 from llm_users.common.options import DEFAULT_TARGET, as_bool
 from llm_users.common.target_binding import (
     TARGET_OPTIONS,
@@ -149,10 +150,8 @@ def add_security_arguments(parser: Any) -> None:
 
 
 def add_extra_secret(environment: Any, value: str) -> None:
-    """Have the outputs mask ``value`` too (``LLMMetrics.secrets`` reads ``environment.llm_extra_secrets``)."""
-    found = getattr(environment, "llm_extra_secrets", None)
-    if found is None:
-        found = environment.llm_extra_secrets = []
+    """Have the outputs mask ``value`` too (``LLMMetrics.secrets`` reads ``SuiteState.extra_secrets``)."""
+    found = suite_state(environment).extra_secrets
     if value and value not in found:
         found.append(value)
 
@@ -184,7 +183,7 @@ def on_init(environment: Any) -> None:
     from locust.runners import MasterRunner, WorkerRunner
 
     opts = environment.parsed_options
-    if opts is None or getattr(environment, "llm_security", None) is not None:
+    if opts is None or suite_state(environment).runtime("security") is not None:
         return
     for k in SECRET_OPTIONS:  # *_FILE: a secret mounted as a file (Kubernetes, Docker secrets)
         if hasattr(opts, k) and not getattr(opts, k):
@@ -220,7 +219,7 @@ def on_init(environment: Any) -> None:
     if on_workers and isinstance(runner, WorkerRunner):
         set_local_secrets(environment, LocalSecrets(_secret_values(opts), origin(target)))
     state = SecurityState(_secret_values(opts), str(opts.secrets_origin), on_workers)
-    environment.llm_security = state
+    suite_state(environment).set_runtime("security", state)
     if login_password:
         add_extra_secret(environment, login_password)
     web_ui = getattr(environment, "web_ui", None)
@@ -360,7 +359,7 @@ def install_security(events: Any) -> None:
 
 def check_worker_mode(environment: Any) -> None:
     """On a worker: say so when its master runs --secrets-on-workers (forwarded) and this worker does not."""
-    state = getattr(environment, "llm_security", None)
+    state = suite_state(environment).runtime("security", SecurityState)
     opts = environment.parsed_options
     if state is None or opts is None or state.secrets_on_workers or not getattr(opts, "worker", False):
         return

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_metrics.state import find_state, state
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 TARGET_OPTIONS = ("base", "base_url", "osiris_url")
 """The suites' own target options; the first one set wins over Locust's ``--host``."""
@@ -78,17 +80,15 @@ def no_redirect_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
-ENV_ATTR = "llm_local_secrets"
-
-
 def local_secrets(environment: Any) -> LocalSecrets | None:
-    """The worker's own secrets (secrets-on-workers mode) kept on Locust's ``Environment``; None otherwise."""
-    found = getattr(environment, ENV_ATTR, None)
-    return found if isinstance(found, LocalSecrets) else None
+    """The worker's own secrets (secrets-on-workers mode) kept in the environment's ``SuiteState``; None otherwise."""
+    found = find_state(environment)
+    local = found.runtime("local_secrets") if found is not None else None
+    return local if isinstance(local, LocalSecrets) else None
 
 
 def set_local_secrets(environment: Any, local: LocalSecrets) -> None:
-    setattr(environment, ENV_ATTR, local)
+    state(environment).set_runtime("local_secrets", local)
 
 
 def binding_origin(target: str, bound_origin: str, local: LocalSecrets | None = None) -> str:

@@ -40,6 +40,7 @@ from locust.runners import WorkerRunner
 
 from llm_metrics.engine.calls import CallRecord
 from llm_metrics.engine.store import make_tags
+from llm_metrics.state import state
 from llm_users.client.apis import proxied_call
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.common.security import add_extra_secret, install_security, refuse_short_secret
@@ -73,7 +74,7 @@ class GatewayRuntime:
 
 
 def runtime(environment: Any) -> GatewayRuntime:
-    rt = getattr(environment, "llm_gateway", None)
+    rt = state(environment).runtime("gateway", GatewayRuntime)
     if rt is None:
         raise RuntimeError(
             "the gateway suite is not installed: call llm_users.gateway.users.install_gateway(events) in the locustfile"
@@ -117,7 +118,7 @@ def install_gateway(events: Any) -> None:
         if opts is None:
             return
         settings = _settings_or_exit(opts, local_secrets(environment))
-        environment.llm_gateway = GatewayRuntime(environment, settings)
+        state(environment).set_runtime("gateway", GatewayRuntime(environment, settings))
         for secret in settings.secrets():  # the conf's password too: masked even when not the one sent
             add_extra_secret(environment, secret)
         refuse_short_secret(opts, f"auth.password of {opts.gateway_conf}", settings.conf.auth.password)
@@ -127,7 +128,7 @@ def install_gateway(events: Any) -> None:
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
-        rt = getattr(environment, "llm_gateway", None)
+        rt = state(environment).runtime("gateway", GatewayRuntime)
         if rt is None:
             return
         if environment.parsed_options is not None:
@@ -142,7 +143,7 @@ def install_gateway(events: Any) -> None:
             configure_user_classes(list(environment.user_classes), rt.settings)
         if isinstance(environment.runner, WorkerRunner):
             return
-        m = getattr(environment, "llm_metrics", None)
+        m = state(environment).metrics
         if m is not None:
             attach_recovery(m, environment, rt.settings.conf.recovery)
             m.json_sections["gateway"] = lambda: gateway_section(rt.settings)
@@ -183,7 +184,8 @@ class GatewayUser(FastHttpUser):
     wait_time = between(0.5, 1.5)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        rt = getattr(args[0] if args else kwargs.get("environment"), "llm_gateway", None)
+        env = args[0] if args else kwargs.get("environment")
+        rt = state(env).runtime("gateway", GatewayRuntime) if env is not None else None
         if rt is not None:
             self.network_timeout = socket_timeout(self.network_timeout, rt.settings.target.idle_timeout_s)
         super().__init__(*args, **kwargs)
@@ -202,7 +204,7 @@ class GatewayUser(FastHttpUser):
         return {k: v for k, v in sendable.items() if k == "X-LoadTest-Token"}
 
     def _metrics(self) -> Any:
-        return getattr(self.environment, "llm_metrics", None)
+        return state(self.environment).metrics
 
     def _count_apart(self, out: Outcome, status: int, name: str, scenario: str) -> None:
         """Count a blocked or budget answer that the hooks do not count themselves.

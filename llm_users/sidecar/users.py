@@ -37,6 +37,7 @@ from locust import FastHttpUser, task
 from locust.runners import WorkerRunner
 
 from llm_metrics.engine.promtext import PromTextError, parse
+from llm_metrics.state import state
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.common.options import OptionError
 from llm_users.common.security import install_security
@@ -128,8 +129,8 @@ class SidecarRuntime:
     # -- summary -----------------------------------------------------------------------------------
 
     def attach(self) -> None:
-        """Put the server-side section in the summaries (once ``environment.llm_metrics`` exists)."""
-        m = getattr(self.environment, "llm_metrics", None)
+        """Put the server-side section in the summaries (once ``state(environment).metrics`` exists)."""
+        m = state(self.environment).metrics
         if m is None or self.attached:
             return
         self.attached = True
@@ -147,7 +148,7 @@ class SidecarRuntime:
 
 
 def runtime(environment: Any) -> SidecarRuntime:
-    rt = getattr(environment, "llm_sidecar", None)
+    rt = state(environment).runtime("sidecar", SidecarRuntime)
     if rt is None:
         raise RuntimeError("the sidecar suite is not installed: call llm_users.sidecar.users.install_sidecar(events)")
     return rt
@@ -172,7 +173,7 @@ def install_sidecar(events: Any) -> None:
             log.error("sidecar suite: %s", exc)
             sys.exit(2)
         rt = SidecarRuntime(environment, settings)
-        environment.llm_sidecar = rt
+        state(environment).set_runtime("sidecar", rt)
         if opts.osiris_url or not environment.host:
             environment.host = settings.base
         if not opts.worker and not getattr(opts, "stop_timeout", None):
@@ -182,7 +183,7 @@ def install_sidecar(events: Any) -> None:
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
-        rt = getattr(environment, "llm_sidecar", None)
+        rt = state(environment).runtime("sidecar", SidecarRuntime)
         if rt is None:
             return
         opts = environment.parsed_options
@@ -199,7 +200,7 @@ def install_sidecar(events: Any) -> None:
 
     @events.test_stop.add_listener
     def _stop(environment: Any, **_kw: Any) -> None:
-        rt = getattr(environment, "llm_sidecar", None)
+        rt = state(environment).runtime("sidecar", SidecarRuntime)
         if rt is not None and not isinstance(environment.runner, WorkerRunner):
             rt.stop_sampling()
 
@@ -211,7 +212,7 @@ class SidecarUser(FastHttpUser):
     scenario = "sidecar"
 
     def __init__(self, environment: Any) -> None:
-        rt = getattr(environment, "llm_sidecar", None)
+        rt = state(environment).runtime("sidecar", SidecarRuntime)
         if rt is not None:
             self.network_timeout = socket_timeout(self.network_timeout, rt.settings.target.idle_timeout_s)
         super().__init__(environment)

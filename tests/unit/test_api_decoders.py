@@ -11,7 +11,7 @@ import pytest
 
 from llm_metrics.engine.calls import CallRecord, meets_slo, metric_values, reasoning_token_source
 from llm_metrics.engine.thresholds import default_registry
-from llm_metrics.hooks import load_slo_file
+from llm_metrics.slo_config import load_slo_file
 from llm_users.client.api_anthropic import AnthropicAccumulator, parse_anthropic_json
 from llm_users.client.api_completions import CompletionsAccumulator, parse_completions_json
 from llm_users.client.api_embeddings import parse_embeddings_json

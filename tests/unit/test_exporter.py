@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
+from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.calls import CallRecord, GoodputSLO
 from llm_metrics.engine.store import OTHER, MetricStore
 from llm_metrics.engine.thresholds import parse_thresholds
-from llm_metrics.hooks import LLMMetrics
 from llm_metrics.outputs.exporter import (
     PREFIX,
     Exporter,

@@ -7,7 +7,7 @@ mixed with odd ones: integers, null, booleans, as YAML allows), and the shipped 
 part replaced, removed or added (so that the search also reaches the deep keys). Files get arbitrary bytes too.
 
 The loaders: the mock's settings (``mock_llm.config``), the thresholds (``parse_thresholds`` and
-``hooks.load_slo_file``), ``conf/gateway.yaml``, the load profiles (``shapes.config``), the sidecar's settings
+``slo_config.load_slo_file``), ``conf/gateway.yaml``, the load profiles (``shapes.config``), the sidecar's settings
 and trade prompts, the chat prompt sets and datasets.
 """
 
@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_metrics.engine.thresholds import ThresholdError, default_registry, parse_thresholds
-from llm_metrics.hooks import ConfigError as SloFileError
-from llm_metrics.hooks import load_slo_file
+from llm_metrics.slo_config import ConfigError as SloFileError
+from llm_metrics.slo_config import load_slo_file
 from llm_users.common.prompts import PromptError, load_dataset, load_prompt_sets
 from llm_users.gateway.config import GatewayConfigError, load_gateway_config, parse_gateway_config
 from llm_users.sidecar.config import SidecarConfigError, load_sidecar_config

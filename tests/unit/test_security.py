@@ -13,6 +13,7 @@ import pytest
 
 from llm_metrics.engine.masking import redact, redact_obj, redact_userinfo, safe_url, short_secrets, url_secrets
 from llm_metrics.outputs.weblogin import FailureLimit, credentials_match
+from llm_metrics.state import state as suite_state
 from llm_users.common.options import target_settings
 from llm_users.common.security import SecurityState, check_form, confined
 from llm_users.common.target_binding import LocalSecrets, allowed, effective_target, origin
@@ -220,14 +221,14 @@ def test_mock_control_endpoints_answer_loopback_or_the_token() -> None:
 def test_a_worker_started_without_the_mode_of_its_master_says_so(caplog: pytest.LogCaptureFixture) -> None:
     from llm_users.common.security import check_worker_mode
 
-    worker = SimpleNamespace(parsed_options=opts(worker=True, secrets_on_workers="true"), llm_security=None)
-    worker.llm_security = SecurityState({}, "http://a:1", False)  # started without the mode
+    worker = SimpleNamespace(parsed_options=opts(worker=True, secrets_on_workers="true"))
+    suite_state(worker).set_runtime("security", SecurityState({}, "http://a:1", False))  # started without the mode
     check_worker_mode(worker)
     assert "start it with SECRETS_ON_WORKERS=true" in caplog.text
     caplog.clear()
-    worker.llm_security = SecurityState({}, "http://a:1", True)
+    suite_state(worker).set_runtime("security", SecurityState({}, "http://a:1", True))
     check_worker_mode(worker)
     worker.parsed_options.secrets_on_workers = "false"
-    worker.llm_security = SecurityState({}, "http://a:1", False)
+    suite_state(worker).set_runtime("security", SecurityState({}, "http://a:1", False))
     check_worker_mode(worker)
     assert caplog.text == ""

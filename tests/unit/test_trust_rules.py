@@ -15,9 +15,9 @@ from llm_metrics.engine.histogram import Histogram
 from llm_metrics.engine.nodata import CallCounts, explain
 from llm_metrics.engine.store import MetricStore, make_tags
 from llm_metrics.engine.thresholds import default_registry
-from llm_metrics.hooks import ConfigError, load_slo_config, load_slo_file
 from llm_metrics.monitors.selfmon import SaturationError, SaturationRules, judge, parse_saturation, share_at_or_above
 from llm_metrics.outputs.files import unwritable_reason, write_atomic
+from llm_metrics.slo_config import ConfigError, load_slo_config, load_slo_file
 
 
 def _call(prompt: str, ok: bool = True, queue_ms: float | None = None) -> CallRecord:
