@@ -33,6 +33,7 @@ import yaml
 __all__ = [
     "UniqueKeyLoader",
     "ValueReader",
+    "known_keys",
     "load_yaml_file",
     "parse_duration",
     "parse_yaml",
@@ -126,6 +127,22 @@ def show(value: object) -> str:
     if isinstance(value, list):
         return "a list" if value else "an empty list"
     return str(value)
+
+
+def known_keys(
+    data: object, allowed: tuple[str, ...], error: ErrorType, source: str, path: str, expected: str
+) -> Mapping[Any, Any]:
+    """``data`` when it is a mapping of ``allowed`` keys only; else ``error``: ``source: path: expected EXPECTED``,
+    or ``source: path.KEY: unknown key (expected a, b)`` for the first unknown key (keys may be any YAML scalar:
+    in the order of their text)."""
+    where = ": ".join(part for part in (source, path) if part)
+    if not isinstance(data, Mapping):
+        raise error(f"{where}: expected {expected}")
+    unknown = sorted(set(data) - set(allowed), key=str)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise error(f"{': '.join(part for part in (source, key) if part)}: unknown key (expected {', '.join(allowed)})")
+    return data
 
 
 _DURATION_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)"
