@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_metrics.engine.config import read_text
+
 __all__ = ["PromptFileError", "TradePrompts", "load_trade_prompts"]
 
 _SHAPE = 'a list of prompts (strings or objects with a "prompt" string), or an object with "prompts"'
@@ -80,16 +82,9 @@ def load_trade_prompts(path: str | Path) -> TradePrompts:
     """Read and check the prompts file; raise ``PromptFileError`` naming the file and the entry."""
     p = Path(path)
     src = str(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PromptFileError(f"{src}: prompts file not found") from None
-    except IsADirectoryError:
-        raise PromptFileError(f"{src}: expected a JSON file, found a directory") from None
-    except UnicodeDecodeError as exc:
-        raise PromptFileError(f"{src}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise PromptFileError(f"{src}: cannot read the file: {exc.strerror or exc}") from None
+    if p.is_dir():
+        raise PromptFileError(f"{src}: expected a JSON file, found a directory")
+    text = read_text(p, PromptFileError, source=src, missing="prompts file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

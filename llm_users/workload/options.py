@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from llm_metrics.engine.config import load_yaml_file
 from llm_users.client.apis import Api, get_api
 from llm_users.common.options import (
     CONF_DIR,
@@ -191,12 +190,7 @@ def load_tools(path: str) -> list[dict[str, Any]] | None:
     """Tool definitions from a YAML (or JSON) file: a list, or ``{tools: [...]}``; PromptError naming the file."""
     if not path:
         return None
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptError(f"{path}: tools file not found (--tools/TOOLS)") from None
-    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
-        raise PromptError(f"{path}: cannot read the tools file: {exc}") from None
+    data = load_yaml_file(path, PromptError, missing="tools file (--tools/TOOLS)")
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"tools"}, key=str)
         if unknown:
