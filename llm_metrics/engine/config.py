@@ -8,6 +8,7 @@ through this module, so that they all refuse the same mistakes with the same wor
   ``gateway_latency:`` twice would silently drop the first list). Errors are ``error`` (the caller's own
   ``ValueError`` subclass) starting with the file: ``conf/x.yaml: line 4: duplicate key 'target'``,
   ``conf/x.yaml: line 3: not valid YAML: ...``, ``conf/x.yaml: not UTF-8 text (byte 0)``.
+* ``parse_json``: the same for JSON (``x.json: not valid JSON: line 1 column 6: ...``).
 * ``ValueReader``: walks the parsed data; each check raises ``error`` naming the file and the key path and
   saying what was expected (``conf/shapes.yaml: profiles.spike.stages[2].target: expected a non-negative
   integer, got -5``); ``show`` writes the offending value as the message shows it.
@@ -22,6 +23,7 @@ through this module, so that they all refuse the same mistakes with the same wor
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Hashable, Mapping
@@ -36,6 +38,7 @@ __all__ = [
     "known_keys",
     "load_yaml_file",
     "parse_duration",
+    "parse_json",
     "parse_yaml",
     "read_text",
     "safe_load_unique",
@@ -109,6 +112,18 @@ def load_yaml_file(
     """``read_text`` then ``parse_yaml``: the parsed file, or ``error`` naming the file (and the line)."""
     src = str(path) if source is None else source
     return parse_yaml(read_text(path, error, source=src, missing=missing), src, error)
+
+
+def parse_json(text: str, where: str, error: ErrorType, *, position: bool = True) -> Any:
+    """JSON ``text`` parsed; ``error``: ``WHERE: not valid JSON: line L column C: what`` (without the line and
+    column when not ``position``, e.g. for one line of a JSONL file whose ``where`` names the line)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f"line {exc.lineno} column {exc.colno}: " if position else ""
+        raise error(f"{where}: not valid JSON: {at}{exc.msg}") from None
+    except RecursionError:
+        raise error(f"{where}: not valid JSON: nesting too deep") from None
 
 
 # -- values ----------------------------------------------------------------------------------------------------

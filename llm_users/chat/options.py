@@ -11,21 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_users.client.apis import Api, get_api
+from llm_users.common import options as shared
 from llm_users.common import target_binding
-from llm_users.common.options import (
-    CONF_DIR,
-    OptionError,
-    TargetSettings,
-    add_knob,
-    add_llm_target_arguments,
-    api_setting,
-    arrival_setting,
-    as_bool,
-    llm_base,
-    positive,
-    rate,
-    target_settings,
-)
+from llm_users.common.options import OptionError, TargetSettings, add_knob
 from llm_users.common.prompts import PromptError, PromptSet, load_dataset, load_prompt_sets
 from llm_users.pacing.arrival import KINDS
 
@@ -34,7 +22,7 @@ __all__ = ["ChatSettings", "OptionError", "PromptError", "add_chat_arguments", "
 
 def add_chat_arguments(parser: Any) -> None:
     """Seed 003's knobs plus the suite's own (arrival kind, prompt variants, dataset, max tokens)."""
-    add_llm_target_arguments(parser)
+    shared.add_llm_target_arguments(parser)
     add_knob(
         parser,
         "--nonstream-rps",
@@ -56,7 +44,9 @@ def add_chat_arguments(parser: Any) -> None:
     )
     add_knob(parser, "--arrival", "ARRIVAL", "constant", f"Arrival process: {' or '.join(KINDS)}")
     add_knob(parser, "--prompts", "PROMPTS", "short,cot", "Prompt variants, comma-separated names from --prompts-file")
-    add_knob(parser, "--prompts-file", "PROMPTS_FILE", str(CONF_DIR / "prompts.yaml"), "YAML file of prompt variants")
+    add_knob(
+        parser, "--prompts-file", "PROMPTS_FILE", str(shared.CONF_DIR / "prompts.yaml"), "YAML file of prompt variants"
+    )
     add_knob(parser, "--dataset", "DATASET", "", "JSON/JSONL/ShareGPT file of prompts, sent as variant 'dataset'")
     add_knob(parser, "--max-tokens", "MAX_TOKENS", 0, "max_tokens of every call; 0 = each variant's own", type=int)
     add_knob(
@@ -100,8 +90,8 @@ def _variants(opts: Any) -> tuple[dict[str, PromptSet], tuple[str, ...]]:
 
 def chat_settings(opts: Any, local: target_binding.LocalSecrets | None = None) -> ChatSettings:
     """Validate the chat knobs; raise OptionError naming the flag, or PromptError naming the file."""
-    arrival = arrival_setting(opts)
-    duration_min = positive(opts.duration_min, "--duration-min/DURATION_MIN")
+    arrival = shared.arrival_setting(opts)
+    duration_min = shared.positive(opts.duration_min, "--duration-min/DURATION_MIN")
     try:
         max_tokens = int(opts.max_tokens)
     except (TypeError, ValueError):
@@ -109,25 +99,25 @@ def chat_settings(opts: Any, local: target_binding.LocalSecrets | None = None) -
     if max_tokens < 0:
         raise OptionError(f"--max-tokens/MAX_TOKENS: expected an integer >= 0, got {max_tokens}")
     sets, variants = _variants(opts)
-    api = api_setting(opts)
-    stream_rps = rate(opts.stream_rps, "--stream-rps/STREAM_RPS")
+    api = shared.api_setting(opts)
+    stream_rps = shared.rate(opts.stream_rps, "--stream-rps/STREAM_RPS")
     if not api.streams and stream_rps > 0:
         raise OptionError(
             f"--stream-rps/STREAM_RPS: the {api.name} API does not stream; set it to 0 and give the rate "
             "with --nonstream-rps/NONSTREAM_RPS"
         )
-    base = llm_base(opts)
+    base = shared.llm_base(opts)
     return ChatSettings(
-        target=target_settings(opts, base, local),
+        target=shared.target_settings(opts, base, local),
         base=base,
         model=str(opts.model),
-        nonstream_rps=rate(opts.nonstream_rps, "--nonstream-rps/NONSTREAM_RPS"),
+        nonstream_rps=shared.rate(opts.nonstream_rps, "--nonstream-rps/NONSTREAM_RPS"),
         stream_rps=stream_rps,
         duration_s=duration_min * 60.0,
         arrival=arrival,
         prompt_sets=sets,
         variants=variants,
         max_tokens=max_tokens,
-        smoke=as_bool(opts.smoke, "--smoke/SMOKE"),
+        smoke=shared.as_bool(opts.smoke, "--smoke/SMOKE"),
         api=api,
     )

@@ -6,13 +6,12 @@ Pure: no Locust. Every error names the file and the entry and says what was expe
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_metrics.engine.config import load_yaml_file, read_text
+from llm_metrics.engine.config import load_yaml_file, parse_json, read_text
 
 Message = dict[str, str]
 _ROLES = {"system", "user", "assistant"}
@@ -162,23 +161,14 @@ def load_dataset(path: str | Path, name: str = "dataset", max_tokens: int | None
     records: list[tuple[str, Any]] = []
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PromptError(f"{p}: not valid JSON: {exc}") from None
-        except RecursionError:
-            raise PromptError(f"{p}: not valid JSON: nesting too deep") from None
+        items = parse_json(text, str(p), PromptError)
         records = [(f"{p}: [{i}]", x) for i, x in enumerate(items)]
     else:
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                records.append((f"{p}: line {lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise PromptError(f"{p}: line {lineno}: not valid JSON: {exc.msg}") from None
-            except RecursionError:
-                raise PromptError(f"{p}: line {lineno}: not valid JSON: nesting too deep") from None
+            where = f"{p}: line {lineno}"
+            records.append((where, parse_json(line, where, PromptError, position=False)))
     if not records:
         raise PromptError(f"{p}: the dataset has no prompts")
     convs = [_messages(x, where) for where, x in records]

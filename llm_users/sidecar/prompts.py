@@ -15,13 +15,12 @@ raises ``PromptFileError`` naming the file and the entry (``conf/prompts.json: [
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_metrics.engine.config import read_text
+from llm_metrics.engine.config import parse_json, read_text
 
 __all__ = ["PromptFileError", "TradePrompts", "load_trade_prompts"]
 
@@ -85,12 +84,7 @@ def load_trade_prompts(path: str | Path) -> TradePrompts:
     if p.is_dir():
         raise PromptFileError(f"{src}: expected a JSON file, found a directory")
     text = read_text(p, PromptFileError, source=src, missing="prompts file")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PromptFileError(f"{src}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise PromptFileError(f"{src}: not valid JSON: nesting too deep") from None
+    data = parse_json(text, src, PromptFileError)
     prefix = ""
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"prompts"})
