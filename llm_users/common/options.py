@@ -10,15 +10,20 @@ its package (``llm_users.chat.options``, ``llm_users.workload.options``, ...).
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from llm_users.client.apis import API_NAMES, Api, get_api
 from llm_users.common import target_binding
 from llm_users.pacing.arrival import KINDS
+
+T = TypeVar("T")
 
 DEFAULT_TARGET = "http://127.0.0.1:8000"
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -211,6 +216,29 @@ def target_settings(opts: Any, base: str, local: target_binding.LocalSecrets | N
     )
 
 
+def settings_or_exit(log: logging.Logger, suite: str, errors: tuple[type[Exception], ...], make: Callable[[], T]) -> T:
+    """The suite's settings at start-up: a bad knob or file (one of ``errors``) is logged as ``SUITE suite:
+    message`` and stops the run with exit code 2."""
+    try:
+        return make()
+    except errors as exc:
+        log.error("%s suite: %s", suite, exc)
+        sys.exit(2)
+
+
+def settings_or_stop(
+    environment: Any, log: logging.Logger, suite: str, errors: tuple[type[Exception], ...], make: Callable[[], T]
+) -> T | None:
+    """The suite's settings again at a test start (the web UI may have changed the knobs since start-up): a bad
+    one is logged as ``SUITE suite: message; stopping`` and stops the run (None)."""
+    try:
+        return make()
+    except errors as exc:
+        log.error("%s suite: %s; stopping", suite, exc)
+        environment.runner.quit()
+        return None
+
+
 __all__ = [
     "CONF_DIR",
     "DEFAULT_TARGET",
@@ -228,5 +256,7 @@ __all__ = [
     "number",
     "positive",
     "rate",
+    "settings_or_exit",
+    "settings_or_stop",
     "target_settings",
 ]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,8 +41,9 @@ from llm_metrics.engine.calls import CallRecord
 from llm_metrics.engine.store import make_tags
 from llm_users.client.apis import proxied_call
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
+from llm_users.common.options import settings_or_exit, settings_or_stop
 from llm_users.common.security import add_extra_secret, install_security, refuse_short_secret
-from llm_users.common.target_binding import LocalSecrets, local_secrets, origin
+from llm_users.common.target_binding import local_secrets, origin
 from llm_users.gateway.config import GatewayConfigError, lookup, render
 from llm_users.gateway.headers import carried, measure
 from llm_users.gateway.metrics import (
@@ -81,12 +81,11 @@ def runtime(environment: Any) -> GatewayRuntime:
     return rt
 
 
-def _settings_or_exit(opts: Any, local: LocalSecrets | None = None) -> GatewaySettings:
-    try:
-        return gateway_settings(opts, local)
-    except (OptionError, GatewayConfigError) as exc:
-        log.error("gateway suite: %s", exc)
-        sys.exit(2)
+_ERRORS = (OptionError, GatewayConfigError)
+
+
+def _settings_of(environment: Any) -> GatewaySettings:
+    return gateway_settings(environment.parsed_options, local_secrets(environment))
 
 
 def configure_user_classes(user_classes: list[type[Any]], settings: GatewaySettings) -> None:
@@ -116,7 +115,7 @@ def install_gateway(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        settings = _settings_or_exit(opts, local_secrets(environment))
+        settings = settings_or_exit(log, "gateway", _ERRORS, lambda: _settings_of(environment))
         environment.llm_gateway = GatewayRuntime(environment, settings)
         for secret in settings.secrets():  # the conf's password too: masked even when not the one sent
             add_extra_secret(environment, secret)
@@ -131,14 +130,12 @@ def install_gateway(events: Any) -> None:
         if rt is None:
             return
         if environment.parsed_options is not None:
-            try:  # the web UI may have changed the knobs since start-up
-                rt.settings = gateway_settings(environment.parsed_options, local_secrets(environment))
-                for secret in rt.settings.secrets():
-                    add_extra_secret(environment, secret)
-            except (OptionError, GatewayConfigError) as exc:
-                log.error("gateway suite: %s; stopping", exc)
-                environment.runner.quit()
+            settings = settings_or_stop(environment, log, "gateway", _ERRORS, lambda: _settings_of(environment))
+            if settings is None:
                 return
+            rt.settings = settings
+            for secret in settings.secrets():
+                add_extra_secret(environment, secret)
             configure_user_classes(list(environment.user_classes), rt.settings)
         if isinstance(environment.runner, WorkerRunner):
             return

@@ -25,11 +25,10 @@ Users' own ``/metrics`` answers from the workers: it works for every User class 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, NamedTuple
 
 import gevent
 from gevent.lock import BoundedSemaphore
@@ -38,7 +37,7 @@ from locust.runners import WorkerRunner
 
 from llm_metrics.engine.promtext import PromTextError, parse
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.common.options import OptionError
+from llm_users.common.options import OptionError, settings_or_exit, settings_or_stop
 from llm_users.common.security import install_security
 from llm_users.common.target_binding import local_secrets, no_redirect_opener
 from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
@@ -153,6 +152,10 @@ def runtime(environment: Any) -> SidecarRuntime:
     return rt
 
 
+def _settings_of(environment: Any) -> SidecarSettings:
+    return sidecar_settings(environment.parsed_options, environment.host, local_secrets(environment))
+
+
 def install_sidecar(events: Any) -> None:
     """Register the sidecar suite's arguments and listeners on Locust's ``events``."""
     install_security(events)  # first: the suite reads the secrets as it binds them
@@ -166,11 +169,7 @@ def install_sidecar(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        try:
-            settings = sidecar_settings(opts, environment.host, local_secrets(environment))
-        except _ERRORS as exc:
-            log.error("sidecar suite: %s", exc)
-            sys.exit(2)
+        settings = settings_or_exit(log, "sidecar", _ERRORS, lambda: _settings_of(environment))
         rt = SidecarRuntime(environment, settings)
         environment.llm_sidecar = rt
         if opts.osiris_url or not environment.host:
@@ -185,14 +184,11 @@ def install_sidecar(events: Any) -> None:
         rt = getattr(environment, "llm_sidecar", None)
         if rt is None:
             return
-        opts = environment.parsed_options
-        if opts is not None:
-            try:  # the web UI may have changed the knobs since start-up
-                rt.settings = sidecar_settings(opts, environment.host, local_secrets(environment))
-            except _ERRORS as exc:
-                log.error("sidecar suite: %s; stopping", exc)
-                environment.runner.quit()
+        if environment.parsed_options is not None:
+            settings = settings_or_stop(environment, log, "sidecar", _ERRORS, lambda: _settings_of(environment))
+            if settings is None:
                 return
+            rt.settings = settings
         rt.attach()
         if not isinstance(environment.runner, WorkerRunner):
             rt.start_sampling()
@@ -204,11 +200,33 @@ def install_sidecar(events: Any) -> None:
             rt.stop_sampling()
 
 
+class Script(NamedTuple):
+    """One of seed 002's scripts: the scenario tag of its requests and the ``SidecarUser`` methods of one iteration."""
+
+    scenario: str
+    steps: tuple[str, ...]
+
+
 class SidecarUser(FastHttpUser):
-    """The requests of seed 002's scripts; the concrete Users (below) choose which ones an iteration sends."""
+    """The requests of seed 002's scripts; the script bases (below) choose which ones an iteration sends.
+
+    A subclass that declares its ``script`` is an abstract base (the locustfile's subclass of it is the User).
+    """
 
     abstract = True
     scenario = "sidecar"
+    script = Script("sidecar", ())
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "script" in cls.__dict__:
+            cls.abstract = True
+            cls.scenario = cls.script.scenario
+
+    @task
+    def iteration(self) -> None:
+        for step in self.script.steps:
+            getattr(self, step)()
 
     def __init__(self, environment: Any) -> None:
         rt = getattr(environment, "llm_sidecar", None)
@@ -279,33 +297,16 @@ class SidecarUser(FastHttpUser):
 class SidecarLoadBase(SidecarUser):
     """Seed 002's default script: ``POST /generate`` with a sample prompt, then ``GET /metrics``."""
 
-    abstract = True
-    scenario = "sidecar_load"
-
-    @task
-    def iteration(self) -> None:
-        self.generate()
-        self.check_metrics()
+    script = Script("sidecar_load", ("generate", "check_metrics"))
 
 
 class SidecarReadBase(SidecarUser):
     """Seed 002's read-heavy script: ``GET /health``, then ``GET /metrics``."""
 
-    abstract = True
-    scenario = "sidecar_read"
-
-    @task
-    def iteration(self) -> None:
-        self.check_health()
-        self.check_metrics()
+    script = Script("sidecar_read", ("check_health", "check_metrics"))
 
 
 class SidecarTradeBase(SidecarUser):
     """Seed 002's trade script: ``POST /propose_trade_adjustments/`` with the prompts of the prompts file."""
 
-    abstract = True
-    scenario = "sidecar_trade"
-
-    @task
-    def iteration(self) -> None:
-        self.propose_trade()
+    script = Script("sidecar_trade", ("propose_trade",))
