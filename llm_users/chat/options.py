@@ -92,12 +92,7 @@ def chat_settings(opts: Any, local: target_binding.LocalSecrets | None = None) -
     """Validate the chat knobs; raise OptionError naming the flag, or PromptError naming the file."""
     arrival = shared.arrival_setting(opts)
     duration_min = shared.positive(opts.duration_min, "--duration-min/DURATION_MIN")
-    try:
-        max_tokens = int(opts.max_tokens)
-    except (TypeError, ValueError):
-        raise OptionError(f"--max-tokens/MAX_TOKENS: expected an integer, got {opts.max_tokens!r}") from None
-    if max_tokens < 0:
-        raise OptionError(f"--max-tokens/MAX_TOKENS: expected an integer >= 0, got {max_tokens}")
+    max_tokens = shared.integer(opts.max_tokens, "--max-tokens/MAX_TOKENS")
     sets, variants = _variants(opts)
     api = shared.api_setting(opts)
     stream_rps = shared.rate(opts.stream_rps, "--stream-rps/STREAM_RPS")

@@ -116,12 +116,7 @@ def arrival_setting(opts: Any) -> str:
 
 def add_api_argument(parser: Any) -> None:
     """``--api`` / ``API``: which API the LLM calls use (``llm_users.client.apis``)."""
-    parser.add_argument(
-        "--api",
-        env_var="API",
-        default="chat",
-        help=f"API of the LLM calls: {', '.join(API_NAMES)} (env API)",
-    )
+    add_knob(parser, "--api", "API", "chat", f"API of the LLM calls: {', '.join(API_NAMES)}")
 
 
 def api_setting(opts: Any) -> Api:
@@ -155,6 +150,17 @@ def number(
         raise OptionError(f"{flag}: expected {what}, got {value!r}") from None
     if not math.isfinite(num) or num < minimum or (strict and num == minimum):
         raise OptionError(f"{flag}: expected {ranged or what} {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return num
+
+
+def integer(value: Any, flag: str, *, minimum: int = 0, what: str = "an integer") -> int:
+    """An integer ``>= minimum`` from a knob's value; ``OptionError`` saying ``expected WHAT`` when it is not one."""
+    try:
+        num = int(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{flag}: expected {what}, got {value!r}") from None
+    if num < minimum:
+        raise OptionError(f"{flag}: expected an integer >= {minimum}, got {value!r}")
     return num
 
 
@@ -252,6 +258,7 @@ __all__ = [
     "arrival_setting",
     "as_bool",
     "base_url",
+    "integer",
     "llm_base",
     "number",
     "positive",

@@ -266,25 +266,15 @@ class SidecarUser(FastHttpUser):
 
     def check_metrics(self) -> None:
         """``GET /metrics``: 200 and a body that parses as Prometheus text (else the failure names the line)."""
-        with self.client.get(
-            METRICS,
-            headers=self._settings().target.headers_for(self.host or ""),
-            allow_redirects=False,
-            catch_response=True,
-            context={"scenario": self.scenario},
-        ) as resp:
-            if resp.status_code != 200:
-                resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))
-                return
-            try:
-                parse(resp.content or b"")
-            except PromTextError as exc:
-                resp.failure(str(exc))
+        self._get(METRICS, prometheus=True)
 
     def check_health(self) -> None:
         """``GET /health``: 200."""
+        self._get(HEALTH)
+
+    def _get(self, path: str, *, prometheus: bool = False) -> None:
         with self.client.get(
-            HEALTH,
+            path,
             headers=self._settings().target.headers_for(self.host or ""),
             allow_redirects=False,
             catch_response=True,
@@ -292,6 +282,11 @@ class SidecarUser(FastHttpUser):
         ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))
+            elif prometheus:
+                try:
+                    parse(resp.content or b"")
+                except PromTextError as exc:
+                    resp.failure(str(exc))
 
 
 class SidecarLoadBase(SidecarUser):

@@ -22,6 +22,7 @@ from llm_users.common.options import (
     api_setting,
     arrival_setting,
     as_bool,
+    integer,
     llm_base,
     number,
     positive,
@@ -195,12 +196,7 @@ def workload_settings(opts: Any, local: LocalSecrets | None = None) -> WorkloadS
     mode = str(getattr(opts, "workload", "closed")).strip().lower()
     if mode not in MODES:
         raise OptionError(f"--workload/WORKLOAD: expected one of {', '.join(MODES)}, got {opts.workload!r}")
-    try:
-        turns = int(opts.turns)
-    except (TypeError, ValueError):
-        raise OptionError(f"--turns/TURNS: expected an integer >= 1, got {opts.turns!r}") from None
-    if turns < 1:
-        raise OptionError(f"--turns/TURNS: expected an integer >= 1, got {opts.turns!r}")
+    turns = integer(opts.turns, "--turns/TURNS", minimum=1, what="an integer >= 1")
     arrival = arrival_setting(opts)
     seed_text = str(getattr(opts, "seed", "") or "").strip()
     if seed_text:
