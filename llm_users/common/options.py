@@ -24,6 +24,7 @@ from llm_users.common import target_binding
 from llm_users.pacing.arrival import KINDS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_TARGET = "http://127.0.0.1:8000"
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -222,23 +223,23 @@ def target_settings(opts: Any, base: str, local: target_binding.LocalSecrets | N
     )
 
 
-def settings_or_exit(log: logging.Logger, suite: str, errors: tuple[type[Exception], ...], make: Callable[[], T]) -> T:
-    """The suite's settings at start-up: a bad knob or file (one of ``errors``) is logged as ``SUITE suite:
-    message`` and stops the run with exit code 2."""
+def settings_or_exit(suite: str, read: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
+    """``read()`` at start-up: a bad knob or file (one of ``errors``) is logged as ``SUITE suite: message`` and
+    stops the run with exit code 2."""
     try:
-        return make()
+        return read()
     except errors as exc:
         log.error("%s suite: %s", suite, exc)
         sys.exit(2)
 
 
-def settings_or_stop(
-    environment: Any, log: logging.Logger, suite: str, errors: tuple[type[Exception], ...], make: Callable[[], T]
+def settings_or_quit(
+    environment: Any, suite: str, read: Callable[[], T], errors: tuple[type[Exception], ...]
 ) -> T | None:
-    """The suite's settings again at a test start (the web UI may have changed the knobs since start-up): a bad
-    one is logged as ``SUITE suite: message; stopping`` and stops the run (None)."""
+    """``read()`` at test start (the web UI may have changed the knobs since start-up): a bad value (one of
+    ``errors``) is logged as ``SUITE suite: message; stopping`` and stops the run (``None``)."""
     try:
-        return make()
+        return read()
     except errors as exc:
         log.error("%s suite: %s; stopping", suite, exc)
         environment.runner.quit()
@@ -264,6 +265,6 @@ __all__ = [
     "positive",
     "rate",
     "settings_or_exit",
-    "settings_or_stop",
+    "settings_or_quit",
     "target_settings",
 ]

@@ -41,9 +41,9 @@ from llm_metrics.engine.calls import CallRecord
 from llm_metrics.engine.store import make_tags
 from llm_users.client.apis import proxied_call
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.common.options import settings_or_exit, settings_or_stop
+from llm_users.common.options import settings_or_exit, settings_or_quit
 from llm_users.common.security import add_extra_secret, install_security, refuse_short_secret
-from llm_users.common.target_binding import local_secrets, origin
+from llm_users.common.target_binding import LocalSecrets, local_secrets, origin
 from llm_users.gateway.config import GatewayConfigError, lookup, render
 from llm_users.gateway.headers import carried, measure
 from llm_users.gateway.metrics import (
@@ -84,8 +84,8 @@ def runtime(environment: Any) -> GatewayRuntime:
 _ERRORS = (OptionError, GatewayConfigError)
 
 
-def _settings_of(environment: Any) -> GatewaySettings:
-    return gateway_settings(environment.parsed_options, local_secrets(environment))
+def _settings_or_exit(opts: Any, local: LocalSecrets | None = None) -> GatewaySettings:
+    return settings_or_exit("gateway", lambda: gateway_settings(opts, local), _ERRORS)
 
 
 def configure_user_classes(user_classes: list[type[Any]], settings: GatewaySettings) -> None:
@@ -115,7 +115,7 @@ def install_gateway(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        settings = settings_or_exit(log, "gateway", _ERRORS, lambda: _settings_of(environment))
+        settings = _settings_or_exit(opts, local_secrets(environment))
         environment.llm_gateway = GatewayRuntime(environment, settings)
         for secret in settings.secrets():  # the conf's password too: masked even when not the one sent
             add_extra_secret(environment, secret)
@@ -130,7 +130,10 @@ def install_gateway(events: Any) -> None:
         if rt is None:
             return
         if environment.parsed_options is not None:
-            settings = settings_or_stop(environment, log, "gateway", _ERRORS, lambda: _settings_of(environment))
+            opts = environment.parsed_options
+            settings = settings_or_quit(
+                environment, "gateway", lambda: gateway_settings(opts, local_secrets(environment)), _ERRORS
+            )
             if settings is None:
                 return
             rt.settings = settings

@@ -37,7 +37,7 @@ from locust.runners import WorkerRunner
 
 from llm_metrics.engine.promtext import PromTextError, parse
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.common.options import OptionError, settings_or_exit, settings_or_stop
+from llm_users.common.options import OptionError, settings_or_exit, settings_or_quit
 from llm_users.common.security import install_security
 from llm_users.common.target_binding import local_secrets, no_redirect_opener
 from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
@@ -169,7 +169,7 @@ def install_sidecar(events: Any) -> None:
         opts = environment.parsed_options
         if opts is None:
             return
-        settings = settings_or_exit(log, "sidecar", _ERRORS, lambda: _settings_of(environment))
+        settings = settings_or_exit("sidecar", lambda: _settings_of(environment), _ERRORS)
         rt = SidecarRuntime(environment, settings)
         environment.llm_sidecar = rt
         if opts.osiris_url or not environment.host:
@@ -185,7 +185,7 @@ def install_sidecar(events: Any) -> None:
         if rt is None:
             return
         if environment.parsed_options is not None:
-            settings = settings_or_stop(environment, log, "sidecar", _ERRORS, lambda: _settings_of(environment))
+            settings = settings_or_quit(environment, "sidecar", lambda: _settings_of(environment), _ERRORS)
             if settings is None:
                 return
             rt.settings = settings
