@@ -42,7 +42,8 @@ from llm_metrics.engine.store import make_tags
 from llm_users.client.apis import proxied_call
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.common.options import settings_or_exit, settings_or_quit
-from llm_users.common.security import add_extra_secret, install_security, refuse_short_secret
+from llm_users.common.security import add_extra_secret, refuse_short_secret
+from llm_users.common.suite import install_suite
 from llm_users.common.target_binding import LocalSecrets, local_secrets, origin
 from llm_users.gateway.config import GatewayConfigError, lookup, render
 from llm_users.gateway.headers import carried, measure
@@ -104,17 +105,8 @@ def configure_user_classes(user_classes: list[type[Any]], settings: GatewaySetti
 
 def install_gateway(events: Any) -> None:
     """Register the gateway suite's arguments and listeners on Locust's ``events``."""
-    install_security(events)  # first: the suite reads the secrets as it binds them
 
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
-        add_gateway_arguments(parser)
-
-    @events.init.add_listener
-    def _init(environment: Any, **_kw: Any) -> None:
-        opts = environment.parsed_options
-        if opts is None:
-            return
+    def init(environment: Any, opts: Any) -> None:
         settings = _settings_or_exit(opts, local_secrets(environment))
         environment.llm_gateway = GatewayRuntime(environment, settings)
         for secret in settings.secrets():  # the conf's password too: masked even when not the one sent
@@ -123,6 +115,8 @@ def install_gateway(events: Any) -> None:
         if opts.base_url or not environment.host:
             environment.host = settings.base_url
         configure_user_classes(list(environment.user_classes), settings)
+
+    install_suite(events, add_gateway_arguments, init)
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:

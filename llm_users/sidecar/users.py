@@ -38,7 +38,7 @@ from locust.runners import WorkerRunner
 from llm_metrics.engine.promtext import PromTextError, parse
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.common.options import OptionError, settings_or_exit, settings_or_quit
-from llm_users.common.security import install_security
+from llm_users.common.suite import install_suite
 from llm_users.common.target_binding import local_secrets, no_redirect_opener
 from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
 from llm_users.sidecar.config import SidecarConfigError
@@ -158,17 +158,8 @@ def _settings_of(environment: Any) -> SidecarSettings:
 
 def install_sidecar(events: Any) -> None:
     """Register the sidecar suite's arguments and listeners on Locust's ``events``."""
-    install_security(events)  # first: the suite reads the secrets as it binds them
 
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
-        add_sidecar_arguments(parser)
-
-    @events.init.add_listener
-    def _init(environment: Any, **_kw: Any) -> None:
-        opts = environment.parsed_options
-        if opts is None:
-            return
+    def init(environment: Any, opts: Any) -> None:
         settings = settings_or_exit("sidecar", lambda: _settings_of(environment), _ERRORS)
         rt = SidecarRuntime(environment, settings)
         environment.llm_sidecar = rt
@@ -178,6 +169,8 @@ def install_sidecar(events: Any) -> None:
             # k6's gracefulStop: calls in flight at the end of the run may finish (and are counted)
             opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S
         rt.attach()
+
+    install_suite(events, add_sidecar_arguments, init)
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
