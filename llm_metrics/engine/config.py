@@ -106,9 +106,7 @@ def parse_yaml(text: str, source: str, error: ErrorType) -> Any:
         raise error(f"{source}: not valid YAML: {exc}") from None
 
 
-def load_yaml_file(
-    path: str | Path, error: ErrorType, *, source: str | None = None, missing: str | None = None
-) -> Any:
+def load_yaml_file(path: str | Path, error: ErrorType, *, source: str | None = None, missing: str | None = None) -> Any:
     """``read_text`` then ``parse_yaml``: the parsed file, or ``error`` naming the file (and the line)."""
     src = str(path) if source is None else source
     return parse_yaml(read_text(path, error, source=src, missing=missing), src, error)

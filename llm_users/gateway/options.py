@@ -5,7 +5,7 @@
 login password (``--admin-password``/``ADMIN_PASSWORD``, secret; wins over ``auth.password`` of the
 configuration file), the configuration file (``--gateway-conf``/``GATEWAY_CONF``), the API of the proxied
 call (``--api``/``API``, see ``apis.proxied_call``) and the knobs every suite shares (``LOADTEST_TOKEN``,
-``IDLE_TIMEOUT``, ``CALL_TIMEOUT``, ``SERVER_STAMPS``; ``options.py``).
+``IDLE_TIMEOUT``, ``CALL_TIMEOUT``, ``SERVER_STAMPS``; ``llm_users.common.options``).
 
 ``gateway_settings(opts)`` validates them and loads the configuration file; errors name the flag and its
 variable, or the file and the key path. No Locust import here.
