@@ -19,11 +19,12 @@ def install_suite(events: Any, add_arguments: Callable[[Any], None], init: Calla
     on Locust's ``events`` (``init`` is not called when there are no parsed options, e.g. a library use)."""
     install_security(events)
 
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
+    def args(parser: Any, **_kw: Any) -> None:
         add_arguments(parser)
 
-    @events.init.add_listener
-    def _init(environment: Any, **_kw: Any) -> None:
+    def start_up(environment: Any, **_kw: Any) -> None:
         if environment.parsed_options is not None:
             init(environment, environment.parsed_options)
+
+    events.init_command_line_parser.add_listener(args)
+    events.init.add_listener(start_up)
