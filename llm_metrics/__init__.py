@@ -1,1 +1,2 @@
-"""llm_metrics package."""
+"""LLM metrics: the ``engine`` (pure), the ``cluster`` (distributed health), the ``outputs``, the ``monitors``, and
+``hooks``, which wires Locust's events to them."""

@@ -128,10 +128,8 @@ class Histogram:
         self.zero += 1
         self.count += 1
         self.sum += v
-        if v < self.min:
-            self.min = v
-        if v > self.max:
-            self.max = v
+        self.min = min(self.min, v)
+        self.max = max(self.max, v)
 
     def record_many(self, values: Iterable[float]) -> None:
         """Record many values; about 60% of the cost per value of calling ``record`` in a loop.
@@ -157,10 +155,8 @@ class Histogram:
                 b[i] = get(i, 0) + 1
             self.count += len(vals)
             self.sum += s
-            if lo < self.min:
-                self.min = lo
-            if hi > self.max:
-                self.max = hi
+            self.min = min(self.min, lo)
+            self.max = max(self.max, hi)
         else:
             record = self.record
             for v in vals:

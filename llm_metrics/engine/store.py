@@ -1,22 +1,17 @@
 """Metric store: histograms, counters and rates keyed by (metric name, tags), mergeable across processes.
 
-Series. A series is a metric name plus a tag set. Tags are a sorted tuple of ``(key, value)`` string pairs
-(``make_tags``); tags with an empty or None value are left out, so a call without a prompt tag simply has no
-``prompt`` tag. A metric name has one kind for the life of the store: ``trend`` (a ``Histogram``),
-``counter`` (a number) or ``rate`` (hits out of a total, e.g. ``http_req_failed``, ``goodput``).
+Series. A series is a metric name plus a tag set (``tags``: ``make_tags`` and the other key helpers are
+importable from here too). A metric name has one kind for the life of the store: ``trend`` (a
+``Histogram``), ``counter`` (a number) or ``rate`` (hits out of a total, e.g. ``http_req_failed``,
+``goodput``).
 
 Deltas. Everything is recorded into a *live* part. ``take_delta()`` (a worker, every 3 s in
 ``report_to_master``) returns the live part as a wire structure, folds it into the accumulated part and
 starts a new live part; ``merge_wire()`` (the master, in ``worker_report``) adds a wire structure into the
 accumulated part. Reads (``select``, ``series``, ``histograms``...) see both parts. With
 ``keep_totals=False`` (a worker that never reads its own totals) ``take_delta`` drops the live part
-instead of folding it. The wire structure is plain lists, str-keyed dicts, ints, floats and strings: safe
-for Locust's msgpack transport (no int map keys)::
-
-    {"v": 1,
-     "h": [[metric, [k1, v1, k2, v2, ...], histogram_wire], ...],
-     "c": [[metric, [k1, v1, ...], value], ...],
-     "r": [[metric, [k1, v1, ...], hits, total], ...]}
+instead of folding it. The parts, their wire structure (msgpack-safe plain lists and str-keyed dicts) and
+the fold are in ``store_parts``.
 
 Cardinality. At most ``max_series`` series per metric (default 1000). Further tag sets collapse into one
 series whose tag values are all ``"__other__"`` (same keys), and ``overflowed`` counts what was collapsed per
@@ -33,9 +28,9 @@ aggregation of counters (count per second).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 from llm_metrics.engine.calls import (
     METRIC_CHUNK_GAP,
@@ -46,6 +41,8 @@ from llm_metrics.engine.calls import (
     scalar_metric_values,
 )
 from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store_parts import Part, fold, from_wire, to_wire
+from llm_metrics.engine.tags import OTHER, Kind, Tags, TagsLike, make_tags, tags_dict, tags_match
 
 __all__ = [
     "GOODPUT",
@@ -66,11 +63,6 @@ __all__ = [
     "tags_match",
 ]
 
-Tags = tuple[tuple[str, str], ...]
-TagsLike = Mapping[str, object] | Tags
-Kind = Literal["trend", "counter", "rate"]
-
-OTHER = "__other__"
 GOODPUT = "goodput"
 TOKEN_SOURCE = "llm_token_source"
 """Counter of calls per output-token source; tags are the call's plus ``source`` (usage or events)."""
@@ -80,38 +72,8 @@ HTTP_REQ_DURATION = "http_req_duration"
 HTTP_REQ_FAILED = "http_req_failed"
 HTTP_REQS = "http_reqs"
 REQUESTS_BLOCKED = "requests_blocked"
-_WIRE_VERSION = 1
-
-
-def make_tags(tags: TagsLike | Iterable[tuple[str, object]] | None) -> Tags:
-    """Normalise tags: sorted ``(key, value)`` str pairs, None and empty values left out."""
-    if not tags:
-        return ()
-    items = tags.items() if isinstance(tags, Mapping) else tags
-    return tuple(sorted((str(k), str(v)) for k, v in items if v is not None and v != ""))
-
-
-def tags_dict(tags: Tags) -> dict[str, str]:
-    return dict(tags)
-
-
-def tags_match(tags: Tags, filt: Tags) -> bool:
-    """True when every ``(key, value)`` of ``filt`` is among ``tags``."""
-    return all(pair in tags for pair in filt)
-
-
-def _flat(tags: Tags) -> list[str]:
-    out: list[str] = []
-    for k, v in tags:
-        out.append(k)
-        out.append(v)
-    return out
-
-
-def _unflat(flat: Any) -> Tags:
-    if not isinstance(flat, list | tuple) or len(flat) % 2:
-        raise ValueError(f"metric wire: tags must be a flat list of key, value strings, got {flat!r:.80}")
-    return tuple(sorted((str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)))
+_Cell = TypeVar("_Cell")
+_NONE: Mapping[Tags, Any] = {}
 
 
 @dataclass(slots=True)
@@ -143,28 +105,14 @@ class _CallSeries:
         self.source_key: dict[str, Tags] = {}
 
 
-class _Part:
-    """One set of series (the live part or the accumulated part)."""
-
-    __slots__ = ("counters", "hists", "rates")
-
-    def __init__(self) -> None:
-        self.hists: dict[str, dict[Tags, Histogram]] = {}
-        self.counters: dict[str, dict[Tags, float]] = {}
-        self.rates: dict[str, dict[Tags, list[int]]] = {}  # [hits, total]
-
-    def empty(self) -> bool:
-        return not (self.hists or self.counters or self.rates)
-
-
 class MetricStore:
     """Histograms, counters and rates per (metric, tags). See the module docstring."""
 
     def __init__(self, *, max_series: int = 1000, keep_totals: bool = True) -> None:
         self.max_series = max_series
         self.keep_totals = keep_totals
-        self._live = _Part()
-        self._base = _Part()
+        self._live = Part()
+        self._base = Part()
         self._kinds: dict[str, Kind] = {}
         self._known: dict[str, set[Tags]] = {}
         self.overflowed: dict[str, int] = {}
@@ -215,31 +163,29 @@ class MetricStore:
         known.add(tags)
         return tags
 
-    def _live_hist(self, metric: str, tags: Tags) -> Histogram:
-        series = self._live.hists.get(metric)
+    def _live_cell(
+        self, table: dict[str, dict[Tags, _Cell]], metric: str, kind: Kind, tags: Tags, new: Callable[[], _Cell]
+    ) -> _Cell:
+        """The live cell of a series (a histogram, a rate's [hits, total]), made by ``new`` when missing."""
+        series = table.get(metric)
         if series is None:
-            self._claim(metric, "trend")
-            series = self._live.hists[metric] = {}
-        h = series.get(tags)
-        if h is None:
-            tags = self._admit(metric, "trend", tags)
-            h = series.get(tags)
-            if h is None:
-                h = series[tags] = Histogram()
-        return h
-
-    def _live_rate(self, metric: str, tags: Tags) -> list[int]:
-        series = self._live.rates.get(metric)
-        if series is None:
-            self._claim(metric, "rate")
-            series = self._live.rates[metric] = {}
+            self._claim(metric, kind)
+            series = table[metric] = {}
         cell = series.get(tags)
         if cell is None:
-            tags = self._admit(metric, "rate", tags)
+            tags = self._admit(metric, kind, tags)
             cell = series.get(tags)
             if cell is None:
-                cell = series[tags] = [0, 0]
+                cell = series[tags] = new()
         return cell
+
+    def _live_hist(self, metric: str, tags: Tags) -> Histogram:
+        h = self._live.hists.get(metric, _NONE).get(tags)  # hot path: the series exists
+        return h if h is not None else self._live_cell(self._live.hists, metric, "trend", tags, Histogram)
+
+    def _live_rate(self, metric: str, tags: Tags) -> list[int]:
+        cell = self._live.rates.get(metric, _NONE).get(tags)
+        return cell if cell is not None else self._live_cell(self._live.rates, metric, "rate", tags, _new_rate_cell)
 
     def _live_counter(self, metric: str, tags: Tags) -> tuple[dict[Tags, float], Tags]:
         series = self._live.counters.get(metric)
@@ -383,80 +329,20 @@ class MetricStore:
     def take_delta(self) -> dict[str, Any]:
         """Everything recorded since the last call, as a wire structure; starts a new delta."""
         live = self._live
-        wire: dict[str, Any] = {
-            "v": _WIRE_VERSION,
-            "h": [
-                [m, _flat(t), h.to_wire()]
-                for m, series in live.hists.items()
-                for t, h in series.items()
-                if h.count or h.invalid
-            ],
-            "c": [[m, _flat(t), v] for m, series in live.counters.items() for t, v in series.items() if v],
-            "r": [
-                [m, _flat(t), cell[0], cell[1]]
-                for m, series in live.rates.items()
-                for t, cell in series.items()
-                if cell[1]
-            ],
-        }
+        wire = to_wire(live)
         if self.keep_totals:
-            self._fold(live)
-        self._live = _Part()
+            fold(self._base, live)
+        self._live = Part()
         self._call_cache.clear()
         return wire
 
-    def _fold(self, part: _Part) -> None:
-        base = self._base
-        for m, series in part.hists.items():
-            bs = base.hists.setdefault(m, {})
-            for t, h in series.items():
-                old = bs.get(t)
-                if old is None:
-                    bs[t] = h
-                else:
-                    old.merge(h)
-        for m, cseries in part.counters.items():
-            bc = base.counters.setdefault(m, {})
-            for t, v in cseries.items():
-                bc[t] = bc.get(t, 0) + v
-        for m, rseries in part.rates.items():
-            br = base.rates.setdefault(m, {})
-            for t, cell in rseries.items():
-                old_cell = br.get(t)
-                if old_cell is None:
-                    br[t] = list(cell)
-                else:
-                    old_cell[0] += cell[0]
-                    old_cell[1] += cell[1]
-
     def merge_wire(self, wire: Mapping[str, Any]) -> None:
         """Add a ``take_delta`` structure (from a worker) into this store; ValueError when malformed."""
-        if not isinstance(wire, Mapping) or wire.get("v") != _WIRE_VERSION:
-            raise ValueError(f"not a metric store wire structure (version {_WIRE_VERSION}): {wire!r:.80}")
-        part = _Part()
-        for m, flat, hw in wire.get("h", ()):
-            tags = self._admit(m, "trend", _unflat(flat))
-            h = Histogram.from_wire(hw)
-            series = part.hists.setdefault(m, {})
-            if tags in series:
-                series[tags].merge(h)
-            else:
-                series[tags] = h
-        for m, flat, v in wire.get("c", ()):
-            tags = self._admit(m, "counter", _unflat(flat))
-            cseries = part.counters.setdefault(m, {})
-            cseries[tags] = cseries.get(tags, 0) + v
-        for m, flat, hits, total in wire.get("r", ()):
-            tags = self._admit(m, "rate", _unflat(flat))
-            rseries = part.rates.setdefault(m, {})
-            cell = rseries.setdefault(tags, [0, 0])
-            cell[0] += int(hits)
-            cell[1] += int(total)
-        self._fold(part)
+        fold(self._base, from_wire(wire, self._admit))
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _parts(self) -> tuple[_Part, ...]:
+    def _parts(self) -> tuple[Part, ...]:
         return (self._base, self._live)
 
     def metrics(self) -> list[str]:
@@ -475,76 +361,57 @@ class MetricStore:
                 seen.update(("rate", m, t) for t, cell in rs.items() if cell[1])
         return sorted(seen, key=lambda s: (s[1], s[2]))
 
+    def _merged(
+        self, table: Callable[[Part], dict[str, dict[Tags, Any]]], metric: str | None, add: Callable[[Any, Any], Any]
+    ) -> list[tuple[str, Tags, Any]]:
+        """(metric, tags, value) of every series of one table of both parts (only ``metric`` when given), sorted
+        by metric then tags; ``add(so_far or None, cell)`` merges the cells, None leaves a series out."""
+        merged: dict[tuple[str, Tags], Any] = {}
+        for part in self._parts():
+            for m, series in table(part).items():
+                if metric is None or m == metric:
+                    for t, cell in series.items():
+                        merged[(m, t)] = add(merged.get((m, t)), cell)
+        return [(m, t, v) for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]) if v is not None]
+
     def histograms(self, metric: str | None = None) -> Iterator[tuple[str, Tags, Histogram]]:
         """(metric, tags, merged histogram) of every trend series, sorted by metric then tags."""
-        merged: dict[tuple[str, Tags], Histogram] = {}
-        for part in self._parts():
-            for m, hs in part.hists.items():
-                if metric is not None and m != metric:
-                    continue
-                for t, h in hs.items():
-                    if not h.count:
-                        continue
-                    cur = merged.get((m, t))
-                    if cur is None:
-                        merged[(m, t)] = h.copy()
-                    else:
-                        cur.merge(h)
-        for (m, t), h in sorted(merged.items(), key=lambda kv: kv[0]):
-            yield m, t, h
+        yield from self._merged(lambda p: p.hists, metric, _add_hist)
 
     def counters(self, metric: str | None = None) -> Iterator[tuple[str, Tags, float]]:
-        merged: dict[tuple[str, Tags], float] = {}
-        for part in self._parts():
-            for m, cs in part.counters.items():
-                if metric is None or m == metric:
-                    for t, v in cs.items():
-                        merged[(m, t)] = merged.get((m, t), 0) + v
-        for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]):
-            yield m, t, v
+        yield from self._merged(lambda p: p.counters, metric, lambda total, v: (total or 0) + v)
 
     def rates(self, metric: str | None = None) -> Iterator[tuple[str, Tags, RateValue]]:
-        merged: dict[tuple[str, Tags], RateValue] = {}
+        yield from self._merged(lambda p: p.rates, metric, _add_rate)
+
+    def _matching(
+        self, table: Callable[[Part], dict[str, dict[Tags, _Cell]]], metric: str, filt: TagsLike | None
+    ) -> Iterator[_Cell]:
+        """The cells, in both parts, of every series of ``metric`` whose tags contain ``filt``."""
+        f = filt if isinstance(filt, tuple) else make_tags(filt)
         for part in self._parts():
-            for m, rs in part.rates.items():
-                if metric is None or m == metric:
-                    for t, cell in rs.items():
-                        if cell[1]:
-                            merged.setdefault((m, t), RateValue()).add(RateValue(cell[0], cell[1]))
-        for (m, t), v in sorted(merged.items(), key=lambda kv: kv[0]):
-            yield m, t, v
+            for t, cell in table(part).get(metric, _NONE).items():
+                if tags_match(t, f):
+                    yield cell
 
     def select_hist(self, metric: str, filt: TagsLike | None = None) -> Histogram | None:
         """Merged histogram of every series of ``metric`` whose tags contain ``filt``; None without data."""
-        f = filt if isinstance(filt, tuple) else make_tags(filt)
         out = Histogram()
-        for part in self._parts():
-            for t, h in part.hists.get(metric, {}).items():
-                if tags_match(t, f):
-                    out.merge(h)
+        for h in self._matching(lambda p: p.hists, metric, filt):
+            out.merge(h)
         return out if out.count else None
 
     def select_counter(self, metric: str, filt: TagsLike | None = None) -> float | None:
         """Sum of every matching counter series; None when no series matches."""
-        f = filt if isinstance(filt, tuple) else make_tags(filt)
-        total: float = 0
-        found = False
-        for part in self._parts():
-            for t, v in part.counters.get(metric, {}).items():
-                if tags_match(t, f):
-                    total += v
-                    found = True
-        return total if found else None
+        values = list(self._matching(lambda p: p.counters, metric, filt))
+        return sum(values) if values else None
 
     def select_rate(self, metric: str, filt: TagsLike | None = None) -> RateValue | None:
         """Hits and total over every matching rate series; None when the total is 0."""
-        f = filt if isinstance(filt, tuple) else make_tags(filt)
         out = RateValue()
-        for part in self._parts():
-            for t, cell in part.rates.get(metric, {}).items():
-                if tags_match(t, f):
-                    out.hits += cell[0]
-                    out.total += cell[1]
+        for hits, total in self._matching(lambda p: p.rates, metric, filt):
+            out.hits += hits
+            out.total += total
         return out if out.total else None
 
     def select(self, metric: str, filt: TagsLike | None = None) -> Histogram | float | RateValue | None:
@@ -573,3 +440,19 @@ class MetricStore:
             f"tag value {OTHER!r}; a tag has too many distinct values"
             for m, n in sorted(self.overflowed.items())
         ]
+
+
+def _new_rate_cell() -> list[int]:
+    return [0, 0]
+
+
+def _add_hist(merged: Histogram | None, h: Histogram) -> Histogram | None:
+    if not h.count:
+        return merged
+    return h.copy() if merged is None else merged.merge(h)
+
+
+def _add_rate(merged: RateValue | None, cell: list[int]) -> RateValue | None:
+    if not cell[1]:
+        return merged
+    return (merged or RateValue()).add(RateValue(cell[0], cell[1]))

@@ -237,45 +237,20 @@ class LLMCollector(Collector):
 
 
 def add_exporter_arguments(parser: Any) -> None:
-    parser.add_argument(
-        "--prometheus-port",
-        env_var="PROMETHEUS_PORT",
-        type=int,
-        default=0,
-        include_in_web_ui=False,
-        help="Serve the suite's metrics for Prometheus on this port of the master; 0: off (env PROMETHEUS_PORT)",
-    )
-    parser.add_argument(
-        "--prometheus-host",
-        env_var="PROMETHEUS_HOST",
-        default="127.0.0.1",
-        include_in_web_ui=False,
-        help="Address the exporter binds; 0.0.0.0 to be scraped from elsewhere (env PROMETHEUS_HOST)",
-    )
-    parser.add_argument(
-        "--prometheus-linger",
-        env_var="PROMETHEUS_LINGER",
-        type=float,
-        default=0.0,
-        include_in_web_ui=False,
-        help="Seconds the exporter keeps serving after the run, for a last scrape (env PROMETHEUS_LINGER)",
-    )
-    parser.add_argument(
-        "--prometheus-max-series",
-        env_var="PROMETHEUS_MAX_SERIES",
-        type=int,
-        default=DEFAULT_MAX_LABEL_SETS,
-        include_in_web_ui=False,
-        help="Label sets per metric family; more fold into one __other__ series (env PROMETHEUS_MAX_SERIES)",
-    )
-    parser.add_argument(
-        "--pushgateway",
-        env_var="PUSHGATEWAY_URL",
-        default="",
-        include_in_web_ui=False,
-        help="Pushgateway URL: push the final metrics there at the end of the run, job llm_locust, "
-        "grouping key suite (env PUSHGATEWAY_URL)",
-    )
+    def add(flag: str, kind: type | None, default: Any, help: str, env: str = "") -> None:
+        """One flag of the master (``kind`` None: text); its env variable is its name in capitals unless given."""
+        env = env or flag.removeprefix("--").replace("-", "_").upper()
+        parser.add_argument(
+            flag, env_var=env, type=kind, default=default, include_in_web_ui=False, help=f"{help} (env {env})"
+        )
+
+    max_sets = DEFAULT_MAX_LABEL_SETS
+    add("--prometheus-port", int, 0, "Serve the suite's metrics for Prometheus on this port of the master; 0: off")
+    add("--prometheus-host", None, "127.0.0.1", "Address the exporter binds; 0.0.0.0 to be scraped from elsewhere")
+    add("--prometheus-linger", float, 0.0, "Seconds the exporter keeps serving after the run, for a last scrape")
+    add("--prometheus-max-series", int, max_sets, "Label sets per metric family; more fold into one __other__ series")
+    push = "Pushgateway URL: push the final metrics there at the end of the run, job llm_locust, grouping key suite"
+    add("--pushgateway", None, "", push, env="PUSHGATEWAY_URL")
 
 
 class Exporter:

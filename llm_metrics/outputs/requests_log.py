@@ -27,8 +27,8 @@ browser form would choose where the load generator writes): set it on the comman
 
 Reading them back: ``summary_from_requests(paths)`` rebuilds a JSON summary (the metrics that the lines
 determine: TTFB, TTFT, TTFO, TPOT from first and last token, receiving, total, tokens, tokens/s, schedule lag,
-failures, the per-second series) so that ``python -m llm_metrics.outputs.compare`` and ``python -m
-llm_metrics.outputs.report_html`` accept a ``.jsonl`` file, or several as a glob or a comma-separated list, wherever
+failures, the per-second series) so that ``python -m llm_metrics.compare`` and ``python -m
+llm_metrics.report_html`` accept a ``.jsonl`` file, or several as a glob or a comma-separated list, wherever
 they accept a summary.
 """
 

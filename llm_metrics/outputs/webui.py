@@ -39,7 +39,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
@@ -63,30 +63,24 @@ THRESHOLDS_TAB = "llm_thresholds"
 REFRESH_S = 1.0
 _LLM_TREND_METRICS = (*(m for _, m, _ in LATENCY_COLUMNS), "llm_output_tokens", "llm_ttfb_ms")
 
+
+def _columns(**titles: str) -> list[dict[str, str]]:
+    """The ``structure`` of an extended table: key -> column title, in order."""
+    return [{"key": key, "title": title} for key, title in titles.items()]
+
+
 # The stock table sorts its rows by the (hidden) "name" key until a header is clicked: "name" holds the
 # row's position, so rows show in the order given here (groups sorted, the "(all)" group last).
-METRICS_TABLE: list[dict[str, str]] = [
-    {"key": "scenario", "title": "Scenario"},
-    {"key": "request", "title": "Name"},
-    {"key": "prompt", "title": "Prompt"},
-    {"key": "metric", "title": "Metric"},
-    {"key": "samples", "title": "Samples"},
-    {"key": "p50", "title": "p50"},
-    {"key": "p95", "title": "p95"},
-    {"key": "p99", "title": "p99"},
-    {"key": "per_second", "title": "Per second"},
-    {"key": "share", "title": "Share of calls"},
-]
+METRICS_TABLE = _columns(
+    scenario="Scenario", request="Name", prompt="Prompt", metric="Metric", samples="Samples",
+    p50="p50", p95="p95", p99="p99", per_second="Per second", share="Share of calls",
+)  # fmt: skip
 OUTPUT_TOKENS = "Output tokens"
 GOODPUT = "Goodput"
-THRESHOLDS_TABLE: list[dict[str, str]] = [
-    {"key": "result", "title": "Result so far"},
-    {"key": "metric", "title": "Metric"},
-    {"key": "threshold", "title": "Threshold"},
-    {"key": "observed", "title": "Observed"},
-    {"key": "samples", "title": "Samples"},
-    {"key": "abort", "title": "abortOnFail"},
-]
+THRESHOLDS_TABLE = _columns(
+    result="Result so far", metric="Metric", threshold="Threshold", observed="Observed", samples="Samples",
+    abort="abortOnFail",
+)  # fmt: skip
 DOWNLOADS: list[dict[str, str]] = [
     {"href": "./llm/live", "title": "LLM live charts (per scenario, per second)"},
     {"href": "./llm/report", "title": "LLM report (HTML with plots, live)"},
@@ -97,6 +91,28 @@ DOWNLOADS: list[dict[str, str]] = [
 
 def _cell(v: float | None) -> float | str:
     return "-" if v is None else round(v, 2)
+
+
+def _table_row(
+    key: str, group: tuple[str, str, str], metric: str, n: float, pcts: Sequence[float | None], per_s: Any, share: str
+) -> dict[str, Any]:
+    """One row of the "LLM metrics" tab, keyed as ``METRICS_TABLE``; ``group``: scenario, request name, prompt;
+    ``n``: samples."""
+    p50, p95, p99 = (_cell(v) for v in pcts)
+    scenario, request, prompt = group
+    return {
+        "name": key,
+        "scenario": scenario,
+        "request": request,
+        "prompt": prompt,
+        "metric": metric,
+        "samples": round(n, 2),
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+        "per_second": per_s,
+        "share": share,
+    }
 
 
 def live_rows(m: Any) -> list[OverviewRow]:
@@ -114,22 +130,7 @@ def metrics_table_rows(rows: Sequence[OverviewRow]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(r: OverviewRow, metric: str, samples: float, pcts: Sequence[float | None], per_s: Any, share: str) -> None:
-        p50, p95, p99 = (_cell(v) for v in pcts)
-        out.append(
-            {
-                "name": f"{len(out):06d}",
-                "scenario": r.scenario,
-                "request": r.name,
-                "prompt": r.prompt,
-                "metric": metric,
-                "samples": round(samples, 2),
-                "p50": p50,
-                "p95": p95,
-                "p99": p99,
-                "per_second": per_s,
-                "share": share,
-            }
-        )
+        out.append(_table_row(f"{len(out):06d}", (r.scenario, r.name, r.prompt), metric, samples, pcts, per_s, share))
 
     for r in rows:
         for key, _, title in LATENCY_COLUMNS:
@@ -153,22 +154,9 @@ def generator_rows(m: Any) -> list[dict[str, Any]]:
         for _name, tags, h in m.store.histograms(metric):
             if not h.count:
                 continue
-            p50, p95, p99 = (_cell(v) for v in h.percentiles((50.0, 95.0, 99.0)))
-            out.append(
-                {
-                    "name": f"g{len(out):05d}",
-                    "scenario": "load generator",
-                    "request": dict(tags).get("process", ""),
-                    "prompt": "",
-                    "metric": metric,
-                    "samples": h.count,
-                    "p50": p50,
-                    "p95": p95,
-                    "p99": p99,
-                    "per_second": "-",
-                    "share": "-",
-                }
-            )
+            group = ("load generator", dict(tags).get("process", ""), "")
+            pcts = h.percentiles((50.0, 95.0, 99.0))
+            out.append(_table_row(f"g{len(out):05d}", group, metric, h.count, pcts, "-", "-"))
     return out
 
 
@@ -289,27 +277,63 @@ def hide_secret_values(web_ui: Any) -> None:
             request.form = ImmutableMultiDict([(k, v) for k, v in form.items(multi=True) if k not in blank])
 
 
+def _add_tabs(args: dict[str, Any]) -> None:
+    """The two tabs, their tables and the download links, in the web UI's template arguments."""
+    mine = (METRICS_TAB, THRESHOLDS_TAB)
+    args["extended_tabs"] = [
+        *[t for t in args.get("extended_tabs") or [] if t.get("key") not in mine],
+        {"title": "LLM metrics", "key": METRICS_TAB},
+        {"title": "LLM thresholds", "key": THRESHOLDS_TAB},
+    ]
+    args["extended_tables"] = [
+        *[t for t in args.get("extended_tables") or [] if t.get("key") not in mine],
+        {"key": METRICS_TAB, "structure": METRICS_TABLE},
+        {"key": THRESHOLDS_TAB, "structure": THRESHOLDS_TABLE},
+    ]
+    args["extended_csv_files"] = [*(args.get("extended_csv_files") or []), *DOWNLOADS]
+
+
+def _add_routes(environment: Any, web_ui: Any, bp: Any, secrets: Callable[[], list[str]]) -> None:
+    """``llm/report``, ``llm/summary.json`` and ``llm/metrics.csv`` on the blueprint, behind the UI's login."""
+    from flask import Response
+
+    def answer(render: Callable[[Any], tuple[str, str]], filename: str = "") -> Any:
+        """``render(metrics)``: (text, mimetype); ``filename``: a download named after the suite."""
+        m = getattr(environment, "llm_metrics", None)
+        if m is None:
+            return Response("llm_metrics is not installed", status=404, mimetype="text/plain")
+        text, mimetype = render(m)
+        headers = {"Content-Disposition": f"attachment;filename={filename.format(m.suite)}"} if filename else None
+        return Response(summary.redact(text, secrets()), mimetype=mimetype, headers=headers)
+
+    @bp.route("/llm/report")
+    @web_ui.auth_required_if_enabled
+    def llm_report() -> Any:
+        return answer(lambda m: (render_report(live_summary(m)), "text/html"))
+
+    @bp.route("/llm/summary.json")
+    @web_ui.auth_required_if_enabled
+    def llm_summary() -> Any:
+        return answer(
+            lambda m: (json.dumps(live_summary(m), indent=2, default=str), "application/json"), "llm-summary-{}.json"
+        )
+
+    @bp.route("/llm/metrics.csv")
+    @web_ui.auth_required_if_enabled
+    def llm_csv() -> Any:
+        return answer(lambda m: (_csv(live_rows(m)), "text/csv"), "llm-metrics-{}.csv")
+
+
 def attach_web_ui(environment: Any) -> None:
     """Add the LLM tabs and routes to ``environment.web_ui`` (no-op without a web UI, or when done already)."""
     web_ui = getattr(environment, "web_ui", None)
     if web_ui is None or getattr(web_ui, "_llm_metrics_attached", False):
         return
-    from flask import Blueprint, Response, request
+    from flask import Blueprint, request
 
     web_ui._llm_metrics_attached = True
     tabs = _Tabs(environment)
-    args = web_ui.template_args
-    args["extended_tabs"] = [
-        *[t for t in args.get("extended_tabs") or [] if t.get("key") not in (METRICS_TAB, THRESHOLDS_TAB)],
-        {"title": "LLM metrics", "key": METRICS_TAB},
-        {"title": "LLM thresholds", "key": THRESHOLDS_TAB},
-    ]
-    args["extended_tables"] = [
-        *[t for t in args.get("extended_tables") or [] if t.get("key") not in (METRICS_TAB, THRESHOLDS_TAB)],
-        {"key": METRICS_TAB, "structure": METRICS_TABLE},
-        {"key": THRESHOLDS_TAB, "structure": THRESHOLDS_TABLE},
-    ]
-    args["extended_csv_files"] = [*(args.get("extended_csv_files") or []), *DOWNLOADS]
+    _add_tabs(web_ui.template_args)
     hide_secret_values(web_ui)
 
     def secrets() -> list[str]:
@@ -334,43 +358,7 @@ def attach_web_ui(environment: Any) -> None:
     prefix = getattr(opts, "web_base_path", None) or None
     bp = Blueprint("llm_metrics", __name__, url_prefix=prefix)
 
-    def _metrics() -> Any:
-        return getattr(environment, "llm_metrics", None)
-
-    @bp.route("/llm/report")
-    @web_ui.auth_required_if_enabled
-    def llm_report() -> Any:
-        m = _metrics()
-        if m is None:
-            return Response("llm_metrics is not installed", status=404, mimetype="text/plain")
-        page = summary.redact(render_report(live_summary(m)), secrets())
-        return Response(page, mimetype="text/html")
-
-    @bp.route("/llm/summary.json")
-    @web_ui.auth_required_if_enabled
-    def llm_summary() -> Any:
-        m = _metrics()
-        if m is None:
-            return Response("llm_metrics is not installed", status=404, mimetype="text/plain")
-        text = summary.redact(json.dumps(live_summary(m), indent=2, default=str), secrets())
-        return Response(
-            text,
-            mimetype="application/json",
-            headers={"Content-Disposition": f"attachment;filename=llm-summary-{m.suite}.json"},
-        )
-
-    @bp.route("/llm/metrics.csv")
-    @web_ui.auth_required_if_enabled
-    def llm_csv() -> Any:
-        m = _metrics()
-        if m is None:
-            return Response("llm_metrics is not installed", status=404, mimetype="text/plain")
-        return Response(
-            summary.redact(_csv(live_rows(m)), secrets()),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f"attachment;filename=llm-metrics-{m.suite}.csv"},
-        )
-
+    _add_routes(environment, web_ui, bp, secrets)
     from llm_metrics.outputs.live import attach_live
 
     attach_live(environment, web_ui, bp)  # llm/live: the charts shown in the LLM tab

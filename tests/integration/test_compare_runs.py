@@ -1,4 +1,4 @@
-"""Two chat runs against the mock, one with a slower TTFT: ``python -m llm_metrics.outputs.compare`` flags it (exit 1),
+"""Two chat runs against the mock, one with a slower TTFT: ``python -m llm_metrics.compare`` flags it (exit 1),
 and a run compared with itself, or a faster one, passes (exit 0). The first run also writes its HTML report
 (``HTML_REPORT``), which must hold every threshold line of the summary.
 """
@@ -40,7 +40,7 @@ def chat_run(tmp_path: Path, ttft_ms: float, extra: dict[str, str] | None = None
 
 def compare(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "llm_metrics.outputs.compare", *args],
+        [sys.executable, "-m", "llm_metrics.compare", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -102,7 +102,7 @@ def test_one_line_per_call_in_a_local_run(tmp_path: Path) -> None:
 
     # the CLI tools take the file where they take a summary
     cmp = subprocess.run(
-        [sys.executable, "-m", "llm_metrics.outputs.compare", str(out), str(out)],
+        [sys.executable, "-m", "llm_metrics.compare", str(out), str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -112,7 +112,7 @@ def test_one_line_per_call_in_a_local_run(tmp_path: Path) -> None:
     assert "llm_ttft_ms" in cmp.stdout
     html = tmp_path / "requests.html"
     rep = subprocess.run(
-        [sys.executable, "-m", "llm_metrics.outputs.report_html", str(out), "-o", str(html)],
+        [sys.executable, "-m", "llm_metrics.report_html", str(out), "-o", str(html)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -144,9 +144,9 @@ def test_dockerfile_copies_paths_that_exist_and_runs_locust() -> None:
         *sources, _dest = line.split()
         for src in sources:
             assert (ROOT / src).exists(), src
-    packages = re.search(r"packages\s*=\s*\[([^\]]*)\]", (ROOT / "pyproject.toml").read_text())
+    packages = re.search(r"include\s*=\s*\[([^\]]*)\]", (ROOT / "pyproject.toml").read_text())
     assert packages is not None
-    for pkg in re.findall(r'"([^"]+)"', packages.group(1)):
+    for pkg in re.findall(r'"([^"*]+)\*?"', packages.group(1)):
         assert f"COPY {pkg}/" in text, f"package {pkg} not copied"
     assert 'ENTRYPOINT ["locust"]' in text
     assert "USER locust" in text

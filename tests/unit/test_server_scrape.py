@@ -1,10 +1,11 @@
-"""``server_scrape``: presets recognised from the body, gauges, counter rates, histogram quantiles."""
+"""``server_series`` (``--server-metrics``): presets recognised from the body, gauges, counter rates, histogram
+quantiles."""
 
 from __future__ import annotations
 
 import pytest
 
-from llm_metrics.monitors.server_scrape import ServerSeries, histogram_quantile, parse_urls
+from llm_metrics.monitors.server_series import ServerSeries, histogram_quantile, parse_urls
 
 
 def body(running: float, tokens: float, buckets: dict[str, float]) -> str:
