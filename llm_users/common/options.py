@@ -4,8 +4,10 @@ Each knob is a custom Locust argument with its own environment variable (Locust 
 custom arguments), shown in the web UI; the secrets (``API_KEY``, ``LOADTEST_TOKEN``) are masked there. Here:
 the target's secrets and timeouts (``add_target_arguments``, ``target_settings``), the LLM target of the chat
 and workload suites (``--base``, ``--model``, ``--api``), the arrival kind, and the value checks whose errors
-name the flag and its variable (``--rate/RATE: expected a number >= 0, got -1``). Each suite's own knobs are in
-its package (``llm_users.chat.options``, ``llm_users.workload.options``, ...).
+name the flag and its variable (``--rate/RATE: expected a number >= 0, got -1``); ``settings_or_exit`` (at
+start-up: exit 2) and ``settings_or_quit`` (at a test start: stop the run) turn a suite's bad settings into a
+logged ``SUITE suite: message``. Each suite's own knobs are in its package (``llm_users.chat.options``,
+``llm_users.workload.options``, ...).
 """
 
 from __future__ import annotations
