@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "OVERRIDES",
     "CapacityConfigError",
     "CapacityPlan",
+    "UserPool",
     "load_capacity",
     "parse_capacity",
 ]
@@ -78,6 +79,19 @@ class CapacityConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class UserPool:
+    """How the Users follow the level: the rate mode's pool of Users per arrival/s, and the spawn rate."""
+
+    spawn_rate: float = 0.0
+    users_per_rps: int = 20
+    min_users: int = 10
+    max_users: int = 5000
+
+    def users_for_rate(self, rate: float) -> int:
+        return int(min(self.max_users, max(self.min_users, math.ceil(rate * self.users_per_rps))))
+
+
+@dataclass(frozen=True, slots=True)
 class CapacityPlan:
     """Everything the capacity shape needs: the levels, the timing, the verdict and the rate-mode pool."""
 
@@ -85,21 +99,16 @@ class CapacityPlan:
     timing: StepTiming
     min_samples: int = 20
     min_limit: float = 0.0
-    spawn_rate: float = 0.0
-    users_per_rps: int = 20
-    min_users: int = 10
-    max_users: int = 5000
+    pool: UserPool = field(default_factory=UserPool)
     source: str = ""
 
     def users_for(self, level: float) -> int:
         """Users to run at ``level``: the level itself (users mode) or the pool for that rate (rate mode)."""
-        if self.spec.mode == "users":
-            return int(level)
-        return int(min(self.max_users, max(self.min_users, math.ceil(level * self.users_per_rps))))
+        return int(level) if self.spec.mode == "users" else self.pool.users_for_rate(level)
 
     def spawn_rate_for(self, users_from: int, users_to: int) -> float:
-        if self.spawn_rate > 0:
-            return self.spawn_rate
+        if self.pool.spawn_rate > 0:
+            return self.pool.spawn_rate
         return float(max(10, 2 * abs(users_to - users_from)))
 
     def describe(self) -> str:
@@ -225,14 +234,16 @@ def parse_capacity(
         timing=timing,
         min_samples=counts.get("min_samples", 20),
         min_limit=_number(values["min_limit"], where["min_limit"]) if "min_limit" in values else 0.0,
-        spawn_rate=_number(values["spawn_rate"], where["spawn_rate"]) if "spawn_rate" in values else 0.0,
-        users_per_rps=counts.get("users_per_rps", 20),
-        min_users=counts.get("min_users", 10),
-        max_users=counts.get("max_users", 5000),
+        pool=UserPool(
+            spawn_rate=_number(values["spawn_rate"], where["spawn_rate"]) if "spawn_rate" in values else 0.0,
+            users_per_rps=counts.get("users_per_rps", 20),
+            min_users=counts.get("min_users", 10),
+            max_users=counts.get("max_users", 5000),
+        ),
         source=source,
     )
-    if plan.min_users > plan.max_users:
-        raise CapacityConfigError(f"{source}: capacity.max_users: expected >= min_users ({plan.min_users})")
+    if plan.pool.min_users > plan.pool.max_users:
+        raise CapacityConfigError(f"{source}: capacity.max_users: expected >= min_users ({plan.pool.min_users})")
     return plan
 
 
