@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from llm_metrics.engine.config import ValueReader, parse_yaml, read_text, show
 from shapes.capacity_search import MODES, SearchSpec, StepTiming
-from shapes.config import parse_duration
 
 __all__ = [
     "CAPACITY_CONF_ENV",
@@ -48,6 +46,7 @@ __all__ = [
     "OVERRIDES",
     "CapacityConfigError",
     "CapacityPlan",
+    "UserPool",
     "load_capacity",
     "parse_capacity",
 ]
@@ -80,6 +79,19 @@ class CapacityConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class UserPool:
+    """How the Users follow the level: the rate mode's pool of Users per arrival/s, and the spawn rate."""
+
+    spawn_rate: float = 0.0
+    users_per_rps: int = 20
+    min_users: int = 10
+    max_users: int = 5000
+
+    def users_for_rate(self, rate: float) -> int:
+        return int(min(self.max_users, max(self.min_users, math.ceil(rate * self.users_per_rps))))
+
+
+@dataclass(frozen=True, slots=True)
 class CapacityPlan:
     """Everything the capacity shape needs: the levels, the timing, the verdict and the rate-mode pool."""
 
@@ -87,21 +99,16 @@ class CapacityPlan:
     timing: StepTiming
     min_samples: int = 20
     min_limit: float = 0.0
-    spawn_rate: float = 0.0
-    users_per_rps: int = 20
-    min_users: int = 10
-    max_users: int = 5000
+    pool: UserPool = field(default_factory=UserPool)
     source: str = ""
 
     def users_for(self, level: float) -> int:
         """Users to run at ``level``: the level itself (users mode) or the pool for that rate (rate mode)."""
-        if self.spec.mode == "users":
-            return int(level)
-        return int(min(self.max_users, max(self.min_users, math.ceil(level * self.users_per_rps))))
+        return int(level) if self.spec.mode == "users" else self.pool.users_for_rate(level)
 
     def spawn_rate_for(self, users_from: int, users_to: int) -> float:
-        if self.spawn_rate > 0:
-            return self.spawn_rate
+        if self.pool.spawn_rate > 0:
+            return self.pool.spawn_rate
         return float(max(10, 2 * abs(users_to - users_from)))
 
     def describe(self) -> str:
@@ -138,45 +145,31 @@ class CapacityPlan:
         }
 
 
-def _show(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "null"
-    return repr(v) if isinstance(v, str) else str(v)
+_CHECK = ValueReader("", CapacityConfigError)
+"""The checks; ``path`` is where the value came from: ``file: capacity.key``, or the flag that overrode it."""
+_DURATION = "a duration (seconds, or e.g. '30s', '2m', '1m30s')"
 
 
-def _number(v: object, where: str, *, positive: bool = False) -> float:
+def _as_number(v: object) -> object:
+    """A flag's text as the number it spells (``"5"``, ``"0.5"``); anything else unchanged."""
     if isinstance(v, str):
         try:
-            v = float(v)
+            return float(v)
         except ValueError:
             pass
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise CapacityConfigError(f"{where}: expected a number {'> 0' if positive else '>= 0'}, got {_show(v)}")
-    return float(v)
-
-
-def _count(v: object, where: str, *, minimum: int = 0) -> int:
-    if isinstance(v, str) and v.strip().isdigit():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise CapacityConfigError(f"{where}: expected an integer >= {minimum}, got {_show(v)}")
     return v
 
 
+def _number(v: object, where: str, *, positive: bool = False) -> float:
+    return _CHECK.number(_as_number(v), where, strict=positive)
+
+
+def _count(v: object, where: str, *, minimum: int = 0) -> int:
+    return _CHECK.integer(int(v) if isinstance(v, str) and v.strip().isdigit() else v, where, minimum=minimum)
+
+
 def _duration(v: object, where: str) -> float:
-    if isinstance(v, str):
-        try:
-            v = float(v)
-        except ValueError:
-            pass
-    try:
-        return parse_duration(v)
-    except ValueError:
-        raise CapacityConfigError(
-            f"{where}: expected a duration (seconds, or e.g. '30s', '2m', '1m30s'), got {_show(v)}"
-        ) from None
+    return _CHECK.duration(_as_number(v), where, what=_DURATION)
 
 
 def parse_capacity(
@@ -189,7 +182,7 @@ def parse_capacity(
         raise CapacityConfigError(f"{source}: expected a mapping with the key 'capacity'")
     raw = data.get("capacity") or {}
     if not isinstance(raw, Mapping):
-        raise CapacityConfigError(f"{source}: capacity: expected a mapping, got {_show(raw)}")
+        raise CapacityConfigError(f"{source}: capacity: expected a mapping, got {show(raw)}")
     where: dict[str, str] = {}
     values: dict[str, object] = {}
     for key, value in raw.items():
@@ -241,14 +234,16 @@ def parse_capacity(
         timing=timing,
         min_samples=counts.get("min_samples", 20),
         min_limit=_number(values["min_limit"], where["min_limit"]) if "min_limit" in values else 0.0,
-        spawn_rate=_number(values["spawn_rate"], where["spawn_rate"]) if "spawn_rate" in values else 0.0,
-        users_per_rps=counts.get("users_per_rps", 20),
-        min_users=counts.get("min_users", 10),
-        max_users=counts.get("max_users", 5000),
+        pool=UserPool(
+            spawn_rate=_number(values["spawn_rate"], where["spawn_rate"]) if "spawn_rate" in values else 0.0,
+            users_per_rps=counts.get("users_per_rps", 20),
+            min_users=counts.get("min_users", 10),
+            max_users=counts.get("max_users", 5000),
+        ),
         source=source,
     )
-    if plan.min_users > plan.max_users:
-        raise CapacityConfigError(f"{source}: capacity.max_users: expected >= min_users ({plan.min_users})")
+    if plan.pool.min_users > plan.pool.max_users:
+        raise CapacityConfigError(f"{source}: capacity.max_users: expected >= min_users ({plan.pool.min_users})")
     return plan
 
 
@@ -260,16 +255,9 @@ def load_capacity(
     if not p.is_absolute() and not p.exists() and (DEFAULT_CAPACITY_FILE.parent.parent / p).exists():
         p = DEFAULT_CAPACITY_FILE.parent.parent / p
     source = str(path) if path else str(DEFAULT_CAPACITY_FILE)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if not path:
-            return parse_capacity({}, "defaults", overrides)
-        raise CapacityConfigError(f"{CAPACITY_CONF_FLAG} (env {CAPACITY_CONF_ENV}): {source}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CapacityConfigError(f"{source}: cannot read the file: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CapacityConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not path and not p.exists():
+        return parse_capacity({}, "defaults", overrides)
+    named = f"{CAPACITY_CONF_FLAG} (env {CAPACITY_CONF_ENV}): {source}"
+    text = read_text(p, CapacityConfigError, source=named, missing="file")
+    data = parse_yaml(text, source, CapacityConfigError)
     return parse_capacity(data, source, overrides)

@@ -11,15 +11,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from shapes import stages
 from shapes.config import DEFAULT_STAGES_FILE, ShapeConfigError, load_profiles
-from shapes.stages import (
-    Profile,
-    spike_window,
-    stage_bounds,
-    stage_index_at,
-    total_duration,
-    users_at,
-)
+from shapes.stages import Profile
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -96,20 +90,20 @@ class ShapePlan:
 
     def tick(self, run_time: float) -> tuple[int, float] | None:
         """``(user_count, spawn_rate)`` at ``run_time`` seconds, ``None`` once the profile is over."""
-        return users_at(self.profile, run_time, self.time_scale)
+        return stages.users_at(self.profile, run_time, self.time_scale)
 
     def total_duration(self) -> float:
-        return total_duration(self.profile, self.time_scale)
+        return stages.total_duration(self.profile, self.time_scale)
 
     def stage_index_at(self, run_time: float) -> int | None:
-        return stage_index_at(self.profile, run_time, self.time_scale)
+        return stages.stage_index_at(self.profile, run_time, self.time_scale)
 
     def stage_bounds(self) -> list[tuple[float, float]]:
-        return stage_bounds(self.profile, self.time_scale)
+        return stages.stage_bounds(self.profile, self.time_scale)
 
     def spike_window(self) -> tuple[float, float] | None:
         """``(spike_start_s, spike_end_s)`` in run time, ``None`` if no stage is marked spike."""
-        return spike_window(self.profile, self.time_scale)
+        return stages.spike_window(self.profile, self.time_scale)
 
     def describe(self) -> str:
         """One line for the log: profile, scale, duration and file."""

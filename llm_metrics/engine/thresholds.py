@@ -47,11 +47,11 @@ Choices where the spec is silent:
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from llm_metrics.engine.config import parse_duration
 from llm_metrics.engine.tags import Kind, Tags
 from llm_metrics.engine.threshold_eval import abort_failures, evaluate
 from llm_metrics.engine.threshold_types import (
@@ -88,8 +88,6 @@ _EXPR = re.compile(
     rf"\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>{_NUM})\s*"
 )
 _KEY = re.compile(r"\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\{(?P<filter>[^{}]*)\})?\s*")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _OBJECT_KEYS = ("threshold", "abortOnFail", "delayAbortEval", "failOnNoData")
 
 
@@ -136,22 +134,6 @@ def parse_expression(expr: str) -> tuple[str, float | None, str, float]:
             raise ValueError(f"percentile p({pct_text}) is out of range: expected p(N) with 0 <= N <= 100")
         return f"p({pct:g})", pct, m.group("op"), value
     return m.group("agg"), None, m.group("op"), value
-
-
-def parse_duration(text: object) -> float:
-    """Seconds of a k6/Go duration (``10s``, ``1m30s``, ``500ms``) or a plain number of seconds."""
-    if isinstance(text, bool):
-        raise ValueError(f"expected a duration such as 10s, 1m30s or 500ms, got {text!r}")
-    if isinstance(text, int | float):
-        if text < 0 or not math.isfinite(text):
-            raise ValueError(f"expected a duration >= 0, got {text!r}")
-        return float(text)
-    if isinstance(text, str):
-        s = text.strip()
-        parts = _DURATION_PART.findall(s)
-        if s and "".join(n + u for n, u in parts) == s:
-            return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-    raise ValueError(f"cannot parse duration {text!r}: expected e.g. 10s, 1m30s or 500ms")
 
 
 def _type_name(v: object) -> str:

@@ -27,8 +27,8 @@ from locust import FastHttpUser, constant, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from llm_metrics.engine.adherence import ArrivalLedger
+from llm_users.chat.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.common.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.common.prompts import PromptError
 from llm_users.common.security import install_security
 from llm_users.common.target_binding import LocalSecrets, local_secrets

@@ -1,1 +1,2 @@
-"""What every suite shares: the target and secret options, the security glue, prompt sets, the tokenizer."""
+"""What every suite shares: the target and secret options, the security glue, the install preamble (``suite``),
+prompt sets, the tokenizer."""

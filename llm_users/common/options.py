@@ -1,22 +1,32 @@
-"""Custom Locust arguments of the chat suite, named after seed 003's environment knobs.
+"""The knobs every suite shares and the checks of a knob's value (no Locust import).
 
-Each argument has its own environment variable (Locust adds no ``LOCUST_`` variable for custom arguments), is
-shown in the web UI, and the secrets (``API_KEY``, ``LOADTEST_TOKEN``) are masked there. ``chat_settings`` turns
-the parsed options into validated settings; an error names the flag and its variable.
+Each knob is a custom Locust argument with its own environment variable (Locust adds no ``LOCUST_`` variable for
+custom arguments), shown in the web UI; the secrets (``API_KEY``, ``LOADTEST_TOKEN``) are masked there. Here:
+the target's secrets and timeouts (``add_target_arguments``, ``target_settings``), the LLM target of the chat
+and workload suites (``--base``, ``--model``, ``--api``), the arrival kind, and the value checks whose errors
+name the flag and its variable (``--rate/RATE: expected a number >= 0, got -1``); ``settings_or_exit`` (at
+start-up: exit 2) and ``settings_or_quit`` (at a test start: stop the run) turn a suite's bad settings into a
+logged ``SUITE suite: message``. Each suite's own knobs are in its package (``llm_users.chat.options``,
+``llm_users.workload.options``, ...).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from llm_users.client.apis import API_NAMES, Api, get_api
 from llm_users.common import target_binding
-from llm_users.common.prompts import PromptError, PromptSet, load_dataset, load_prompt_sets
 from llm_users.pacing.arrival import KINDS
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_TARGET = "http://127.0.0.1:8000"
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -44,126 +54,72 @@ def base_url(value: Any, knob: str) -> str:
     return base.rstrip("/")
 
 
+def add_knob(parser: Any, flag: str, env: str, default: Any, help: str, **kw: Any) -> None:
+    """One knob: ``flag`` with its own environment variable ``env``, named at the end of its help."""
+    parser.add_argument(flag, env_var=env, default=default, help=f"{help} (env {env})", **kw)
+
+
 def add_target_arguments(parser: Any) -> None:
     """The knobs every suite shares: the secrets and the timeouts."""
-    parser.add_argument(
-        "--api-key",
-        env_var="API_KEY",
-        default="",
-        is_secret=True,
-        help="Bearer key: sends 'Authorization: Bearer <API_KEY>' (env API_KEY)",
-    )
-    parser.add_argument(
+    add_knob(parser, "--api-key", "API_KEY", "", "Bearer key: sends 'Authorization: Bearer <API_KEY>'", is_secret=True)
+    add_knob(
+        parser,
         "--loadtest-token",
-        env_var="LOADTEST_TOKEN",
-        default="",
+        "LOADTEST_TOKEN",
+        "",
+        "Sends 'X-LoadTest-Token: <LOADTEST_TOKEN>', e.g. a WAF bypass",
         is_secret=True,
-        help="Sends 'X-LoadTest-Token: <LOADTEST_TOKEN>', e.g. a WAF bypass (env LOADTEST_TOKEN)",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--idle-timeout",
-        env_var="IDLE_TIMEOUT",
+        "IDLE_TIMEOUT",
+        60.0,
+        "Seconds without a byte before an LLM call fails with 'timeout'",
         type=float,
-        default=60.0,
-        help="Seconds without a byte before an LLM call fails with 'timeout' (env IDLE_TIMEOUT)",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--call-timeout",
-        env_var="CALL_TIMEOUT",
+        "CALL_TIMEOUT",
+        600.0,
+        "Seconds an LLM call may take in all before it fails with 'timeout'",
         type=float,
-        default=600.0,
-        help="Seconds an LLM call may take in all before it fails with 'timeout' (env CALL_TIMEOUT)",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--server-stamps",
-        env_var="SERVER_STAMPS",
+        "SERVER_STAMPS",
+        "false",
+        "true: ask the built-in mock for send stamps and record the client's reading delay (llm_read_delay_ms)",
         type=str,
-        default="false",
-        help="true: ask the built-in mock for send stamps and record the client's reading delay "
-        "(llm_read_delay_ms) (env SERVER_STAMPS)",
     )
 
 
-def add_chat_arguments(parser: Any) -> None:
-    """Seed 003's knobs plus the suite's own (arrival kind, prompt variants, dataset, max tokens)."""
+def add_llm_target_arguments(parser: Any) -> None:
+    """The shared knobs plus the LLM target of the chat and workload suites: ``--base``, ``--model``, ``--api``."""
     add_target_arguments(parser)
-    parser.add_argument(
-        "--base",
-        env_var="BASE",
-        default="",
-        help=f"Base URL of the API; else --host; else the built-in mock {DEFAULT_TARGET} (env BASE)",
-    )
-    parser.add_argument("--model", env_var="MODEL", default="mock-llm", help="Model name sent (env MODEL)")
+    add_knob(parser, "--base", "BASE", "", f"Base URL of the API; else --host; else the built-in mock {DEFAULT_TARGET}")
+    add_knob(parser, "--model", "MODEL", "mock-llm", "Model name sent")
     add_api_argument(parser)
-    parser.add_argument(
-        "--nonstream-rps",
-        env_var="NONSTREAM_RPS",
-        type=float,
-        default=2.0,
-        help="Arrival rate of non-stream calls, req/s for the whole test; 0 disables (env NONSTREAM_RPS)",
-    )
-    parser.add_argument(
-        "--stream-rps",
-        env_var="STREAM_RPS",
-        type=float,
-        default=1.0,
-        help="Arrival rate of streamed calls, req/s for the whole test; 0 disables (env STREAM_RPS)",
-    )
-    parser.add_argument(
-        "--duration-min",
-        env_var="DURATION_MIN",
-        type=float,
-        default=5.0,
-        help="Test length in minutes when --run-time is not given (env DURATION_MIN)",
-    )
-    parser.add_argument(
-        "--arrival",
-        env_var="ARRIVAL",
-        default="constant",
-        help=f"Arrival process: {' or '.join(KINDS)} (env ARRIVAL)",
-    )
-    parser.add_argument(
-        "--prompts",
-        env_var="PROMPTS",
-        default="short,cot",
-        help="Prompt variants, comma-separated names from --prompts-file (env PROMPTS)",
-    )
-    parser.add_argument(
-        "--prompts-file",
-        env_var="PROMPTS_FILE",
-        default=str(CONF_DIR / "prompts.yaml"),
-        help="YAML file of prompt variants (env PROMPTS_FILE)",
-    )
-    parser.add_argument(
-        "--dataset",
-        env_var="DATASET",
-        default="",
-        help="JSON/JSONL/ShareGPT file of prompts, sent as variant 'dataset' (env DATASET)",
-    )
-    parser.add_argument(
-        "--max-tokens",
-        env_var="MAX_TOKENS",
-        type=int,
-        default=0,
-        help="max_tokens of every call; 0 = each variant's own (env MAX_TOKENS)",
-    )
-    parser.add_argument(
-        "--smoke",
-        env_var="SMOKE",
-        type=str,
-        default="true",
-        help="true: GET /v1/version and /v1/models once per process at start (env SMOKE)",
-    )
+
+
+def llm_base(opts: Any) -> str:
+    """The checked ``--base``; else Locust's ``--host``; else the built-in mock's address."""
+    return base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
+
+
+def arrival_setting(opts: Any) -> str:
+    """The checked ``--arrival`` (an arrival kind of ``llm_users.pacing.arrival``)."""
+    arrival = str(opts.arrival).strip().lower()
+    if arrival not in KINDS:
+        raise OptionError(f"--arrival/ARRIVAL: expected one of {', '.join(KINDS)}, got {opts.arrival!r}")
+    return arrival
 
 
 def add_api_argument(parser: Any) -> None:
     """``--api`` / ``API``: which API the LLM calls use (``llm_users.client.apis``)."""
-    parser.add_argument(
-        "--api",
-        env_var="API",
-        default="chat",
-        help=f"API of the LLM calls: {', '.join(API_NAMES)} (env API)",
-    )
+    add_knob(parser, "--api", "API", "chat", f"API of the LLM calls: {', '.join(API_NAMES)}")
 
 
 def api_setting(opts: Any) -> Api:
@@ -185,24 +141,39 @@ def as_bool(value: Any, flag: str) -> bool:
     raise OptionError(f"{flag}: expected true or false, got {value!r}")
 
 
-def _rate(value: Any, flag: str) -> float:
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"{flag}: expected a number of requests per second, got {value!r}") from None
-    if not math.isfinite(rate) or rate < 0:
-        raise OptionError(f"{flag}: expected a number >= 0, got {value!r}")
-    return rate
-
-
-def _positive(value: Any, flag: str) -> float:
+def number(
+    value: Any, flag: str, *, minimum: float = 0.0, strict: bool = False, what: str = "a number", ranged: str = ""
+) -> float:
+    """A finite number ``>= minimum`` (``> minimum`` when ``strict``) from a knob's value; ``OptionError`` saying
+    ``expected WHAT`` when it is not a number, ``expected RANGED >= MINIMUM`` (``ranged`` defaults to ``what``)
+    when it is out of range."""
     try:
         num = float(value)
     except (TypeError, ValueError):
-        raise OptionError(f"{flag}: expected a number, got {value!r}") from None
-    if not math.isfinite(num) or num <= 0:
-        raise OptionError(f"{flag}: expected a number > 0, got {value!r}")
+        raise OptionError(f"{flag}: expected {what}, got {value!r}") from None
+    if not math.isfinite(num) or num < minimum or (strict and num == minimum):
+        raise OptionError(f"{flag}: expected {ranged or what} {'>' if strict else '>='} {minimum:g}, got {value!r}")
     return num
+
+
+def integer(value: Any, flag: str, *, minimum: int = 0, what: str = "an integer") -> int:
+    """An integer ``>= minimum`` from a knob's value; ``OptionError`` saying ``expected WHAT`` when it is not one."""
+    try:
+        num = int(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{flag}: expected {what}, got {value!r}") from None
+    if num < minimum:
+        raise OptionError(f"{flag}: expected an integer >= {minimum}, got {value!r}")
+    return num
+
+
+def rate(value: Any, flag: str) -> float:
+    """Requests per second, ``>= 0``."""
+    return number(value, flag, what="a number of requests per second", ranged="a number")
+
+
+def positive(value: Any, flag: str) -> float:
+    return number(value, flag, strict=True)
 
 
 @dataclass
@@ -246,84 +217,56 @@ def target_settings(opts: Any, base: str, local: target_binding.LocalSecrets | N
     return TargetSettings(
         api_key=values["api_key"],
         loadtest_token=values["loadtest_token"],
-        idle_timeout_s=_positive(getattr(opts, "idle_timeout", 60.0), "--idle-timeout/IDLE_TIMEOUT"),
-        call_timeout_s=_positive(getattr(opts, "call_timeout", 600.0), "--call-timeout/CALL_TIMEOUT"),
+        idle_timeout_s=positive(getattr(opts, "idle_timeout", 60.0), "--idle-timeout/IDLE_TIMEOUT"),
+        call_timeout_s=positive(getattr(opts, "call_timeout", 600.0), "--call-timeout/CALL_TIMEOUT"),
         server_stamps=as_bool(getattr(opts, "server_stamps", False), "--server-stamps/SERVER_STAMPS"),
         origin=target_binding.binding_origin(base, bound, local),
         dropped=() if ok else tuple(k for k in TARGET_SECRETS if source.get(k)),
     )
 
 
-@dataclass
-class ChatSettings:
-    target: TargetSettings
-    base: str
-    model: str
-    nonstream_rps: float
-    stream_rps: float
-    duration_s: float
-    arrival: str
-    prompt_sets: dict[str, PromptSet]
-    variants: tuple[str, ...]
-    max_tokens: int
-    smoke: bool
-    api: Api = field(default_factory=lambda: get_api("chat"))
-
-
-def chat_settings(opts: Any, local: target_binding.LocalSecrets | None = None) -> ChatSettings:
-    """Validate the chat knobs; raise OptionError naming the flag, or PromptError naming the file."""
-    arrival = str(opts.arrival).strip().lower()
-    if arrival not in KINDS:
-        raise OptionError(f"--arrival/ARRIVAL: expected one of {', '.join(KINDS)}, got {opts.arrival!r}")
-    duration_min = _positive(opts.duration_min, "--duration-min/DURATION_MIN")
+def settings_or_exit(suite: str, read: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
+    """``read()`` at start-up: a bad knob or file (one of ``errors``) is logged as ``SUITE suite: message`` and
+    stops the run with exit code 2."""
     try:
-        max_tokens = int(opts.max_tokens)
-    except (TypeError, ValueError):
-        raise OptionError(f"--max-tokens/MAX_TOKENS: expected an integer, got {opts.max_tokens!r}") from None
-    if max_tokens < 0:
-        raise OptionError(f"--max-tokens/MAX_TOKENS: expected an integer >= 0, got {max_tokens}")
-    sets = load_prompt_sets(opts.prompts_file)
-    variants = tuple(v.strip() for v in str(opts.prompts).split(",") if v.strip())
-    if opts.dataset:
-        sets["dataset"] = load_dataset(opts.dataset)
-        if str(opts.prompts) == "short,cot":  # the default: a dataset replaces the built-in variants
-            variants = ("dataset",)
-    if not variants:
-        raise OptionError("--prompts/PROMPTS: expected at least one prompt variant name")
-    for v in variants:
-        if v not in sets:
-            raise OptionError(
-                f"--prompts/PROMPTS: unknown prompt variant {v!r} (in {opts.prompts_file}: {', '.join(sorted(sets))})"
-            )
-    api = api_setting(opts)
-    stream_rps = _rate(opts.stream_rps, "--stream-rps/STREAM_RPS")
-    if not api.streams and stream_rps > 0:
-        raise OptionError(
-            f"--stream-rps/STREAM_RPS: the {api.name} API does not stream; set it to 0 and give the rate "
-            "with --nonstream-rps/NONSTREAM_RPS"
-        )
-    base = base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
-    return ChatSettings(
-        target=target_settings(opts, base, local),
-        base=base,
-        model=str(opts.model),
-        nonstream_rps=_rate(opts.nonstream_rps, "--nonstream-rps/NONSTREAM_RPS"),
-        stream_rps=stream_rps,
-        duration_s=duration_min * 60.0,
-        arrival=arrival,
-        prompt_sets=sets,
-        variants=variants,
-        max_tokens=max_tokens,
-        smoke=as_bool(opts.smoke, "--smoke/SMOKE"),
-        api=api,
-    )
+        return read()
+    except errors as exc:
+        log.error("%s suite: %s", suite, exc)
+        sys.exit(2)
+
+
+def settings_or_quit(
+    environment: Any, suite: str, read: Callable[[], T], errors: tuple[type[Exception], ...]
+) -> T | None:
+    """``read()`` at test start (the web UI may have changed the knobs since start-up): a bad value (one of
+    ``errors``) is logged as ``SUITE suite: message; stopping`` and stops the run (``None``)."""
+    try:
+        return read()
+    except errors as exc:
+        log.error("%s suite: %s; stopping", suite, exc)
+        environment.runner.quit()
+        return None
 
 
 __all__ = [
-    "ChatSettings",
+    "CONF_DIR",
+    "DEFAULT_TARGET",
     "OptionError",
-    "PromptError",
     "TargetSettings",
-    "add_chat_arguments",
-    "chat_settings",
+    "add_api_argument",
+    "add_knob",
+    "add_llm_target_arguments",
+    "add_target_arguments",
+    "api_setting",
+    "arrival_setting",
+    "as_bool",
+    "base_url",
+    "integer",
+    "llm_base",
+    "number",
+    "positive",
+    "rate",
+    "settings_or_exit",
+    "settings_or_quit",
+    "target_settings",
 ]

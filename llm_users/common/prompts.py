@@ -6,13 +6,12 @@ Pure: no Locust. Every error names the file and the entry and says what was expe
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from llm_metrics.engine.config import load_yaml_file, parse_json, read_text
 
 Message = dict[str, str]
 _ROLES = {"system", "user", "assistant"}
@@ -97,18 +96,7 @@ def _sharegpt(turns: Any, where: str) -> list[Message]:
 def load_prompt_sets(path: str | Path) -> dict[str, PromptSet]:
     """Read ``prompts:`` from a YAML file: ``name: {messages | prompt | prompts: [...], max_tokens}``."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptError(f"{p}: prompt file not found") from None
-    except UnicodeDecodeError as exc:
-        raise PromptError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise PromptError(f"{p}: cannot read the file: {exc.strerror or exc}") from None
-    except RecursionError:
-        raise PromptError(f"{p}: not valid YAML: nesting too deep") from None
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{p}: not valid YAML: {exc}") from None
+    data = load_yaml_file(p, PromptError, missing="prompt file")
     if not isinstance(data, dict) or not isinstance(data.get("prompts"), dict) or not data["prompts"]:
         raise PromptError(f"{p}: prompts: expected a mapping of prompt names to prompts")
     unknown = set(data) - {"prompts"}
@@ -169,34 +157,18 @@ def parse_tools(value: Any, where: str) -> list[dict[str, Any]] | None:
 def load_dataset(path: str | Path, name: str = "dataset", max_tokens: int | None = None) -> PromptSet:
     """A JSON list or JSONL file of prompts: strings, ``{"prompt"}``, ``{"messages"}`` or ShareGPT records."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PromptError(f"{p}: dataset file not found") from None
-    except UnicodeDecodeError as exc:
-        raise PromptError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise PromptError(f"{p}: cannot read the file: {exc.strerror or exc}") from None
+    text = read_text(p, PromptError, missing="dataset file")
     records: list[tuple[str, Any]] = []
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PromptError(f"{p}: not valid JSON: {exc}") from None
-        except RecursionError:
-            raise PromptError(f"{p}: not valid JSON: nesting too deep") from None
+        items = parse_json(text, str(p), PromptError)
         records = [(f"{p}: [{i}]", x) for i, x in enumerate(items)]
     else:
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                records.append((f"{p}: line {lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise PromptError(f"{p}: line {lineno}: not valid JSON: {exc.msg}") from None
-            except RecursionError:
-                raise PromptError(f"{p}: line {lineno}: not valid JSON: nesting too deep") from None
+            where = f"{p}: line {lineno}"
+            records.append((where, parse_json(line, where, PromptError, position=False)))
     if not records:
         raise PromptError(f"{p}: the dataset has no prompts")
     convs = [_messages(x, where) for where, x in records]

@@ -14,15 +14,13 @@ No Locust import here.
 from __future__ import annotations
 
 import copy
-import math
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from llm_metrics.engine.config import ValueReader, load_yaml_file, show
 from llm_users.gateway.headers import GATEWAY_PRESETS, POLICY_PRESETS, TimingSource, parse_sources
 from llm_users.gateway.recovery import RecoveryParams
 from llm_users.gateway.status import StatusPolicy, parse_statuses
@@ -111,75 +109,22 @@ def lookup(obj: Any, dotted: str) -> Any:
     return cur
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate mapping keys."""
+class _Reader(ValueReader):
+    """The shared checks plus the gateway's own: URL paths and JSON field names."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _show(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, Mapping):
-        return "a mapping"
-    if isinstance(v, list):
-        return "a list"
-    return repr(v)
-
-
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, path: str, message: str) -> GatewayConfigError:
-        return GatewayConfigError(f"{self.source}: {path}: {message}" if path else f"{self.source}: {message}")
-
-    def mapping(self, value: object, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise self.error(path, f"expected a mapping, got {_show(value)}")
-        for k in value:
-            if k not in allowed:
-                where = f"{path}.{k}" if path else str(k)
-                raise self.error(where, f"unknown key (expected one of: {', '.join(allowed)})")
-        return value
-
-    def number(self, value: object, path: str, *, minimum: float = 0.0, strict: bool = False) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if ok and (value > minimum if strict else value >= minimum):  # type: ignore[operator]
-            return float(value)  # type: ignore[arg-type]
-        rel = ">" if strict else ">="
-        raise self.error(path, f"expected a number {rel} {minimum:g}, got {_show(value)}")
-
-    def flag(self, value: object, path: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(path, f"expected true or false, got {_show(value)}")
-        return value
+    def section(self, value: object, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+        """A mapping of ``allowed`` keys; every section is optional: null or absent is an empty mapping."""
+        return self.mapping(value, path, allowed, optional=True)
 
     def path(self, value: object, path: str) -> str:
         if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
-            raise self.error(path, f"expected a URL path starting with '/', got {_show(value)}")
-        return value
-
-    def text(self, value: object, path: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.error(path, f"expected a non-empty string, got {_show(value)}")
+            raise self.error(path, f"expected a URL path starting with '/', got {show(value)}")
         return value
 
     def field_path(self, value: object, path: str) -> str:
         if not isinstance(value, str) or not re.fullmatch(r"[^.\s]+(\.[^.\s]+)*", value):
             raise self.error(
-                path, f"expected a JSON field name (dotted for nested fields: data.token), got {_show(value)}"
+                path, f"expected a JSON field name (dotted for nested fields: data.token), got {show(value)}"
             )
         return value
 
@@ -188,7 +133,7 @@ def _wait_time(r: _Reader, raw: object, base: GatewayConfig) -> tuple[float, flo
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         v = r.number(raw, "wait_time")
         return v, v
-    d = r.mapping(raw, "wait_time", ("min", "max", "constant"))
+    d = r.section(raw, "wait_time", ("min", "max", "constant"))
     if "constant" in d:
         if "min" in d or "max" in d:
             raise r.error("wait_time.constant", "give either constant, or min and max")
@@ -202,12 +147,10 @@ def _wait_time(r: _Reader, raw: object, base: GatewayConfig) -> tuple[float, flo
 
 
 def _tasks(r: _Reader, raw: object, base: GatewayConfig) -> dict[str, int]:
-    d = r.mapping(raw, "tasks", TASKS)
+    d = r.section(raw, "tasks", TASKS)
     out = dict(base.tasks)
     for k, v in d.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise r.error(f"tasks.{k}", f"expected a non-negative integer weight, got {_show(v)}")
-        out[k] = v
+        out[k] = r.integer(v, f"tasks.{k}", what="a non-negative integer weight")
     if not any(out.values()):
         raise r.error("tasks", "expected at least one task with a weight > 0")
     return out
@@ -215,7 +158,7 @@ def _tasks(r: _Reader, raw: object, base: GatewayConfig) -> dict[str, int]:
 
 def _auth(r: _Reader, raw: object) -> AuthConfig:
     base = AuthConfig()
-    d = r.mapping(
+    d = r.section(
         raw,
         "auth",
         (
@@ -234,20 +177,18 @@ def _auth(r: _Reader, raw: object) -> AuthConfig:
     if "enabled" in d:
         kw["enabled"] = r.flag(d["enabled"], "auth.enabled")
     for part in ("login", "refresh"):
-        sub = r.mapping(d.get(part), f"auth.{part}", ("path", "body"))
+        sub = r.section(d.get(part), f"auth.{part}", ("path", "body"))
         if "path" in sub:
             kw[f"{part}_path"] = r.path(sub["path"], f"auth.{part}.path")
         if "body" in sub:
             body = sub["body"]
             if not isinstance(body, Mapping):
-                raise r.error(f"auth.{part}.body", f"expected a mapping (the JSON body), got {_show(body)}")
+                raise r.error(f"auth.{part}.body", f"expected a mapping (the JSON body), got {show(body)}")
             kw[f"{part}_body"] = dict(body)
     for key in ("username", "password"):
         if key in d:
-            if not isinstance(d[key], str):
-                raise r.error(f"auth.{key}", f"expected a string, got {_show(d[key])}")
-            kw[key] = d[key]
-    resp = r.mapping(d.get("response"), "auth.response", ("access_token", "refresh_token", "expires_in"))
+            kw[key] = r.text(d[key], f"auth.{key}")
+    resp = r.section(d.get("response"), "auth.response", ("access_token", "refresh_token", "expires_in"))
     for key in ("access_token", "refresh_token", "expires_in"):
         if key in resp:
             kw[f"{key}_field"] = r.field_path(resp[key], f"auth.response.{key}")
@@ -262,7 +203,7 @@ def _auth(r: _Reader, raw: object) -> AuthConfig:
 
 def _statuses(r: _Reader, raw: object) -> StatusPolicy:
     base = StatusPolicy()
-    d = r.mapping(raw, "statuses", ("expected", "blocked", "budget", "budget_error_codes", "blocked_are_failures"))
+    d = r.section(raw, "statuses", ("expected", "blocked", "budget", "budget_error_codes", "blocked_are_failures"))
     kw: dict[str, Any] = {}
     for key in ("expected", "blocked", "budget"):
         if key in d:
@@ -277,7 +218,7 @@ def _statuses(r: _Reader, raw: object) -> StatusPolicy:
     if "budget_error_codes" in d:
         codes = d["budget_error_codes"] or []
         if not isinstance(codes, list) or not all(isinstance(c, str) and c.strip() for c in codes):
-            raise r.error("statuses.budget_error_codes", f"expected a list of error codes or types, got {_show(codes)}")
+            raise r.error("statuses.budget_error_codes", f"expected a list of error codes or types, got {show(codes)}")
         kw["budget_error_codes"] = frozenset(c.strip().lower() for c in codes)
     if "blocked_are_failures" in d:
         kw["blocked_are_failures"] = r.flag(d["blocked_are_failures"], "statuses.blocked_are_failures")
@@ -295,7 +236,7 @@ def _statuses(r: _Reader, raw: object) -> StatusPolicy:
 
 def _recovery(r: _Reader, raw: object) -> RecoveryParams:
     keys = ("tolerance", "window_s", "hold_s", "latency_slack_ms", "error_slack", "percentile", "scale_with_time_scale")
-    d = r.mapping(raw, "recovery", keys)
+    d = r.section(raw, "recovery", keys)
     base = RecoveryParams()
     kw: dict[str, Any] = {}
     for key in ("tolerance", "latency_slack_ms", "error_slack"):
@@ -319,38 +260,38 @@ _TOP = ("wait_time", "tasks", "llm", "health", "admin", "auth", "metrics", "stat
 
 def parse_gateway_config(data: object, source: str = "<gateway config>") -> GatewayConfig:
     """Validate already-parsed YAML into a ``GatewayConfig``; ``source`` names the origin in errors."""
-    r = _Reader(source)
-    d = r.mapping(data, "", _TOP)
+    r = _Reader(source, GatewayConfigError)
+    d = r.section(data, "", _TOP)
     base = GatewayConfig(source=source)
     kw: dict[str, Any] = {"source": source}
     if "wait_time" in d:
         kw["wait_min_s"], kw["wait_max_s"] = _wait_time(r, d["wait_time"], base)
     if "tasks" in d:
         kw["tasks"] = _tasks(r, d["tasks"], base)
-    llm = r.mapping(d.get("llm"), "llm", ("path", "payload", "include_usage"))
+    llm = r.section(d.get("llm"), "llm", ("path", "payload", "include_usage"))
     if "path" in llm:
         kw["llm_path"] = r.path(llm["path"], "llm.path")
     if "payload" in llm:
         payload = llm["payload"]
         if not isinstance(payload, Mapping) or not payload:
-            raise r.error("llm.payload", f"expected a non-empty mapping (the JSON body), got {_show(payload)}")
+            raise r.error("llm.payload", f"expected a non-empty mapping (the JSON body), got {show(payload)}")
         if "stream" in payload:
             raise r.error("llm.payload.stream", "set by the task (llm: false, llm_stream: true); remove it")
         kw["llm_payload"] = dict(payload)
     if "include_usage" in llm:
         kw["include_usage"] = r.flag(llm["include_usage"], "llm.include_usage")
-    health = r.mapping(d.get("health"), "health", ("path",))
+    health = r.section(d.get("health"), "health", ("path",))
     if "path" in health:
         kw["health_path"] = r.path(health["path"], "health.path")
-    admin = r.mapping(d.get("admin"), "admin", ("paths",))
+    admin = r.section(d.get("admin"), "admin", ("paths",))
     if "paths" in admin:
         paths = admin["paths"]
         if not isinstance(paths, list) or not paths:
-            raise r.error("admin.paths", f"expected a non-empty list of URL paths, got {_show(paths)}")
+            raise r.error("admin.paths", f"expected a non-empty list of URL paths, got {show(paths)}")
         kw["admin_paths"] = tuple(r.path(p, f"admin.paths[{i}]") for i, p in enumerate(paths))
     if "auth" in d:
         kw["auth"] = _auth(r, d["auth"])
-    metrics = r.mapping(d.get("metrics"), "metrics", ("gateway_latency", "policy_check_latency"))
+    metrics = r.section(d.get("metrics"), "metrics", ("gateway_latency", "policy_check_latency"))
     try:
         if "gateway_latency" in metrics:
             kw["gateway_latency"] = parse_sources(metrics["gateway_latency"], "metrics.gateway_latency")
@@ -370,22 +311,5 @@ def parse_gateway_config(data: object, source: str = "<gateway config>") -> Gate
 def load_gateway_config(path: str | Path = DEFAULT_CONF) -> GatewayConfig:
     """Read and validate a gateway configuration file; errors are ``GatewayConfigError`` naming ``path``."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GatewayConfigError(f"{source}: gateway configuration file not found") from None
-    except OSError as exc:
-        raise GatewayConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise GatewayConfigError(f"{source}: not UTF-8 text: {exc.reason}") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise GatewayConfigError(f"{source}: {where}{exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise GatewayConfigError(f"{source}: invalid YAML: {exc}") from None
-    except RecursionError:
-        raise GatewayConfigError(f"{source}: invalid YAML: nesting too deep") from None
+    data = load_yaml_file(path, GatewayConfigError, source=source, missing="gateway configuration file")
     return parse_gateway_config(data if data is not None else {}, source)

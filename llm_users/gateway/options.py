@@ -5,7 +5,7 @@
 login password (``--admin-password``/``ADMIN_PASSWORD``, secret; wins over ``auth.password`` of the
 configuration file), the configuration file (``--gateway-conf``/``GATEWAY_CONF``), the API of the proxied
 call (``--api``/``API``, see ``apis.proxied_call``) and the knobs every suite shares (``LOADTEST_TOKEN``,
-``IDLE_TIMEOUT``, ``CALL_TIMEOUT``, ``SERVER_STAMPS``; ``options.py``).
+``IDLE_TIMEOUT``, ``CALL_TIMEOUT``, ``SERVER_STAMPS``; ``llm_users.common.options``).
 
 ``gateway_settings(opts)`` validates them and loads the configuration file; errors name the flag and its
 variable, or the file and the key path. No Locust import here.
@@ -23,6 +23,7 @@ from llm_users.common.options import (
     OptionError,
     TargetSettings,
     add_api_argument,
+    add_knob,
     add_target_arguments,
     api_setting,
     target_settings,
@@ -45,25 +46,28 @@ ROOT = Path(__file__).resolve().parents[2]
 def add_gateway_arguments(parser: Any) -> None:
     add_target_arguments(parser)
     add_api_argument(parser)
-    parser.add_argument(
+    add_knob(
+        parser,
         "--base-url",
-        env_var="BASE_URL",
-        default="",
-        help=f"Base URL of the gateway; else --host; else the built-in mock {DEFAULT_TARGET} (env BASE_URL)",
+        "BASE_URL",
+        "",
+        f"Base URL of the gateway; else --host; else the built-in mock {DEFAULT_TARGET}",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--admin-password",
-        env_var="ADMIN_PASSWORD",
-        default="",
+        "ADMIN_PASSWORD",
+        "",
+        "Password of the login (POST /auth/login); empty: auth.password of --gateway-conf",
         is_secret=True,
-        help="Password of the login (POST /auth/login); empty: auth.password of --gateway-conf (env ADMIN_PASSWORD)",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--gateway-conf",
-        env_var="GATEWAY_CONF",
-        default=str(DEFAULT_CONF.relative_to(ROOT)),
-        help="YAML file of the gateway suite: endpoints, payloads, credentials, task weights, wait time, "
-        "metric headers, statuses (env GATEWAY_CONF)",
+        "GATEWAY_CONF",
+        str(DEFAULT_CONF.relative_to(ROOT)),
+        "YAML file of the gateway suite: endpoints, payloads, credentials, task weights, wait time, "
+        "metric headers, statuses",
     )
 
 

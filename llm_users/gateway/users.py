@@ -30,7 +30,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,7 +42,9 @@ from llm_metrics.engine.store import make_tags
 from llm_metrics.state import state
 from llm_users.client.apis import proxied_call
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.common.security import add_extra_secret, install_security, refuse_short_secret
+from llm_users.common.options import settings_or_exit, settings_or_quit
+from llm_users.common.security import add_extra_secret, refuse_short_secret
+from llm_users.common.suite import install_suite
 from llm_users.common.target_binding import LocalSecrets, local_secrets, origin
 from llm_users.gateway.config import GatewayConfigError, lookup, render
 from llm_users.gateway.headers import carried, measure
@@ -82,12 +83,11 @@ def runtime(environment: Any) -> GatewayRuntime:
     return rt
 
 
+_ERRORS = (OptionError, GatewayConfigError)
+
+
 def _settings_or_exit(opts: Any, local: LocalSecrets | None = None) -> GatewaySettings:
-    try:
-        return gateway_settings(opts, local)
-    except (OptionError, GatewayConfigError) as exc:
-        log.error("gateway suite: %s", exc)
-        sys.exit(2)
+    return settings_or_exit("gateway", lambda: gateway_settings(opts, local), _ERRORS)
 
 
 def configure_user_classes(user_classes: list[type[Any]], settings: GatewaySettings) -> None:
@@ -106,17 +106,8 @@ def configure_user_classes(user_classes: list[type[Any]], settings: GatewaySetti
 
 def install_gateway(events: Any) -> None:
     """Register the gateway suite's arguments and listeners on Locust's ``events``."""
-    install_security(events)  # first: the suite reads the secrets as it binds them
 
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
-        add_gateway_arguments(parser)
-
-    @events.init.add_listener
-    def _init(environment: Any, **_kw: Any) -> None:
-        opts = environment.parsed_options
-        if opts is None:
-            return
+    def init(environment: Any, opts: Any) -> None:
         settings = _settings_or_exit(opts, local_secrets(environment))
         state(environment).set_runtime("gateway", GatewayRuntime(environment, settings))
         for secret in settings.secrets():  # the conf's password too: masked even when not the one sent
@@ -126,20 +117,23 @@ def install_gateway(events: Any) -> None:
             environment.host = settings.base_url
         configure_user_classes(list(environment.user_classes), settings)
 
+    install_suite(events, add_gateway_arguments, init)
+
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
         rt = state(environment).runtime("gateway", GatewayRuntime)
         if rt is None:
             return
         if environment.parsed_options is not None:
-            try:  # the web UI may have changed the knobs since start-up
-                rt.settings = gateway_settings(environment.parsed_options, local_secrets(environment))
-                for secret in rt.settings.secrets():
-                    add_extra_secret(environment, secret)
-            except (OptionError, GatewayConfigError) as exc:
-                log.error("gateway suite: %s; stopping", exc)
-                environment.runner.quit()
+            opts = environment.parsed_options
+            settings = settings_or_quit(
+                environment, "gateway", lambda: gateway_settings(opts, local_secrets(environment)), _ERRORS
+            )
+            if settings is None:
                 return
+            rt.settings = settings
+            for secret in settings.secrets():
+                add_extra_secret(environment, secret)
             configure_user_classes(list(environment.user_classes), rt.settings)
         if isinstance(environment.runner, WorkerRunner):
             return

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from llm_metrics.engine.config import known_keys, load_yaml_file
 from llm_users.sidecar.server_metrics import ServerMetricsConfig, ServerMetricsError, parse_server_metrics
 
 __all__ = ["DEFAULT_GENERATE_PROMPT", "GenerateRequest", "SidecarConfig", "SidecarConfigError", "load_sidecar_config"]
@@ -53,11 +52,7 @@ class SidecarConfig:
 def _generate(data: Any, src: str) -> GenerateRequest:
     if data is None:
         return GenerateRequest()
-    if not isinstance(data, dict):
-        raise SidecarConfigError(f"{src}: generate: expected a mapping with prompt and max_tokens")
-    unknown = sorted(set(data) - set(_GENERATE_KEYS), key=str)  # keys: any YAML scalar
-    if unknown:
-        raise SidecarConfigError(f"{src}: generate.{unknown[0]}: unknown key (expected {', '.join(_GENERATE_KEYS)})")
+    data = known_keys(data, _GENERATE_KEYS, SidecarConfigError, src, "generate", "a mapping with prompt and max_tokens")
     prompt = data.get("prompt", DEFAULT_GENERATE_PROMPT)
     if not isinstance(prompt, str) or not prompt.strip():
         raise SidecarConfigError(f"{src}: generate.prompt: expected a non-empty string, got {prompt!r}")
@@ -70,23 +65,10 @@ def _generate(data: Any, src: str) -> GenerateRequest:
 def load_sidecar_config(path: str | Path) -> SidecarConfig:
     """Read and check the file; raise ``SidecarConfigError`` naming the file and the key path."""
     src = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SidecarConfigError(f"{src}: sidecar settings file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SidecarConfigError(f"{src}: cannot read the file: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise SidecarConfigError(f"{src}: not valid YAML: {exc}") from None
-    except RecursionError:
-        raise SidecarConfigError(f"{src}: not valid YAML: nesting too deep") from None
+    data = load_yaml_file(path, SidecarConfigError, source=src, missing="sidecar settings file")
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise SidecarConfigError(f"{src}: expected a mapping with {', '.join(_TOP_KEYS)}")
-    unknown = sorted(set(map(str, data)) - set(_TOP_KEYS))
-    if unknown:
-        raise SidecarConfigError(f"{src}: {unknown[0]}: unknown key (expected {', '.join(_TOP_KEYS)})")
+    data = known_keys(data, _TOP_KEYS, SidecarConfigError, src, "", f"a mapping with {', '.join(_TOP_KEYS)}")
     try:
         server = parse_server_metrics(data.get("server_metrics"), src)
     except ServerMetricsError as exc:

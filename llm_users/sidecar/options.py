@@ -8,17 +8,17 @@ else the built-in mock's default address.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from llm_users.common.options import (
     CONF_DIR,
     DEFAULT_TARGET,
-    OptionError,
     TargetSettings,
+    add_knob,
     add_target_arguments,
     base_url,
+    number,
     target_settings,
 )
 from llm_users.common.target_binding import LocalSecrets
@@ -32,30 +32,34 @@ DEFAULT_THINK_TIME_S = 1.0
 
 def add_sidecar_arguments(parser: Any) -> None:
     add_target_arguments(parser)
-    parser.add_argument(
+    add_knob(
+        parser,
         "--osiris-url",
-        env_var="OSIRIS_URL",
-        default="",
-        help=f"Base URL of the sidecar; else --host; else the built-in mock {DEFAULT_TARGET} (env OSIRIS_URL)",
+        "OSIRIS_URL",
+        "",
+        f"Base URL of the sidecar; else --host; else the built-in mock {DEFAULT_TARGET}",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--trade-prompts",
-        env_var="TRADE_PROMPTS",
-        default=str(CONF_DIR / "prompts.json"),
-        help="JSON file of prompts for POST /propose_trade_adjustments/ (env TRADE_PROMPTS)",
+        "TRADE_PROMPTS",
+        str(CONF_DIR / "prompts.json"),
+        "JSON file of prompts for POST /propose_trade_adjustments/",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--sidecar-conf",
-        env_var="SIDECAR_CONF",
-        default=str(CONF_DIR / "sidecar.yaml"),
-        help="YAML settings: the /generate request and the server-side /metrics series (env SIDECAR_CONF)",
+        "SIDECAR_CONF",
+        str(CONF_DIR / "sidecar.yaml"),
+        "YAML settings: the /generate request and the server-side /metrics series",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--think-time",
-        env_var="THINK_TIME",
+        "THINK_TIME",
+        DEFAULT_THINK_TIME_S,
+        "Seconds each User waits between iterations, as the seed's sleep(1); 0: none",
         type=float,
-        default=DEFAULT_THINK_TIME_S,
-        help="Seconds each User waits between iterations, as the seed's sleep(1); 0: none (env THINK_TIME)",
     )
 
 
@@ -71,12 +75,7 @@ class SidecarSettings:
 def sidecar_settings(opts: Any, host: str | None = None, local: LocalSecrets | None = None) -> SidecarSettings:
     """Validate the knobs and read both files; raise OptionError naming the flag, or the file's own error
     (``SidecarConfigError``, ``PromptFileError``) naming the file and the key or entry."""
-    try:
-        think = float(opts.think_time)
-    except (TypeError, ValueError):
-        raise OptionError(f"--think-time/THINK_TIME: expected a number of seconds, got {opts.think_time!r}") from None
-    if not math.isfinite(think) or think < 0:
-        raise OptionError(f"--think-time/THINK_TIME: expected a number of seconds >= 0, got {opts.think_time!r}")
+    think = number(opts.think_time, "--think-time/THINK_TIME", what="a number of seconds")
     base = base_url(opts.osiris_url or host or getattr(opts, "host", None) or DEFAULT_TARGET, "--osiris-url/OSIRIS_URL")
     config = load_sidecar_config(opts.sidecar_conf)
     prompts = load_trade_prompts(opts.trade_prompts)

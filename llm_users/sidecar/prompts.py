@@ -15,11 +15,12 @@ raises ``PromptFileError`` naming the file and the entry (``conf/prompts.json: [
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from llm_metrics.engine.config import parse_json, read_text
 
 __all__ = ["PromptFileError", "TradePrompts", "load_trade_prompts"]
 
@@ -80,22 +81,10 @@ def load_trade_prompts(path: str | Path) -> TradePrompts:
     """Read and check the prompts file; raise ``PromptFileError`` naming the file and the entry."""
     p = Path(path)
     src = str(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PromptFileError(f"{src}: prompts file not found") from None
-    except IsADirectoryError:
-        raise PromptFileError(f"{src}: expected a JSON file, found a directory") from None
-    except UnicodeDecodeError as exc:
-        raise PromptFileError(f"{src}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise PromptFileError(f"{src}: cannot read the file: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PromptFileError(f"{src}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise PromptFileError(f"{src}: not valid JSON: nesting too deep") from None
+    if p.is_dir():
+        raise PromptFileError(f"{src}: expected a JSON file, found a directory")
+    text = read_text(p, PromptFileError, source=src, missing="prompts file")
+    data = parse_json(text, src, PromptFileError)
     prefix = ""
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"prompts"})

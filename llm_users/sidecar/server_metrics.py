@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from llm_metrics.engine.config import known_keys
 from llm_metrics.engine.promtext import PromTextError, Sample, parse, totals
 from llm_metrics.engine.store import HTTP_REQ_FAILED, HTTP_REQS, TOKEN_SOURCE, MetricStore
 
@@ -108,11 +109,8 @@ def _series(key: Any, spec: Any, where: str) -> SeriesSpec:
     if not isinstance(key, str) or not _LABEL_NAME.fullmatch(key):
         raise ServerMetricsError(f"{where}: series names must be words such as queue_length, got {key!r}")
     at = f"{where}.{key}"
-    if not isinstance(spec, dict):
-        raise ServerMetricsError(f"{at}: expected a mapping such as {{metric: NAME, kind: gauge}}, got {spec!r}")
-    unknown = sorted(set(spec) - set(_SERIES_KEYS), key=str)  # keys: any YAML scalar
-    if unknown:
-        raise ServerMetricsError(f"{at}.{unknown[0]}: unknown key (expected {', '.join(_SERIES_KEYS)})")
+    expected = f"a mapping such as {{metric: NAME, kind: gauge}}, got {spec!r}"
+    spec = known_keys(spec, _SERIES_KEYS, ServerMetricsError, "", at, expected)
     metric = spec.get("metric")
     if not isinstance(metric, str) or not _METRIC_NAME.fullmatch(metric):
         raise ServerMetricsError(f"{at}.metric: expected a Prometheus sample name, got {metric!r}")
@@ -156,11 +154,7 @@ def parse_server_metrics(data: Any, source: str, root: str = "server_metrics") -
     """Check the ``server_metrics`` mapping (None: the defaults, no series)."""
     if data is None:
         return ServerMetricsConfig()
-    if not isinstance(data, dict):
-        raise ServerMetricsError(f"{source}: {root}: expected a mapping with {', '.join(_TOP_KEYS)}")
-    unknown = sorted(set(data) - set(_TOP_KEYS), key=str)  # keys: any YAML scalar
-    if unknown:
-        raise ServerMetricsError(f"{source}: {root}.{unknown[0]}: unknown key (expected {', '.join(_TOP_KEYS)})")
+    data = known_keys(data, _TOP_KEYS, ServerMetricsError, source, root, f"a mapping with {', '.join(_TOP_KEYS)}")
     path = data.get("path", "/metrics")
     if not isinstance(path, str) or not path.startswith("/"):
         raise ServerMetricsError(f"{source}: {root}.path: expected a path starting with /, got {path!r}")

@@ -25,11 +25,10 @@ Users' own ``/metrics`` answers from the workers: it works for every User class 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, NamedTuple
 
 import gevent
 from gevent.lock import BoundedSemaphore
@@ -39,8 +38,8 @@ from locust.runners import WorkerRunner
 from llm_metrics.engine.promtext import PromTextError, parse
 from llm_metrics.state import state
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
-from llm_users.common.options import OptionError
-from llm_users.common.security import install_security
+from llm_users.common.options import OptionError, settings_or_exit, settings_or_quit
+from llm_users.common.suite import install_suite
 from llm_users.common.target_binding import local_secrets, no_redirect_opener
 from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
 from llm_users.sidecar.config import SidecarConfigError
@@ -154,24 +153,15 @@ def runtime(environment: Any) -> SidecarRuntime:
     return rt
 
 
+def _settings_of(environment: Any) -> SidecarSettings:
+    return sidecar_settings(environment.parsed_options, environment.host, local_secrets(environment))
+
+
 def install_sidecar(events: Any) -> None:
     """Register the sidecar suite's arguments and listeners on Locust's ``events``."""
-    install_security(events)  # first: the suite reads the secrets as it binds them
 
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
-        add_sidecar_arguments(parser)
-
-    @events.init.add_listener
-    def _init(environment: Any, **_kw: Any) -> None:
-        opts = environment.parsed_options
-        if opts is None:
-            return
-        try:
-            settings = sidecar_settings(opts, environment.host, local_secrets(environment))
-        except _ERRORS as exc:
-            log.error("sidecar suite: %s", exc)
-            sys.exit(2)
+    def init(environment: Any, opts: Any) -> None:
+        settings = settings_or_exit("sidecar", lambda: _settings_of(environment), _ERRORS)
         rt = SidecarRuntime(environment, settings)
         state(environment).set_runtime("sidecar", rt)
         if opts.osiris_url or not environment.host:
@@ -181,19 +171,18 @@ def install_sidecar(events: Any) -> None:
             opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S
         rt.attach()
 
+    install_suite(events, add_sidecar_arguments, init)
+
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
         rt = state(environment).runtime("sidecar", SidecarRuntime)
         if rt is None:
             return
-        opts = environment.parsed_options
-        if opts is not None:
-            try:  # the web UI may have changed the knobs since start-up
-                rt.settings = sidecar_settings(opts, environment.host, local_secrets(environment))
-            except _ERRORS as exc:
-                log.error("sidecar suite: %s; stopping", exc)
-                environment.runner.quit()
+        if environment.parsed_options is not None:
+            settings = settings_or_quit(environment, "sidecar", lambda: _settings_of(environment), _ERRORS)
+            if settings is None:
                 return
+            rt.settings = settings
         rt.attach()
         if not isinstance(environment.runner, WorkerRunner):
             rt.start_sampling()
@@ -205,11 +194,33 @@ def install_sidecar(events: Any) -> None:
             rt.stop_sampling()
 
 
+class Script(NamedTuple):
+    """One of seed 002's scripts: the scenario tag of its requests and the ``SidecarUser`` methods of one iteration."""
+
+    scenario: str
+    steps: tuple[str, ...]
+
+
 class SidecarUser(FastHttpUser):
-    """The requests of seed 002's scripts; the concrete Users (below) choose which ones an iteration sends."""
+    """The requests of seed 002's scripts; the script bases (below) choose which ones an iteration sends.
+
+    A subclass that declares its ``script`` is an abstract base (the locustfile's subclass of it is the User).
+    """
 
     abstract = True
     scenario = "sidecar"
+    script = Script("sidecar", ())
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "script" in cls.__dict__:
+            cls.abstract = True
+            cls.scenario = cls.script.scenario
+
+    @task
+    def iteration(self) -> None:
+        for step in self.script.steps:
+            getattr(self, step)()
 
     def __init__(self, environment: Any) -> None:
         rt = state(environment).runtime("sidecar", SidecarRuntime)
@@ -249,25 +260,15 @@ class SidecarUser(FastHttpUser):
 
     def check_metrics(self) -> None:
         """``GET /metrics``: 200 and a body that parses as Prometheus text (else the failure names the line)."""
-        with self.client.get(
-            METRICS,
-            headers=self._settings().target.headers_for(self.host or ""),
-            allow_redirects=False,
-            catch_response=True,
-            context={"scenario": self.scenario},
-        ) as resp:
-            if resp.status_code != 200:
-                resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))
-                return
-            try:
-                parse(resp.content or b"")
-            except PromTextError as exc:
-                resp.failure(str(exc))
+        self._get(METRICS, prometheus=True)
 
     def check_health(self) -> None:
         """``GET /health``: 200."""
+        self._get(HEALTH)
+
+    def _get(self, path: str, *, prometheus: bool = False) -> None:
         with self.client.get(
-            HEALTH,
+            path,
             headers=self._settings().target.headers_for(self.host or ""),
             allow_redirects=False,
             catch_response=True,
@@ -275,38 +276,26 @@ class SidecarUser(FastHttpUser):
         ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}" if resp.status_code else no_answer_reason(resp))
+            elif prometheus:
+                try:
+                    parse(resp.content or b"")
+                except PromTextError as exc:
+                    resp.failure(str(exc))
 
 
 class SidecarLoadBase(SidecarUser):
     """Seed 002's default script: ``POST /generate`` with a sample prompt, then ``GET /metrics``."""
 
-    abstract = True
-    scenario = "sidecar_load"
-
-    @task
-    def iteration(self) -> None:
-        self.generate()
-        self.check_metrics()
+    script = Script("sidecar_load", ("generate", "check_metrics"))
 
 
 class SidecarReadBase(SidecarUser):
     """Seed 002's read-heavy script: ``GET /health``, then ``GET /metrics``."""
 
-    abstract = True
-    scenario = "sidecar_read"
-
-    @task
-    def iteration(self) -> None:
-        self.check_health()
-        self.check_metrics()
+    script = Script("sidecar_read", ("check_health", "check_metrics"))
 
 
 class SidecarTradeBase(SidecarUser):
     """Seed 002's trade script: ``POST /propose_trade_adjustments/`` with the prompts of the prompts file."""
 
-    abstract = True
-    scenario = "sidecar_trade"
-
-    @task
-    def iteration(self) -> None:
-        self.propose_trade()
+    script = Script("sidecar_trade", ("propose_trade",))

@@ -6,27 +6,28 @@ and its variable (``--input-tokens/INPUT_TOKENS: expected ...``) or the trace fi
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from llm_metrics.engine.config import load_yaml_file
 from llm_users.client.apis import Api, get_api
 from llm_users.common.options import (
     CONF_DIR,
-    DEFAULT_TARGET,
     OptionError,
     TargetSettings,
-    add_api_argument,
-    add_target_arguments,
+    add_knob,
+    add_llm_target_arguments,
     api_setting,
+    arrival_setting,
     as_bool,
-    base_url,
+    integer,
+    llm_base,
+    number,
+    positive,
+    target_settings,
 )
-from llm_users.common.options import target_settings as _target_settings
 from llm_users.common.prompts import PromptError, parse_tools
 from llm_users.common.target_binding import LocalSecrets
 from llm_users.pacing.arrival import KINDS
@@ -40,108 +41,108 @@ DEFAULT_TRACE = CONF_DIR / "traces" / "example.jsonl"
 
 
 def add_workload_arguments(parser: Any) -> None:
-    """The workload suite's knobs (plus the shared secrets and timeouts)."""
-    add_target_arguments(parser)
-    parser.add_argument(
-        "--base",
-        env_var="BASE",
-        default="",
-        help=f"Base URL of the API; else --host; else the built-in mock {DEFAULT_TARGET} (env BASE)",
-    )
-    parser.add_argument("--model", env_var="MODEL", default="mock-llm", help="Model name sent (env MODEL)")
-    add_api_argument(parser)
-    parser.add_argument(
+    """The workload suite's knobs (plus the shared secrets and timeouts, and the LLM target)."""
+    add_llm_target_arguments(parser)
+    add_knob(
+        parser,
         "--tools",
-        env_var="TOOLS",
-        default="",
-        help="YAML/JSON file of tool definitions sent with every call: a list, or a mapping with 'tools' (env TOOLS)",
+        "TOOLS",
+        "",
+        "YAML/JSON file of tool definitions sent with every call: a list, or a mapping with 'tools'",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--workload",
-        env_var="WORKLOAD",
-        default="closed",
-        help="closed: each User runs conversations with think time (-u sets the load); open: arrivals at --rate "
-        "handed to idle Users; trace: replay --trace at its offsets (env WORKLOAD)",
+        "WORKLOAD",
+        "closed",
+        "closed: each User runs conversations with think time (-u sets the load); open: arrivals at --rate "
+        "handed to idle Users; trace: replay --trace at its offsets",
     )
-    parser.add_argument(
-        "--input-tokens",
-        env_var="INPUT_TOKENS",
-        default="256",
-        help=f"Prompt length of a conversation's first turn, in the server's tokens: {DIST_SPEC} (env INPUT_TOKENS)",
-    )
-    parser.add_argument(
-        "--output-tokens",
-        env_var="OUTPUT_TOKENS",
-        default="128",
-        help=f"max_tokens of every call: {DIST_SPEC} (env OUTPUT_TOKENS)",
-    )
-    parser.add_argument(
-        "--turns",
-        env_var="TURNS",
-        type=int,
-        default=1,
-        help="Turns per conversation; each turn resends the history plus a next question (env TURNS)",
-    )
-    parser.add_argument(
-        "--followup-tokens",
-        env_var="FOLLOWUP_TOKENS",
-        default="64",
-        help=f"Length of each next question (turns 2+), in server tokens: {DIST_SPEC} (env FOLLOWUP_TOKENS)",
-    )
-    parser.add_argument(
-        "--think-time",
-        env_var="THINK_TIME",
-        default="0",
-        help="Seconds a User waits between turns and conversations (closed workload): X | uniform:A:B | "
-        "exp:MEAN[:MAX] | ... (env THINK_TIME)",
-    )
-    parser.add_argument(
-        "--stream", env_var="STREAM", type=str, default="true", help="true: streamed calls (TTFT) (env STREAM)"
-    )
-    parser.add_argument(
+    _add_length_arguments(parser)
+    add_knob(parser, "--stream", "STREAM", "true", "true: streamed calls (TTFT)", type=str)
+    add_knob(
+        parser,
         "--ignore-eos",
-        env_var="IGNORE_EOS",
+        "IGNORE_EOS",
+        "false",
+        "true: send ignore_eos (vLLM, SGLang) so that every answer is max_tokens long",
         type=str,
-        default="false",
-        help="true: send ignore_eos (vLLM, SGLang) so that every answer is max_tokens long (env IGNORE_EOS)",
     )
-    parser.add_argument(
-        "--rate",
-        env_var="RATE",
-        type=float,
-        default=1.0,
-        help="Open workload: arrivals per second for the whole test (all workers) (env RATE)",
-    )
-    parser.add_argument(
-        "--arrival", env_var="ARRIVAL", default="constant", help=f"Open workload: {' or '.join(KINDS)} (env ARRIVAL)"
-    )
-    parser.add_argument(
-        "--trace",
-        env_var="TRACE",
-        default="",
-        help=f"Trace workload: JSONL file of offset_s, input_tokens, output_tokens[, conversation_id]; "
-        f"default {DEFAULT_TRACE.relative_to(CONF_DIR.parent)} (env TRACE)",
-    )
-    parser.add_argument(
-        "--trace-time-scale",
-        env_var="TRACE_TIME_SCALE",
-        type=float,
-        default=1.0,
-        help="Multiply every trace offset by this (0.1 replays 10x faster) (env TRACE_TIME_SCALE)",
-    )
-    parser.add_argument(
+    _add_open_and_trace_arguments(parser)
+    add_knob(
+        parser,
         "--calibrate",
-        env_var="CALIBRATE",
+        "CALIBRATE",
+        "true",
+        "true: probe the server's usage.prompt_tokens once per process and size the prompts by it",
         type=str,
-        default="true",
-        help="true: probe the server's usage.prompt_tokens once per process and size the prompts by it (env CALIBRATE)",
     )
-    parser.add_argument(
+    add_knob(
+        parser,
         "--seed",
-        env_var="SEED",
-        default="",
-        help="Seed of the synthetic texts and lengths; empty: a new one each run, so a server's prefix cache "
-        "does not remember the last run's prompts (env SEED)",
+        "SEED",
+        "",
+        "Seed of the synthetic texts and lengths; empty: a new one each run, so a server's prefix cache "
+        "does not remember the last run's prompts",
+    )
+
+
+def _add_length_arguments(parser: Any) -> None:
+    """The conversation's shape: prompt and answer lengths, turns, think time."""
+    add_knob(
+        parser,
+        "--input-tokens",
+        "INPUT_TOKENS",
+        "256",
+        f"Prompt length of a conversation's first turn, in the server's tokens: {DIST_SPEC}",
+    )
+    add_knob(parser, "--output-tokens", "OUTPUT_TOKENS", "128", f"max_tokens of every call: {DIST_SPEC}")
+    add_knob(
+        parser,
+        "--turns",
+        "TURNS",
+        1,
+        "Turns per conversation; each turn resends the history plus a next question",
+        type=int,
+    )
+    add_knob(
+        parser,
+        "--followup-tokens",
+        "FOLLOWUP_TOKENS",
+        "64",
+        f"Length of each next question (turns 2+), in server tokens: {DIST_SPEC}",
+    )
+    add_knob(
+        parser,
+        "--think-time",
+        "THINK_TIME",
+        "0",
+        "Seconds a User waits between turns and conversations (closed workload): X | uniform:A:B | "
+        "exp:MEAN[:MAX] | ...",
+    )
+
+
+def _add_open_and_trace_arguments(parser: Any) -> None:
+    """The open workload's arrivals and the trace to replay."""
+    add_knob(
+        parser, "--rate", "RATE", 1.0, "Open workload: arrivals per second for the whole test (all workers)", type=float
+    )
+    add_knob(parser, "--arrival", "ARRIVAL", "constant", f"Open workload: {' or '.join(KINDS)}")
+    add_knob(
+        parser,
+        "--trace",
+        "TRACE",
+        "",
+        "Trace workload: JSONL file of offset_s, input_tokens, output_tokens[, conversation_id]; "
+        f"default {DEFAULT_TRACE.relative_to(CONF_DIR.parent)}",
+    )
+    add_knob(
+        parser,
+        "--trace-time-scale",
+        "TRACE_TIME_SCALE",
+        1.0,
+        "Multiply every trace offset by this (0.1 replays 10x faster)",
+        type=float,
     )
 
 
@@ -150,16 +151,6 @@ def _dist(value: Any, flag: str, *, integer: bool = True) -> LengthDist:
         return parse_dist(value, integer=integer)
     except ValueError as exc:
         raise OptionError(f"{flag}: {exc}") from None
-
-
-def _number(value: Any, flag: str, *, minimum: float, strict: bool) -> float:
-    try:
-        num = float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"{flag}: expected a number, got {value!r}") from None
-    if not math.isfinite(num) or num < minimum or (strict and num == minimum):
-        raise OptionError(f"{flag}: expected a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
-    return num
 
 
 @dataclass
@@ -191,12 +182,7 @@ def load_tools(path: str) -> list[dict[str, Any]] | None:
     """Tool definitions from a YAML (or JSON) file: a list, or ``{tools: [...]}``; PromptError naming the file."""
     if not path:
         return None
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptError(f"{path}: tools file not found (--tools/TOOLS)") from None
-    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
-        raise PromptError(f"{path}: cannot read the tools file: {exc}") from None
+    data = load_yaml_file(path, PromptError, missing="tools file (--tools/TOOLS)")
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"tools"}, key=str)
         if unknown:
@@ -210,15 +196,8 @@ def workload_settings(opts: Any, local: LocalSecrets | None = None) -> WorkloadS
     mode = str(getattr(opts, "workload", "closed")).strip().lower()
     if mode not in MODES:
         raise OptionError(f"--workload/WORKLOAD: expected one of {', '.join(MODES)}, got {opts.workload!r}")
-    try:
-        turns = int(opts.turns)
-    except (TypeError, ValueError):
-        raise OptionError(f"--turns/TURNS: expected an integer >= 1, got {opts.turns!r}") from None
-    if turns < 1:
-        raise OptionError(f"--turns/TURNS: expected an integer >= 1, got {opts.turns!r}")
-    arrival = str(opts.arrival).strip().lower()
-    if arrival not in KINDS:
-        raise OptionError(f"--arrival/ARRIVAL: expected one of {', '.join(KINDS)}, got {opts.arrival!r}")
+    turns = integer(opts.turns, "--turns/TURNS", minimum=1, what="an integer >= 1")
+    arrival = arrival_setting(opts)
     seed_text = str(getattr(opts, "seed", "") or "").strip()
     if seed_text:
         try:
@@ -232,9 +211,9 @@ def workload_settings(opts: Any, local: LocalSecrets | None = None) -> WorkloadS
     if not relative.is_absolute() and not relative.exists() and (CONF_DIR.parent / relative).exists():
         trace_path = str(CONF_DIR.parent / relative)  # a path relative to the project, run from elsewhere
     trace = load_trace(trace_path) if mode == "trace" else None
-    base = base_url(opts.base or getattr(opts, "host", None) or DEFAULT_TARGET, "--base/BASE")
+    base = llm_base(opts)
     return WorkloadSettings(
-        target=_target_settings(opts, base, local),
+        target=target_settings(opts, base, local),
         base=base,
         model=str(opts.model),
         mode=mode,
@@ -245,11 +224,11 @@ def workload_settings(opts: Any, local: LocalSecrets | None = None) -> WorkloadS
         think_time=_dist(opts.think_time, "--think-time/THINK_TIME", integer=False),
         stream=as_bool(opts.stream, "--stream/STREAM"),
         ignore_eos=as_bool(getattr(opts, "ignore_eos", False), "--ignore-eos/IGNORE_EOS"),
-        rate=_number(opts.rate, "--rate/RATE", minimum=0.0, strict=False),
+        rate=number(opts.rate, "--rate/RATE"),
         arrival=arrival,
         trace_path=trace_path,
         trace=trace,
-        trace_time_scale=_number(opts.trace_time_scale, "--trace-time-scale/TRACE_TIME_SCALE", minimum=0, strict=True),
+        trace_time_scale=positive(opts.trace_time_scale, "--trace-time-scale/TRACE_TIME_SCALE"),
         calibrate=as_bool(opts.calibrate, "--calibrate/CALIBRATE"),
         seed=seed,
         seed_given=bool(seed_text),

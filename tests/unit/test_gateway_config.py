@@ -139,7 +139,7 @@ def test_every_section_can_be_changed() -> None:
         ("llm: {payload: [1]}", "llm.payload: expected a non-empty mapping (the JSON body), got a list"),
         ("llm: {payload: {stream: true}}", "llm.payload.stream: set by the task"),
         ("llm: {include_usage: yes please}", "llm.include_usage: expected true or false, got 'yes please'"),
-        ("admin: {paths: []}", "admin.paths: expected a non-empty list of URL paths, got a list"),
+        ("admin: {paths: []}", "admin.paths: expected a non-empty list of URL paths, got an empty list"),
         ("admin: {paths: [/a, b]}", "admin.paths[1]: expected a URL path starting with '/', got 'b'"),
         ("auth: {login: {path: 3}}", "auth.login.path: expected a URL path starting with '/', got 3"),
         ("auth: {login: {body: x}}", "auth.login.body: expected a mapping (the JSON body), got 'x'"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_users.common.options import OptionError, chat_settings
+from llm_users.chat.options import OptionError, chat_settings
 from llm_users.common.prompts import PromptError, load_dataset, load_prompt_sets
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

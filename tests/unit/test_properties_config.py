@@ -330,8 +330,8 @@ NOT_UTF8 = b"\xff\xfe"
             b"1: x\nthresholds: {}\n",
             "{p}: 1: unknown key (expected thresholds, goodput, fail_on_no_data, saturation)",
         ),
-        (load_gateway_config, DEEP, "{p}: invalid YAML: nesting too deep"),
-        (load_profiles, DEEP, "{p}: invalid YAML: nesting too deep"),
+        (load_gateway_config, DEEP, "{p}: not valid YAML: nesting too deep"),
+        (load_profiles, DEEP, "{p}: not valid YAML: nesting too deep"),
         (load_sidecar_config, DEEP, "{p}: not valid YAML: nesting too deep"),
         (
             load_sidecar_config,

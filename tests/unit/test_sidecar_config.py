@@ -44,7 +44,7 @@ def test_empty_config_is_the_defaults(tmp_path: Path) -> None:
         ("generate: {max_tokens: 0}", "generate.max_tokens: expected a positive integer, got 0"),
         ("generate: {tokens: 5}", "generate.tokens: unknown key (expected prompt, max_tokens)"),
         ("server_metrics: {interval_s: x}", "server_metrics.interval_s: expected a number of seconds, got 'x'"),
-        ("a: [", "not valid YAML"),
+        ("a: [", "line 1: not valid YAML"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
