@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from llm_metrics.engine.calls import GoodputSLO
-from llm_metrics.engine.config import safe_load_unique
+from llm_metrics.engine.config import load_yaml_file
 from llm_metrics.engine.thresholds import MetricRegistry, Threshold, parse_thresholds
 from llm_metrics.monitors.selfmon import SaturationError, SaturationRules, parse_saturation
 
@@ -34,23 +32,7 @@ def load_slo_config(path: str | Path, registry: MetricRegistry) -> tuple[list[Th
     """``load_slo_file`` plus the ``saturation:`` rules of the load-generator guard (``selfmon``)."""
     p = Path(path)
     source = str(path)
-    try:
-        data = safe_load_unique(p.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: thresholds file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: not valid YAML: nesting too deep") from None
-    except yaml.constructor.ConstructorError as exc:
-        if exc.problem and exc.problem.startswith("duplicate key") and exc.problem_mark is not None:
-            line = exc.problem_mark.line + 1
-            raise ConfigError(f"{source}: line {line}: {exc.problem}: each key may appear once") from None
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    data = load_yaml_file(p, ConfigError, source=source, missing="thresholds file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with 'thresholds' and optionally 'goodput'")
     known = {"thresholds", "goodput", "fail_on_no_data", "saturation"}

@@ -161,9 +161,7 @@ def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
         safe_load_unique("a: 1\nb: 2\na: 3\n")
     f = tmp_path / "th.yaml"
     f.write_text('thresholds:\n  gateway_latency: ["p(95)<50"]\n  gateway_latency: ["p(99)<100"]\n')
-    with pytest.raises(
-        ConfigError, match=r"th\.yaml: line 3: duplicate key 'gateway_latency': each key may appear once"
-    ):
+    with pytest.raises(ConfigError, match=r"th\.yaml: line 3: duplicate key 'gateway_latency'"):
         load_slo_file(f, default_registry())
 
 
