@@ -59,7 +59,7 @@ from llm_users.common.target_binding import LocalSecrets, local_secrets, no_redi
 from llm_users.common.tokenizer import TokenCounter, add_tokenizer_argument, configure_from_options
 from llm_users.common.tokenizer import active as tokenizer_active
 from llm_users.pacing.arrival import ArrivalSpec, arrival_times
-from llm_users.pacing.item_dispatch import ScheduleDispatcher
+from llm_users.pacing.dispatch import ScheduleDispatcher
 from llm_users.pacing.open_start import READY_S, spawn_pool_at_once
 from llm_users.workload.conversation import Conversation, Conversations
 from llm_users.workload.options import WorkloadSettings, add_workload_arguments, workload_settings
