@@ -11,23 +11,71 @@ late: ``-u 20 -t 20s`` without ``-r`` sent 8 calls in 20 s. So the open-model su
   wait for work), for the whole run time; an arrival due when no User is idle is dropped and counted.
 
 ``llm_metrics.engine.adherence`` then checks, where the verdict is made, that the schedule was kept.
+
+``prepare_open_model`` is the ``init`` part every open-model suite shares (the pool at once, k6's gracefulStop,
+the host, the run length a suite derives from its schedule); ``settings_or_quit`` re-reads a suite's settings
+at test start (the web UI may have changed them).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 from locust.runners import WorkerRunner
 
-__all__ = ["READY_S", "spawn_pool_at_once"]
+__all__ = ["GRACEFUL_STOP_S", "READY_S", "prepare_open_model", "settings_or_quit", "spawn_pool_at_once"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 READY_S = 0.1
 """A schedule's first arrival is due this long after the test start: the Users spawned at once are waiting."""
+
+GRACEFUL_STOP_S = 30.0
+"""k6's gracefulStop: calls in flight at the end of the run may finish (and are counted), unless
+``--stop-timeout`` says otherwise."""
+
+
+def prepare_open_model(
+    environment: Any,
+    suite: str,
+    base: str,
+    run_time_s: int | None = None,
+    applies: Callable[[], bool] = lambda: True,
+) -> None:
+    """At ``init``: the pool spawned at once while ``applies()``; the stop timeout ``GRACEFUL_STOP_S`` unless
+    given; the host ``base`` (the suite's knob) unless ``--host`` alone chose one; and a headless run without
+    ``-t`` nor a load shape lasts ``run_time_s`` when the suite gives it (its schedule's length)."""
+    opts = environment.parsed_options
+    spawn_pool_at_once(environment, suite, applies)
+    if not opts.worker and not getattr(opts, "stop_timeout", None):
+        opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S
+    if opts.base or not environment.host:
+        environment.host = base
+    if (
+        run_time_s is not None
+        and getattr(opts, "headless", False)
+        and not getattr(opts, "run_time", None)
+        and not opts.worker
+        and environment.shape_class is None
+    ):
+        opts.run_time = run_time_s
+
+
+def settings_or_quit(
+    environment: Any, suite: str, read: Callable[[], T], errors: tuple[type[Exception], ...]
+) -> T | None:
+    """``read()`` at test start; a bad value (one of ``errors``) is logged and stops the run (``None``)."""
+    try:
+        return read()
+    except errors as exc:
+        log.error("%s suite: %s; stopping", suite, exc)
+        environment.runner.quit()
+        return None
 
 
 def spawn_pool_at_once(environment: Any, suite: str, applies: Callable[[], bool] = lambda: True) -> None:
