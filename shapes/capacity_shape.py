@@ -16,8 +16,9 @@ local requests and every worker report feed from then on; the shape opens it whe
 ends, and at the end of the hold (after every worker has reported once more, in a distributed run) it
 evaluates the thresholds on that store alone (``thresholds.evaluate(thresholds, window, elapsed)``). Workers
 need nothing new: they send their usual deltas every 3 s. In rate mode the suite must offer
-``environment.llm_rate_control.set_rate(rate)`` (the workload suite's open model does); the shape sets the
-rate at each step and runs a pool of idle Users sized for it.
+a rate control, ``llm_metrics.state.RateControl`` (``state(environment).rate_control.set_rate(rate)``; the workload
+suite's open model offers one); the shape sets the rate at each step, the suite sends each worker its share
+(``llm_users.pacing.share_protocol``), and the shape runs a pool of idle Users sized for it.
 
 Users stopped between steps (a lower level, a cooldown) are stopped at once, their calls cut and never
 recorded: the shape sets the environment's stop timeout to 0 (Locust would otherwise let each finish its
@@ -45,6 +46,8 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
+from llm_metrics.state import RateControl, state
+from llm_users.pacing.shares import active_workers
 from shapes.capacity_config import (
     CAPACITY_CONF_ENV,
     CAPACITY_CONF_FLAG,
@@ -61,7 +64,6 @@ __all__ = ["CapacityShape", "add_capacity_arguments", "install_capacity"]
 
 log = logging.getLogger(__name__)
 
-ACTIVE_WORKER_STATES = ("ready", "spawning", "running")
 REPORT_INTERVAL_S = 3.0
 
 
@@ -153,7 +155,7 @@ class CapacityShape(LoadTestShape):
         plan = self.plan = self.resolve()
         m = self._metrics()
         env = self.runner.environment if self.runner is not None else None
-        if plan.spec.mode == "rate" and getattr(env, "llm_rate_control", None) is None:
+        if plan.spec.mode == "rate" and self._rate_control() is None:
             raise CapacitySetupError(
                 "rate mode needs a suite with an open-model rate control (locustfiles/workload.py --workload open); "
                 "use --capacity-mode users for a closed-model suite"
@@ -204,12 +206,16 @@ class CapacityShape(LoadTestShape):
         plan = self.plan
         users = plan.users_for(level) if level > 0 else 0  # 0: a cooldown, no load at all
         if plan.spec.mode == "rate" and level != self._rate:
-            env = self.runner.environment if self.runner is not None else None
-            env.llm_rate_control.set_rate(level)  # type: ignore[union-attr]
+            control = self._rate_control()
+            assert control is not None  # checked when the search began
+            control.set_rate(level)
             self._rate = level
         rate = plan.spawn_rate_for(self._users, users)
         self._users = users
         return users, rate
+
+    def _rate_control(self) -> RateControl | None:
+        return state(self.runner.environment).rate_control if self.runner is not None else None
 
     def _open_window(self) -> None:
         m = self._metrics()
@@ -257,7 +263,7 @@ class CapacityShape(LoadTestShape):
         if not isinstance(runner, MasterRunner):
             return True
         m = self._metrics()
-        ids = [c.id for c in list(runner.clients.values()) if c.state in ACTIVE_WORKER_STATES]
+        ids = active_workers(runner.clients.values())
         return all(m.last_report_at.get(i, 0.0) > t for i in ids)
 
     def _end(self) -> None:
@@ -323,10 +329,13 @@ class CapacityShape(LoadTestShape):
 
 def _open_model(env: Any) -> bool:
     """Whether the suite sends arrivals at a rate whatever the number of Users (chat; workload open or trace)."""
-    if getattr(env, "llm_chat", None) is not None:
+    if env is None:
+        return False
+    suites = state(env)
+    if suites.runtime("chat") is not None:
         return True
-    workload = getattr(env, "llm_workload", None)
-    return workload is not None and workload.settings.mode in ("open", "trace")
+    mode = getattr(getattr(suites.runtime("workload"), "settings", None), "mode", None)
+    return mode in ("open", "trace")
 
 
 def _local_timing(plan: CapacityPlan) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from typing import Any
 
@@ -34,7 +33,7 @@ from llm_users.common.target_binding import local_secrets
 from llm_users.common.tokenizer import add_tokenizer_argument, configure_from_options
 from llm_users.pacing.arrival import ArrivalSpec
 from llm_users.pacing.dispatch import ArrivalDispatcher, Scenario
-from llm_users.pacing.open_start import READY_S, prepare_open_model, settings_or_quit
+from llm_users.pacing.open_start import READY_S, prepare_open_model, settings_or_exit, settings_or_quit
 from llm_users.pacing.share_protocol import ArrivalShares
 
 log = logging.getLogger(__name__)
@@ -175,11 +174,7 @@ def install_chat(events: Any) -> None:
         if opts is None:
             return
         configure_from_options(opts)
-        try:
-            settings = chat_settings(opts, local_secrets(environment))
-        except SETTINGS_ERRORS as exc:
-            log.error("chat suite: %s", exc)
-            sys.exit(2)
+        settings = settings_or_exit("chat", lambda: chat_settings(opts, local_secrets(environment)), SETTINGS_ERRORS)
         rt = ChatRuntime(environment, settings)
         state(environment).set_runtime("chat", rt)
         # like k6's pre-allocated VUs, the Users are spawned at once and the schedule starts with the test

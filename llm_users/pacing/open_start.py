@@ -13,20 +13,28 @@ late: ``-u 20 -t 20s`` without ``-r`` sent 8 calls in 20 s. So the open-model su
 ``llm_metrics.engine.adherence`` then checks, where the verdict is made, that the schedule was kept.
 
 ``prepare_open_model`` is the ``init`` part every open-model suite shares (the pool at once, k6's gracefulStop,
-the host, the run length a suite derives from its schedule); ``settings_or_quit`` re-reads a suite's settings
-at test start (the web UI may have changed them).
+the host, the run length a suite derives from its schedule); ``settings_or_exit`` reads a suite's settings at
+start-up (exit 2 on a bad value), ``settings_or_quit`` again at test start (the web UI may have changed them).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gevent
 from locust.runners import WorkerRunner
 
-__all__ = ["GRACEFUL_STOP_S", "READY_S", "prepare_open_model", "settings_or_quit", "spawn_pool_at_once"]
+__all__ = [
+    "GRACEFUL_STOP_S",
+    "READY_S",
+    "prepare_open_model",
+    "settings_or_exit",
+    "settings_or_quit",
+    "spawn_pool_at_once",
+]
 
 T = TypeVar("T")
 
@@ -64,6 +72,15 @@ def prepare_open_model(
         and environment.shape_class is None
     ):
         opts.run_time = run_time_s
+
+
+def settings_or_exit(suite: str, read: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
+    """``read()`` at start-up; a bad value (one of ``errors``) is logged and stops the process (exit 2)."""
+    try:
+        return read()
+    except errors as exc:
+        log.error("%s suite: %s", suite, exc)
+        sys.exit(2)
 
 
 def settings_or_quit(

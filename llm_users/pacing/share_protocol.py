@@ -122,11 +122,13 @@ class ArrivalShares:
         self.schedule.stop()
         self._stop_watch()
 
-    def redivide(self) -> None:
-        """Master: send the shares again now (the rate changed)."""
+    def redivide(self) -> bool:
+        """Master: send the shares again now (the rate changed); False on any other runner (nothing sent)."""
         runner = self.environment.runner
-        if isinstance(runner, MasterRunner):
-            self._send(active_workers(runner.clients.values()))
+        if not isinstance(runner, MasterRunner):
+            return False
+        self._send(active_workers(runner.clients.values()))
+        return True
 
     # -- master --------------------------------------------------------------------------------------------
 
