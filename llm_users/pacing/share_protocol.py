@@ -83,9 +83,12 @@ class ArrivalShares:
     # -- set-up (init) ---------------------------------------------------------------------------------
 
     def install(self) -> None:
-        """At ``init``: the listeners of this runner's role; a worker asks for its share."""
+        """At ``init``: the listeners of this runner's role (the test's stop halts the schedule); a worker asks
+        for its share."""
         env = self.environment
         env.events.spawning_complete.add_listener(self._spawning_complete)
+        env.events.test_stopping.add_listener(self._halt)
+        env.events.test_stop.add_listener(self._halt)
         runner = env.runner
         if isinstance(runner, WorkerRunner):
             runner.register_message(self.message, self._received)
@@ -121,6 +124,9 @@ class ArrivalShares:
         self.armed = False
         self.schedule.stop()
         self._stop_watch()
+
+    def _halt(self, **_kw: Any) -> None:
+        self.halt()
 
     def redivide(self) -> bool:
         """Master: send the shares again now (the rate changed); False on any other runner (nothing sent)."""

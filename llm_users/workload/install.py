@@ -100,14 +100,8 @@ def _start(environment: Any, **_kw: Any) -> None:
     rt.shares.test_start()  # master: divides the arrivals; worker or local: the schedule, once the share is known
 
 
-def _halt(environment: Any, **_kw: Any) -> None:
-    rt = state(environment).runtime("workload", WorkloadRuntime)
-    if rt is not None:
-        rt.shares.halt()
-
-
-def _stopped(environment: Any, **kw: Any) -> None:
-    _halt(environment, **kw)
+def _stopped(environment: Any, **_kw: Any) -> None:
+    # the schedule has stopped (ArrivalShares.halt); the next test starts from the settings' rate
     rt = state(environment).runtime("workload", WorkloadRuntime)
     if rt is not None:
         rt.rate_overridden = False
@@ -124,5 +118,4 @@ def install_workload(events: Any) -> None:
 
     events.init.add_listener(_init)
     events.test_start.add_listener(_start)
-    events.test_stopping.add_listener(_halt)
     events.test_stop.add_listener(_stopped)

@@ -100,8 +100,10 @@ class WorkloadRuntime:
         return self.calibrator.ensure()
 
     def metrics(self) -> Any:
-        """The metrics core (``llm_metrics.hooks``), if installed."""
-        return getattr(self.environment, "llm_metrics", None)
+        """The metrics core (``llm_metrics.hooks``), if installed: the suite state's ``metrics``."""
+        # until the metrics core keeps itself in the suite state (branch s16-metrics), it is still
+        # environment.llm_metrics: the second read goes when both are merged
+        return state(self.environment).metrics or getattr(self.environment, "llm_metrics", None)
 
     def user_rng(self) -> random.Random:
         """A generator per User: distinct texts per User, repeatable with ``--seed`` (per process)."""

@@ -44,7 +44,8 @@ SUITES: dict[str, tuple[str, dict[str, str], list[str]]] = {  # locustfile, knob
 def stages_file(tmp_path: Path) -> Path:
     """A profile of 8 Users from the first tick for ``SECONDS`` s (4 per worker: calls of ~30 ms never lack one)."""
     path = tmp_path / "stages.yaml"
-    path.write_text(f"profiles:\n  held:\n    start_users: 8\n    stages:\n      - {{duration: {SECONDS}s, target: 8}}\n")
+    stage = f"{{duration: {SECONDS}s, target: 8}}"
+    path.write_text(f"profiles:\n  held:\n    start_users: 8\n    stages:\n      - {stage}\n")
     return path
 
 
