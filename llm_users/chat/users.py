@@ -34,7 +34,7 @@ from llm_users.common.tokenizer import add_tokenizer_argument, configure_from_op
 from llm_users.pacing.arrival import ArrivalSpec
 from llm_users.pacing.dispatch import ArrivalDispatcher, Scenario
 from llm_users.pacing.open_start import READY_S, prepare_open_model, settings_or_exit, settings_or_quit
-from llm_users.pacing.share_protocol import ArrivalShares
+from llm_users.pacing.share_protocol import ArrivalShares, halt_on_stop
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,11 @@ def runtime(environment: Any) -> ChatRuntime:
     return rt
 
 
+def _shares(environment: Any) -> ArrivalShares | None:
+    rt = state(environment).runtime("chat", ChatRuntime)
+    return rt.shares if rt is not None else None
+
+
 def install_chat(events: Any) -> None:
     """Register the chat suite's arguments and listeners on Locust's ``events``."""
     install_security(events)  # first: the suite reads the secrets as it binds them
@@ -182,13 +187,15 @@ def install_chat(events: Any) -> None:
         # like k6's pre-allocated VUs, the Users are spawned at once and the schedule starts with the test
         # (llm_users.pacing.open_start); DURATION_MIN is the run length of the open model
         prepare_open_model(environment, "chat", settings.base, run_time_s=round(settings.duration_s))
-        rt.shares.install()  # no new arrivals once the run stops; calls in flight finish within --stop-timeout
+        rt.shares.install()
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
         rt = state(environment).runtime("chat", ChatRuntime)
         if rt is not None:
             rt.test_start()
+
+    halt_on_stop(events, _shares)
 
 
 class ChatUser(FastHttpUser):

@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from llm_users.pacing.shares import Share, active_workers, read_share, share_message
 
-__all__ = ["ArrivalShares", "Schedule"]
+__all__ = ["ArrivalShares", "Schedule", "halt_on_stop"]
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,9 @@ class ArrivalShares:
     # -- set-up (init) ---------------------------------------------------------------------------------
 
     def install(self) -> None:
-        """At ``init``: the listeners of this runner's role (the test's stop halts the schedule); a worker asks
-        for its share."""
+        """At ``init``: the listeners of this runner's role; a worker asks for its share."""
         env = self.environment
         env.events.spawning_complete.add_listener(self._spawning_complete)
-        env.events.test_stopping.add_listener(self._halt)
-        env.events.test_stop.add_listener(self._halt)
         runner = env.runner
         if isinstance(runner, WorkerRunner):
             runner.register_message(self.message, self._received)
@@ -124,9 +121,6 @@ class ArrivalShares:
         self.armed = False
         self.schedule.stop()
         self._stop_watch()
-
-    def _halt(self, **_kw: Any) -> None:
-        self.halt()
 
     def redivide(self) -> bool:
         """Master: send the shares again now (the rate changed); False on any other runner (nothing sent)."""
@@ -187,3 +181,17 @@ class ArrivalShares:
         # the schedule starts at test start; this starts only one that could not start then
         if self.armed and not self.schedule.scheduled and self.ready():
             self.schedule.start()
+
+
+def halt_on_stop(events: Any, shares_of: Callable[[Any], ArrivalShares | None]) -> None:
+    """Register, when the suite is installed (at import: the listeners keep the locustfile's order), the halt
+    of the schedule on ``test_stopping`` and ``test_stop``: no new arrivals once the run stops; calls in flight
+    finish within ``--stop-timeout``. ``shares_of(environment)``: the suite's shares, if it runs."""
+
+    def _halt(environment: Any, **_kw: Any) -> None:
+        shares = shares_of(environment)
+        if shares is not None:
+            shares.halt()
+
+    events.test_stopping.add_listener(_halt)
+    events.test_stop.add_listener(_halt)

@@ -21,6 +21,7 @@ from llm_users.common.security import install_security
 from llm_users.common.target_binding import local_secrets
 from llm_users.common.tokenizer import add_tokenizer_argument, configure_from_options
 from llm_users.pacing.open_start import prepare_open_model, settings_or_exit, settings_or_quit
+from llm_users.pacing.share_protocol import ArrivalShares, halt_on_stop
 from llm_users.workload.calibration import CALIBRATION_MESSAGE
 from llm_users.workload.options import WorkloadSettings, add_workload_arguments, workload_settings
 from llm_users.workload.report import summary, text_section
@@ -100,8 +101,13 @@ def _start(environment: Any, **_kw: Any) -> None:
     rt.shares.test_start()  # master: divides the arrivals; worker or local: the schedule, once the share is known
 
 
+def _shares(environment: Any) -> ArrivalShares | None:
+    rt = state(environment).runtime("workload", WorkloadRuntime)
+    return rt.shares if rt is not None else None
+
+
 def _stopped(environment: Any, **_kw: Any) -> None:
-    # the schedule has stopped (ArrivalShares.halt); the next test starts from the settings' rate
+    # the schedule has stopped (halt_on_stop); the next test starts from the settings' rate
     rt = state(environment).runtime("workload", WorkloadRuntime)
     if rt is not None:
         rt.rate_overridden = False
@@ -118,4 +124,5 @@ def install_workload(events: Any) -> None:
 
     events.init.add_listener(_init)
     events.test_start.add_listener(_start)
+    halt_on_stop(events, _shares)
     events.test_stop.add_listener(_stopped)
