@@ -28,12 +28,18 @@ from llm_metrics.state import state
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.common.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.common.prompts import PromptError
-from llm_users.common.security import install_security
 from llm_users.common.target_binding import local_secrets
-from llm_users.common.tokenizer import add_tokenizer_argument, configure_from_options
+from llm_users.common.tokenizer import configure_from_options
 from llm_users.pacing.arrival import ArrivalSpec
 from llm_users.pacing.dispatch import ArrivalDispatcher, Scenario
-from llm_users.pacing.open_start import READY_S, prepare_open_model, settings_or_exit, settings_or_quit
+from llm_users.pacing.open_start import (
+    READY_S,
+    install_open_suite,
+    installed,
+    prepare_open_model,
+    settings_or_exit,
+    settings_or_quit,
+)
 from llm_users.pacing.share_protocol import ArrivalShares, halt_on_stop
 
 log = logging.getLogger(__name__)
@@ -153,12 +159,7 @@ class ChatRuntime:
 
 
 def runtime(environment: Any) -> ChatRuntime:
-    rt = state(environment).runtime("chat", ChatRuntime)
-    if rt is None:
-        raise RuntimeError(
-            "the chat suite is not installed: call llm_users.chat.users.install_chat(events) in the locustfile"
-        )
-    return rt
+    return installed(environment, "chat", ChatRuntime)
 
 
 def _shares(environment: Any) -> ArrivalShares | None:
@@ -168,12 +169,7 @@ def _shares(environment: Any) -> ArrivalShares | None:
 
 def install_chat(events: Any) -> None:
     """Register the chat suite's arguments and listeners on Locust's ``events``."""
-    install_security(events)  # first: the suite reads the secrets as it binds them
-
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
-        add_chat_arguments(parser)
-        add_tokenizer_argument(parser)
+    install_open_suite(events, add_chat_arguments)
 
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:

@@ -12,7 +12,8 @@ late: ``-u 20 -t 20s`` without ``-r`` sent 8 calls in 20 s. So the open-model su
 
 ``llm_metrics.engine.adherence`` then checks, where the verdict is made, that the schedule was kept.
 
-``prepare_open_model`` is the ``init`` part every open-model suite shares (the pool at once, k6's gracefulStop,
+``install_open_suite`` is the start of every open-model suite's install (the security checks, its flags and
+``--tokenizer``), ``prepare_open_model`` the ``init`` part they share (the pool at once, k6's gracefulStop,
 the host, the run length a suite derives from its schedule); ``settings_or_exit`` reads a suite's settings at
 start-up (exit 2 on a bad value), ``settings_or_quit`` again at test start (the web UI may have changed them).
 """
@@ -27,9 +28,15 @@ from typing import Any, TypeVar
 import gevent
 from locust.runners import WorkerRunner
 
+from llm_metrics.state import RuntimeName, state
+from llm_users.common.security import install_security
+from llm_users.common.tokenizer import add_tokenizer_argument
+
 __all__ = [
     "GRACEFUL_STOP_S",
     "READY_S",
+    "install_open_suite",
+    "installed",
     "prepare_open_model",
     "settings_or_exit",
     "settings_or_quit",
@@ -46,6 +53,26 @@ READY_S = 0.1
 GRACEFUL_STOP_S = 30.0
 """k6's gracefulStop: calls in flight at the end of the run may finish (and are counted), unless
 ``--stop-timeout`` says otherwise."""
+
+
+def install_open_suite(events: Any, add_arguments: Callable[[Any], None]) -> None:
+    """The start of an open-model suite's install on Locust's ``events``: the security checks first (the
+    suite reads the secrets as it binds them), then the suite's flags (``add_arguments``) and ``--tokenizer``."""
+    install_security(events)
+
+    @events.init_command_line_parser.add_listener
+    def _args(parser: Any, **_kw: Any) -> None:
+        add_arguments(parser)
+        add_tokenizer_argument(parser)
+
+
+def installed(environment: Any, suite: RuntimeName, kind: type[T]) -> T:
+    """The runtime the suite keeps in the environment's suite state; a clear error when it is not installed."""
+    rt = state(environment).runtime(suite, kind)
+    if rt is None:
+        call = f"llm_users.{suite}.users.install_{suite}(events)"
+        raise RuntimeError(f"the {suite} suite is not installed: call {call} in the locustfile")
+    return rt
 
 
 def prepare_open_model(

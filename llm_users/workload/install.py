@@ -17,10 +17,9 @@ from locust.runners import MasterRunner, WorkerRunner
 from llm_metrics.state import state
 from llm_users.common.options import OptionError
 from llm_users.common.prompts import PromptError
-from llm_users.common.security import install_security
 from llm_users.common.target_binding import local_secrets
-from llm_users.common.tokenizer import add_tokenizer_argument, configure_from_options
-from llm_users.pacing.open_start import prepare_open_model, settings_or_exit, settings_or_quit
+from llm_users.common.tokenizer import configure_from_options
+from llm_users.pacing.open_start import install_open_suite, prepare_open_model, settings_or_exit, settings_or_quit
 from llm_users.pacing.share_protocol import ArrivalShares, halt_on_stop
 from llm_users.workload.calibration import CALIBRATION_MESSAGE
 from llm_users.workload.options import WorkloadSettings, add_workload_arguments, workload_settings
@@ -115,12 +114,7 @@ def _stopped(environment: Any, **_kw: Any) -> None:
 
 def install_workload(events: Any) -> None:
     """Register the workload suite's arguments and listeners on Locust's ``events``."""
-    install_security(events)  # first: the suite reads the secrets as it binds them
-
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
-        add_workload_arguments(parser)
-        add_tokenizer_argument(parser)
+    install_open_suite(events, add_workload_arguments)
 
     events.init.add_listener(_init)
     events.test_start.add_listener(_start)

@@ -23,7 +23,7 @@ from llm_metrics.engine.adherence import ArrivalLedger
 from llm_metrics.state import state
 from llm_users.pacing.arrival import ArrivalSpec, arrival_times
 from llm_users.pacing.dispatch import ScheduleDispatcher
-from llm_users.pacing.open_start import READY_S
+from llm_users.pacing.open_start import READY_S, installed
 from llm_users.pacing.share_protocol import ArrivalShares
 from llm_users.pacing.shares import Share
 from llm_users.workload.calibration import Calibrator
@@ -226,9 +226,4 @@ class WorkloadRuntime:
 
 
 def runtime(environment: Any) -> WorkloadRuntime:
-    rt = state(environment).runtime("workload", WorkloadRuntime)
-    if rt is None:
-        raise RuntimeError(
-            "the workload suite is not installed: call llm_users.workload.users.install_workload(events)"
-        )
-    return rt
+    return installed(environment, "workload", WorkloadRuntime)
