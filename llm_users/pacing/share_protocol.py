@@ -15,7 +15,8 @@ installed at ``init``:
   rate while it waits for its share.
 * **local runner**: its share is the whole rate (0 of 1); the schedule starts at test start.
 
-Every open-model suite (chat, workload) uses it; the capacity shape counts the same active workers.
+Every open-model suite (chat, workload) uses it; the capacity shape counts the same active workers and, in
+rate mode, changes the rate through the workload suite (``redivide``).
 """
 
 from __future__ import annotations
