@@ -48,6 +48,7 @@ from locust.shape import LoadTestShape
 from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
 from llm_metrics.state import RateControl, state
+from llm_users.pacing.shares import active_workers
 from shapes.capacity_config import (
     CAPACITY_CONF_ENV,
     CAPACITY_CONF_FLAG,
@@ -64,7 +65,6 @@ __all__ = ["CapacityShape", "add_capacity_arguments", "install_capacity"]
 
 log = logging.getLogger(__name__)
 
-ACTIVE_WORKER_STATES = ("ready", "spawning", "running")
 REPORT_INTERVAL_S = 3.0
 
 
@@ -262,7 +262,7 @@ class CapacityShape(LoadTestShape):
         if not isinstance(runner, MasterRunner):
             return True
         m = self._metrics()
-        ids = [c.id for c in list(runner.clients.values()) if c.state in ACTIVE_WORKER_STATES]
+        ids = active_workers(runner.clients.values())
         return all(m.last_report_at.get(i, 0.0) > t for i in ids)
 
     def _end(self) -> None:

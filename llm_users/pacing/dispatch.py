@@ -1,8 +1,16 @@
 """Hand scheduled arrivals to idle Users (the open model), counting the ones no User was free for.
 
-One greenlet per scenario sleeps until each scheduled time of its ``arrival_times`` and hands a ``Ticket`` to the
-User that has waited longest. When no User is idle at that moment the arrival is dropped, as k6 counts
-``dropped_iterations``; the User that takes a ticket records ``llm_schedule_lag_ms`` = actual send - scheduled.
+A greenlet sleeps until each scheduled time and hands a ticket to the User that has waited longest in
+``take()``. When no User is idle at that moment the arrival is dropped, as k6 counts ``dropped_iterations``;
+the User that takes a ticket records ``llm_schedule_lag_ms`` = actual send - ``ticket.scheduled``. Two
+dispatchers share that hand-over (``_Handover``):
+
+* ``ArrivalDispatcher`` runs the arrival schedules (``arrival.arrival_times``) of several scenarios, one
+  greenlet each, and hands out ``Ticket``s (scenario, prompt variant); the chat suite uses it.
+* ``ScheduleDispatcher`` runs any one schedule of ``(offset seconds, payload)`` (open-model arrivals, trace
+  records) and hands out ``WorkTicket``s; ``finished`` is set once the schedule is exhausted. The workload
+  suite uses it.
+
 Uses gevent, not Locust.
 """
 
@@ -11,13 +19,18 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import gevent
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 
 from llm_users.pacing.arrival import ArrivalSpec, arrival_times
+
+__all__ = ["ArrivalDispatcher", "Scenario", "ScheduleDispatcher", "Ticket", "WorkTicket"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +49,54 @@ class Ticket:
     scheduled: float  # time.perf_counter() seconds
 
 
-class ArrivalDispatcher:
+@dataclass(slots=True)
+class WorkTicket:
+    payload: Any
+    scheduled: float
+    """``time.perf_counter()`` seconds the item was due."""
+
+
+def sleep_until(due: float) -> None:
+    """Sleep (gevent) until ``time.perf_counter()`` reaches ``due``; at once when it is past."""
+    delay = due - time.perf_counter()
+    if delay > 0:
+        gevent.sleep(delay)
+
+
+class _Handover(Generic[T]):
+    """The Users waiting for work, longest first: ``take()`` waits, ``_hand()`` gives to the first waiting."""
+
+    def __init__(self) -> None:
+        self.idle: deque[AsyncResult] = deque()
+
+    def _hand(self, ticket: T) -> bool:
+        """Give ``ticket`` to the User that has waited longest; False when none waits (the arrival is dropped)."""
+        if not self.idle:
+            return False
+        self.idle.popleft().set(ticket)
+        return True
+
+    def _release(self) -> None:
+        """Wake every waiting User with ``None`` (the dispatcher stops)."""
+        while self.idle:
+            self.idle.popleft().set(None)
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """Wait, as an idle User, for the next arrival; None when stopped or on timeout."""
+        waiter: AsyncResult = AsyncResult()
+        self.idle.append(waiter)
+        try:
+            return waiter.get(timeout=timeout)
+        except gevent.Timeout:
+            return None
+        finally:
+            try:
+                self.idle.remove(waiter)
+            except ValueError:
+                pass
+
+
+class ArrivalDispatcher(_Handover[Ticket]):
     """Runs the schedules of several scenarios for this process and hands tickets to waiting Users."""
 
     def __init__(
@@ -47,12 +107,12 @@ class ArrivalDispatcher:
         on_drop: Callable[[str, str], None] | None = None,
         on_issue: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__()
         self.scenarios = list(scenarios)
         self.worker_index = worker_index
         self.workers = workers
         self.on_drop = on_drop
         self.on_issue = on_issue
-        self.idle: deque[AsyncResult] = deque()
         self.dropped: dict[str, int] = {}
         self.issued: dict[str, int] = {}
         self._greenlets: list[gevent.Greenlet] = []
@@ -71,8 +131,7 @@ class ArrivalDispatcher:
         for g in self._greenlets:
             g.kill(block=False)
         self._greenlets = []
-        while self.idle:
-            self.idle.popleft().set(None)
+        self._release()
 
     @property
     def running(self) -> bool:
@@ -80,33 +139,62 @@ class ArrivalDispatcher:
 
     def _run(self, sc: Scenario, t0: float) -> None:
         prompts = itertools.cycle(sc.prompts)
-        perf = time.perf_counter
         for offset in arrival_times(sc.spec, self.worker_index, self.workers):
             due = t0 + offset
-            delay = due - perf()
-            if delay > 0:
-                gevent.sleep(delay)
+            sleep_until(due)
             prompt = next(prompts)
             self.issued[sc.name] = self.issued.get(sc.name, 0) + 1
             if self.on_issue is not None:
                 self.on_issue(sc.name)
-            if self.idle:
-                self.idle.popleft().set(Ticket(sc.name, prompt, due))
-            else:
+            if not self._hand(Ticket(sc.name, prompt, due)):
                 self.dropped[sc.name] = self.dropped.get(sc.name, 0) + 1
                 if self.on_drop is not None:
                     self.on_drop(sc.name, prompt)
 
-    def take(self, timeout: float | None = None) -> Ticket | None:
-        """Wait, as an idle User, for the next arrival; None when stopped or on timeout."""
-        waiter: AsyncResult = AsyncResult()
-        self.idle.append(waiter)
+
+class ScheduleDispatcher(_Handover[WorkTicket]):
+    """Runs one schedule from ``t0`` (``perf_counter`` seconds, default now) and hands tickets to waiting Users."""
+
+    def __init__(
+        self,
+        items: Iterable[tuple[float, Any]],
+        on_drop: Callable[[Any], None] | None = None,
+        t0: float | None = None,
+        on_issue: Callable[[Any], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.items = items
+        self.on_drop = on_drop
+        self.on_issue = on_issue
+        self.t0 = t0
+        self.issued = 0
+        self.dropped = 0
+        self.finished = Event()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self._greenlet is None:
+            if self.t0 is None:
+                self.t0 = time.perf_counter()
+            self._greenlet = gevent.spawn(self._run, self.t0)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+        self._release()
+
+    def _run(self, t0: float) -> None:
         try:
-            return waiter.get(timeout=timeout)
-        except gevent.Timeout:
-            return None
+            for offset, payload in self.items:
+                due = t0 + offset
+                sleep_until(due)
+                self.issued += 1
+                if self.on_issue is not None:
+                    self.on_issue(payload)
+                if not self._hand(WorkTicket(payload, due)):
+                    self.dropped += 1
+                    if self.on_drop is not None:
+                        self.on_drop(payload)
         finally:
-            try:
-                self.idle.remove(waiter)
-            except ValueError:
-                pass
+            self.finished.set()

@@ -11,23 +11,90 @@ late: ``-u 20 -t 20s`` without ``-r`` sent 8 calls in 20 s. So the open-model su
   wait for work), for the whole run time; an arrival due when no User is idle is dropped and counted.
 
 ``llm_metrics.engine.adherence`` then checks, where the verdict is made, that the schedule was kept.
+
+``install_open_suite`` is the start of every open-model suite's install (the security checks, its flags and
+``--tokenizer``), ``prepare_open_model`` the ``init`` part they share (the pool at once, k6's gracefulStop,
+the host, the run length a suite derives from its schedule).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 from locust.runners import WorkerRunner
 
-__all__ = ["READY_S", "spawn_pool_at_once"]
+from llm_metrics.state import RuntimeName, state
+from llm_users.common.security import install_security
+from llm_users.common.tokenizer import add_tokenizer_argument
+
+__all__ = [
+    "GRACEFUL_STOP_S",
+    "READY_S",
+    "install_open_suite",
+    "installed",
+    "prepare_open_model",
+    "spawn_pool_at_once",
+]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 READY_S = 0.1
 """A schedule's first arrival is due this long after the test start: the Users spawned at once are waiting."""
+
+GRACEFUL_STOP_S = 30.0
+"""k6's gracefulStop: calls in flight at the end of the run may finish (and are counted), unless
+``--stop-timeout`` says otherwise."""
+
+
+def install_open_suite(events: Any, add_arguments: Callable[[Any], None]) -> None:
+    """The start of an open-model suite's install on Locust's ``events``: the security checks first (the
+    suite reads the secrets as it binds them), then the suite's flags (``add_arguments``) and ``--tokenizer``."""
+    install_security(events)
+
+    @events.init_command_line_parser.add_listener
+    def _args(parser: Any, **_kw: Any) -> None:
+        add_arguments(parser)
+        add_tokenizer_argument(parser)
+
+
+def installed(environment: Any, suite: RuntimeName, kind: type[T]) -> T:
+    """The runtime the suite keeps in the environment's suite state; a clear error when it is not installed."""
+    rt = state(environment).runtime(suite, kind)
+    if rt is None:
+        call = f"llm_users.{suite}.users.install_{suite}(events)"
+        raise RuntimeError(f"the {suite} suite is not installed: call {call} in the locustfile")
+    return rt
+
+
+def prepare_open_model(
+    environment: Any,
+    suite: str,
+    base: str,
+    run_time_s: int | None = None,
+    applies: Callable[[], bool] = lambda: True,
+) -> None:
+    """At ``init``: the pool spawned at once while ``applies()``; the stop timeout ``GRACEFUL_STOP_S`` unless
+    given; the host ``base`` (the suite's knob) unless ``--host`` alone chose one; and a headless run without
+    ``-t`` nor a load shape lasts ``run_time_s`` when the suite gives it (its schedule's length)."""
+    opts = environment.parsed_options
+    spawn_pool_at_once(environment, suite, applies)
+    if not opts.worker and not getattr(opts, "stop_timeout", None):
+        opts.stop_timeout = environment.stop_timeout = GRACEFUL_STOP_S
+    if opts.base or not environment.host:
+        environment.host = base
+    if (
+        run_time_s is not None
+        and getattr(opts, "headless", False)
+        and not getattr(opts, "run_time", None)
+        and not opts.worker
+        and environment.shape_class is None
+    ):
+        opts.run_time = run_time_s
 
 
 def spawn_pool_at_once(environment: Any, suite: str, applies: Callable[[], bool] = lambda: True) -> None:

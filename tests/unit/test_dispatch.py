@@ -1,0 +1,66 @@
+"""The dispatchers of the open model (llm_users.pacing.dispatch): tickets to the User waiting longest, drops counted."""
+
+from __future__ import annotations
+
+import gevent
+
+from llm_users.pacing.arrival import ArrivalSpec
+from llm_users.pacing.dispatch import ArrivalDispatcher, Scenario, ScheduleDispatcher, Ticket, WorkTicket
+
+
+def test_schedule_dispatcher_hands_items_in_order_and_drops_when_no_user_waits() -> None:
+    dropped: list[object] = []
+    issued: list[object] = []
+    d = ScheduleDispatcher([(0.0, "a"), (0.02, "b"), (0.04, "c")], dropped.append, on_issue=issued.append)
+    taken: list[WorkTicket | None] = []
+    waiter = gevent.spawn(lambda: taken.append(d.take(timeout=1.0)))  # one User: takes "a" and leaves
+    gevent.sleep(0)
+    d.start()
+    assert d.finished.wait(timeout=2.0)
+    waiter.join(timeout=1.0)
+    assert [t.payload for t in taken if t is not None] == ["a"]
+    assert taken[0] is not None and taken[0].scheduled == d.t0
+    assert issued == ["a", "b", "c"] and dropped == ["b", "c"]
+    assert (d.issued, d.dropped) == (3, 2)
+
+
+def test_users_waiting_longest_get_the_first_tickets() -> None:
+    d = ScheduleDispatcher([(0.0, 1), (0.0, 2)])
+    got: dict[str, object] = {}
+    first = gevent.spawn(lambda: got.setdefault("first", d.take(timeout=1.0)))
+    gevent.sleep(0)
+    second = gevent.spawn(lambda: got.setdefault("second", d.take(timeout=1.0)))
+    gevent.sleep(0)
+    d.start()
+    gevent.joinall([first, second], timeout=2.0)
+    assert [getattr(got[k], "payload", None) for k in ("first", "second")] == [1, 2]
+
+
+def test_stop_wakes_the_waiting_users_with_none_and_take_times_out() -> None:
+    d = ScheduleDispatcher([(10.0, "late")])
+    d.start()
+    waiting = gevent.spawn(d.take, 5.0)
+    gevent.sleep(0.01)
+    d.stop()
+    assert waiting.get(timeout=1.0) is None
+    assert d.take(timeout=0.01) is None and not d.idle
+
+
+def test_arrival_dispatcher_runs_its_share_of_each_scenario() -> None:
+    spec = ArrivalSpec(rate=100.0, duration_s=0.1)  # 10 arrivals for the whole test, 5 for worker 1 of 2
+    d = ArrivalDispatcher([Scenario("s", spec, ("p", "q")), Scenario("off", ArrivalSpec(0.0))], 1, 2)
+    taken: list[Ticket] = []
+
+    def user() -> None:
+        while (t := d.take(timeout=0.3)) is not None:
+            taken.append(t)
+
+    users = [gevent.spawn(user) for _ in range(2)]
+    gevent.sleep(0)
+    d.start()
+    gevent.joinall(users, timeout=3.0)
+    assert d.issued == {"s": 5} and d.dropped == {} and not d.running
+    assert [t.prompt for t in taken] == ["p", "q", "p", "q", "p"]
+    assert d.started_at is not None
+    offsets = [round(t.scheduled - d.started_at, 6) for t in taken]
+    assert offsets == [0.01, 0.03, 0.05, 0.07, 0.09]
