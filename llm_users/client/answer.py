@@ -19,7 +19,8 @@ from geventhttpclient.response import HTTPParseError
 
 from llm_metrics.engine.calls import CallRecord
 from llm_users.client.bounds import MAX_BODY_BYTES, MAX_EVENT_BYTES, CallWatch, Timeouts, TooLarge, exception_reason
-from llm_users.client.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, StreamState
+from llm_users.client.decoding import JsonAnswer, StreamError, StreamState
+from llm_users.client.openai_stream import ChatStreamAccumulator
 from llm_users.client.sse import StreamCut, drain, iter_arrivals, iter_events
 from llm_users.common import tokenizer as _tokenizer
 

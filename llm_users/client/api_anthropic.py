@@ -13,33 +13,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_users.client.api_completions import _int, load_body, load_event, usage_of
-from llm_users.client.openai_stream import JsonAnswer, StreamError, StreamState, error_text
+from llm_users.client.decoding import (
+    JsonAnswer,
+    StreamDecoder,
+    StreamError,
+    error_text,
+    int_or_none,
+    load_body,
+    read_usage,
+    usage_of,
+)
 
 TERMINAL = "message_stop"
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-class AnthropicAccumulator:
+class AnthropicAccumulator(StreamDecoder):
     """Feed SSE event data strings in arrival order; read the result from ``state``."""
 
-    __slots__ = ("_mock", "state")
+    __slots__ = ()
     terminal: str | None = TERMINAL
 
-    def __init__(self, collect_server_stamps: bool = False) -> None:
-        self.state = StreamState()
-        self._mock = collect_server_stamps
-        if collect_server_stamps:
-            self.state.mock_sent_ns = []
-            self.state.read_delays_ms = []
-
-    def feed(self, data: str, t: float) -> bool:
-        """Take one event's data parsed at time ``t``; return True when the stream is finished."""
+    def take(self, obj: dict[str, Any], t: float) -> bool:
+        """One event's JSON object; True when the stream is finished."""
         st = self.state
-        st.events += 1
-        obj = load_event(st, data)
-        if obj is None:
-            return True
         typ = obj.get("type")
         if typ == "content_block_delta":
             delta = obj.get("delta")
@@ -58,7 +55,7 @@ class AnthropicAccumulator:
             msg = obj.get("message")
             usage = msg.get("usage") if isinstance(msg, dict) else None
             if isinstance(usage, dict):
-                it = _int(usage.get("input_tokens"))
+                it = int_or_none(usage.get("input_tokens"))
                 if it is not None:
                     st.prompt_tokens = it
             return False
@@ -66,13 +63,7 @@ class AnthropicAccumulator:
             delta = obj.get("delta")
             if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
                 st.finish_reason = delta["stop_reason"]
-            usage = obj.get("usage")
-            if isinstance(usage, dict):
-                ot, it = _int(usage.get("output_tokens")), _int(usage.get("input_tokens"))
-                if ot is not None:
-                    st.completion_tokens = ot
-                if it is not None:
-                    st.prompt_tokens = it
+            read_usage(st, obj.get("usage"), "output_tokens", "input_tokens")
             return False
         if typ == TERMINAL:
             st.done_at = t
@@ -81,13 +72,6 @@ class AnthropicAccumulator:
             st.error = StreamError("SSE error event", error_text(obj.get("error") or obj))
             return True
         return False
-
-    def _piece(self, text: Any, obj: dict[str, Any], t: float, reasoning: bool) -> None:
-        if isinstance(text, str) and text:
-            st = self.state
-            st.token(t, reasoning, not reasoning, text)
-            if self._mock:
-                st.stamp(obj.get("mock_sent_ns"), t)
 
 
 def parse_anthropic_json(body: bytes) -> JsonAnswer:
@@ -111,7 +95,7 @@ def parse_anthropic_json(body: bytes) -> JsonAnswer:
     stop = obj.get("stop_reason")
     return JsonAnswer(
         content_chars=chars,
-        prompt_tokens=_int(usage.get("input_tokens")),
-        completion_tokens=_int(usage.get("output_tokens")),
+        prompt_tokens=int_or_none(usage.get("input_tokens")),
+        completion_tokens=int_or_none(usage.get("output_tokens")),
         finish_reason=stop if isinstance(stop, str) else None,
     )

@@ -32,7 +32,8 @@ from llm_users.client.bounds import (
     no_answer_reason,
     socket_timeout,
 )
-from llm_users.client.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, parse_chat_json
+from llm_users.client.decoding import JsonAnswer, StreamError
+from llm_users.client.openai_stream import ChatStreamAccumulator, parse_chat_json
 from llm_users.common import tokenizer as _tokenizer
 
 __all__ = [
