@@ -15,11 +15,11 @@ from typing import Any
 
 from llm_users.client.decoding import (
     JsonAnswer,
-    StreamDecoder,
     StreamError,
-    error_text,
+    TypedStreamDecoder,
     int_or_none,
     load_body,
+    objects_in,
     read_usage,
     usage_of,
 )
@@ -28,16 +28,14 @@ TERMINAL = "message_stop"
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-class AnthropicAccumulator(StreamDecoder):
-    """Feed SSE event data strings in arrival order; read the result from ``state``."""
+class AnthropicAccumulator(TypedStreamDecoder):
+    """An Anthropic Messages stream (events typed by their ``type`` member); the module docstring lists them."""
 
     __slots__ = ()
-    terminal: str | None = TERMINAL
+    terminal = TERMINAL
 
-    def take(self, obj: dict[str, Any], t: float) -> bool:
-        """One event's JSON object; True when the stream is finished."""
+    def typed(self, typ: Any, obj: dict[str, Any], t: float) -> bool:
         st = self.state
-        typ = obj.get("type")
         if typ == "content_block_delta":
             delta = obj.get("delta")
             if not isinstance(delta, dict):
@@ -68,9 +66,6 @@ class AnthropicAccumulator(StreamDecoder):
         if typ == TERMINAL:
             st.done_at = t
             return True
-        if typ == "error":
-            st.error = StreamError("SSE error event", error_text(obj.get("error") or obj))
-            return True
         return False
 
 
@@ -79,13 +74,8 @@ def parse_anthropic_json(body: bytes) -> JsonAnswer:
     obj = load_body(body)
     if obj.get("type") == "error":
         raise StreamError("error object in body", "error")
-    content = obj.get("content")
-    if not isinstance(content, list):
-        raise StreamError("no content in body")
     chars = 0
-    for block in content:
-        if not isinstance(block, dict):
-            continue
+    for block in objects_in(obj, "content", "no content in body"):
         for key in ("text", "thinking"):
             if isinstance(block.get(key), str):
                 chars += len(block[key])

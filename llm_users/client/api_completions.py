@@ -22,14 +22,13 @@ from llm_users.client.decoding import (
 
 
 class CompletionsAccumulator(StreamDecoder):
-    """Feed SSE event data strings in arrival order; read the result from ``state``."""
+    """A text-completions stream: chat completions with ``choices[0].text``, ended by ``[DONE]``."""
 
     __slots__ = ()
     terminal: str | None = None  # like chat completions: a body that ends without [DONE] is accepted
     done_data = "[DONE]"
 
     def take(self, obj: dict[str, Any], t: float) -> bool:
-        """One event's JSON object; True when the stream is finished."""
         st = self.state
         choices = obj.get("choices")
         if choices:

@@ -17,11 +17,12 @@ from typing import Any
 
 from llm_users.client.decoding import (
     JsonAnswer,
-    StreamDecoder,
     StreamError,
+    TypedStreamDecoder,
     error_text,
     int_or_none,
     load_body,
+    objects_in,
     read_usage,
     reasoning_tokens_of,
     usage_of,
@@ -31,16 +32,14 @@ TERMINAL = "response.completed"
 _OUTPUT = frozenset({"response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta"})
 
 
-class ResponsesAccumulator(StreamDecoder):
-    """Feed SSE event data strings in arrival order; read the result from ``state``."""
+class ResponsesAccumulator(TypedStreamDecoder):
+    """A Responses API stream (events typed by their ``type`` member); the module docstring lists them."""
 
     __slots__ = ()
-    terminal: str | None = TERMINAL
+    terminal = TERMINAL
 
-    def take(self, obj: dict[str, Any], t: float) -> bool:
-        """One event's JSON object; True when the stream is finished."""
+    def typed(self, typ: Any, obj: dict[str, Any], t: float) -> bool:
         st = self.state
-        typ = obj.get("type")
         if not isinstance(typ, str):
             st.error = StreamError("unexpected SSE event", "no type")
             return True
@@ -68,22 +67,14 @@ class ResponsesAccumulator(StreamDecoder):
             err = resp.get("error") if isinstance(resp, dict) else None
             st.error = StreamError("response.failed", error_text(err) if err else "")
             return True
-        if typ == "error":
-            st.error = StreamError("SSE error event", error_text(obj))
-            return True
         return False
 
 
 def parse_responses_json(body: bytes) -> JsonAnswer:
     """Parse a non-streamed Responses API body; raise StreamError with a reason when it is not one."""
     obj = load_body(body, failed_status=True)
-    output = obj.get("output")
-    if not isinstance(output, list):
-        raise StreamError("no output in body")
     chars = 0
-    for item in output:
-        if not isinstance(item, dict):
-            continue
+    for item in objects_in(obj, "output", "no output in body"):
         if item.get("type") == "function_call" and isinstance(item.get("arguments"), str):
             chars += len(item["arguments"]) or 1
         for part in item.get("content") or ():

@@ -130,6 +130,24 @@ class StreamDecoder:
                 st.stamp(obj.get("mock_sent_ns"), t)
 
 
+class TypedStreamDecoder(StreamDecoder):
+    """Base of the streams whose events are typed by their ``type`` member (Responses, Anthropic): an ``error``
+    event fails the stream; ``typed`` takes every other event."""
+
+    __slots__ = ()
+
+    def take(self, obj: dict[str, Any], t: float) -> bool:
+        typ = obj.get("type")
+        if typ == "error":
+            self.state.error = StreamError("SSE error event", error_text(obj))
+            return True
+        return self.typed(typ, obj, t)
+
+    def typed(self, typ: Any, obj: dict[str, Any], t: float) -> bool:
+        """One event of type ``typ`` (not ``error``); True when the stream is finished."""
+        raise NotImplementedError
+
+
 def int_or_none(value: Any) -> int | None:
     """``value`` when it is an int (not a bool), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -204,6 +222,14 @@ def load_body(body: bytes, failed_status: bool = False) -> dict[str, Any]:
     if obj.get("error") is not None:
         raise StreamError("error object in body", error_text(obj["error"]))
     return obj
+
+
+def objects_in(obj: dict[str, Any], key: str, missing: str) -> list[dict[str, Any]]:
+    """The objects of the list ``obj[key]`` (other items skipped); ``StreamError(missing)`` when it is no list."""
+    items = obj.get(key)
+    if not isinstance(items, list):
+        raise StreamError(missing)
+    return [item for item in items if isinstance(item, dict)]
 
 
 def usage_of(obj: dict[str, Any]) -> dict[str, Any]:
