@@ -130,18 +130,18 @@ class ChatStreamAccumulator(StreamDecoder):
         st.events += 1
         tpl = self._tpl
         if tpl is not None:
-            core, sent = _split_stamp(data) if self._mock else (data, None)
+            if self._mock:
+                core, sent = _split_stamp(data)
+            else:
+                core, sent = data, None
             if len(core) >= tpl.n and core.startswith(tpl.prefix) and core.endswith(tpl.suffix):
                 text = core[tpl.lp : len(core) - tpl.ls]
                 if '"' not in text and "\\" not in text and text.isprintable():
                     self.template_hits += 1
                     if text:
+                        # first_content and first_output are set: the template was learnt from an output event
                         if st.texts is not None:
                             st.texts.append(text)
-                        if st.first_content is None:
-                            st.first_content = t
-                        if st.first_output is None:
-                            st.first_output = t
                         self._chunk_times.append(t)
                         if sent is not None:
                             st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
