@@ -2,7 +2,7 @@
 
 The stream is the mock's own bytes for each API (``mock_llm.chunks`` / ``mock_llm.formats``): N output tokens
 (and optionally R reasoning tokens first), cut into network reads of one event each (tokens paced by the
-server). The client decode is what ``llm_http._read_stream`` does per stream: ``sse.iter_events`` (or
+server). The client decode is what ``answer.read_stream`` does per stream: ``sse.iter_events`` (or
 sseclient-py alone, the reference) and the API's accumulator fed with a ``perf_counter()`` per event. Each
 figure is the best of ``--repeat`` timings, in microseconds per stream.
 

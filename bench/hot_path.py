@@ -9,7 +9,7 @@ work on the machine only ever adds time), in microseconds per stream.
                         ``sse.iter_events`` (own cut of LF-only streams, sseclient-py for the rest)
   chunk JSON            ``ChatStreamAccumulator.feed`` of every event, template off (every chunk through
                         ``json.loads``, the code before) and on
-  client decode         both together, with a ``perf_counter()`` per event as ``llm_http._read_stream`` does
+  client decode         both together, with a ``perf_counter()`` per event as ``answer.read_stream`` does
   metrics layer         ``LLMMetrics.on_request`` of one streamed call (store, goodput, per-second series)
                         and of one non-streamed call
 

@@ -30,7 +30,7 @@ from typing import Any
 from locust import FastHttpUser, constant, events, task
 
 from bench.probe import install_probe
-from llm_users.client import call as llm_http
+from llm_users.client import answer as client_answer
 from llm_users.client import openai_stream, sse
 from llm_users.client.call import llm_call
 from llm_users.client.sse import iter_arrivals
@@ -59,7 +59,7 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 
 iter_events = sse.iter_events
 if os.environ.get("BENCH_REFERENCE", "0") == "1":
-    iter_events = llm_http.iter_events = sse.iter_events_sseclient
+    iter_events = client_answer.iter_events = sse.iter_events_sseclient
     openai_stream._TEMPLATE_TRIES = 0
 
 if os.environ.get("BENCH_METRICS", "1") == "1":

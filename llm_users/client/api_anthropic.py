@@ -13,34 +13,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_users.client.api_completions import _int, load_body, load_event, usage_of
-from llm_users.client.openai_stream import JsonAnswer, StreamError, StreamState, error_text
+from llm_users.client.decoding import (
+    JsonAnswer,
+    StreamError,
+    TypedStreamDecoder,
+    int_or_none,
+    load_body,
+    objects_in,
+    read_usage,
+    usage_of,
+)
 
 TERMINAL = "message_stop"
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-class AnthropicAccumulator:
-    """Feed SSE event data strings in arrival order; read the result from ``state``."""
+class AnthropicAccumulator(TypedStreamDecoder):
+    """An Anthropic Messages stream (events typed by their ``type`` member); the module docstring lists them."""
 
-    __slots__ = ("_mock", "state")
-    terminal: str | None = TERMINAL
+    __slots__ = ()
+    terminal = TERMINAL
 
-    def __init__(self, collect_server_stamps: bool = False) -> None:
-        self.state = StreamState()
-        self._mock = collect_server_stamps
-        if collect_server_stamps:
-            self.state.mock_sent_ns = []
-            self.state.read_delays_ms = []
-
-    def feed(self, data: str, t: float) -> bool:
-        """Take one event's data parsed at time ``t``; return True when the stream is finished."""
+    def typed(self, typ: Any, obj: dict[str, Any], t: float) -> bool:
         st = self.state
-        st.events += 1
-        obj = load_event(st, data)
-        if obj is None:
-            return True
-        typ = obj.get("type")
         if typ == "content_block_delta":
             delta = obj.get("delta")
             if not isinstance(delta, dict):
@@ -58,7 +53,7 @@ class AnthropicAccumulator:
             msg = obj.get("message")
             usage = msg.get("usage") if isinstance(msg, dict) else None
             if isinstance(usage, dict):
-                it = _int(usage.get("input_tokens"))
+                it = int_or_none(usage.get("input_tokens"))
                 if it is not None:
                     st.prompt_tokens = it
             return False
@@ -66,28 +61,12 @@ class AnthropicAccumulator:
             delta = obj.get("delta")
             if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
                 st.finish_reason = delta["stop_reason"]
-            usage = obj.get("usage")
-            if isinstance(usage, dict):
-                ot, it = _int(usage.get("output_tokens")), _int(usage.get("input_tokens"))
-                if ot is not None:
-                    st.completion_tokens = ot
-                if it is not None:
-                    st.prompt_tokens = it
+            read_usage(st, obj.get("usage"), "output_tokens", "input_tokens")
             return False
         if typ == TERMINAL:
             st.done_at = t
             return True
-        if typ == "error":
-            st.error = StreamError("SSE error event", error_text(obj.get("error") or obj))
-            return True
         return False
-
-    def _piece(self, text: Any, obj: dict[str, Any], t: float, reasoning: bool) -> None:
-        if isinstance(text, str) and text:
-            st = self.state
-            st.token(t, reasoning, not reasoning, text)
-            if self._mock:
-                st.stamp(obj.get("mock_sent_ns"), t)
 
 
 def parse_anthropic_json(body: bytes) -> JsonAnswer:
@@ -95,13 +74,8 @@ def parse_anthropic_json(body: bytes) -> JsonAnswer:
     obj = load_body(body)
     if obj.get("type") == "error":
         raise StreamError("error object in body", "error")
-    content = obj.get("content")
-    if not isinstance(content, list):
-        raise StreamError("no content in body")
     chars = 0
-    for block in content:
-        if not isinstance(block, dict):
-            continue
+    for block in objects_in(obj, "content", "no content in body"):
         for key in ("text", "thinking"):
             if isinstance(block.get(key), str):
                 chars += len(block[key])
@@ -111,7 +85,7 @@ def parse_anthropic_json(body: bytes) -> JsonAnswer:
     stop = obj.get("stop_reason")
     return JsonAnswer(
         content_chars=chars,
-        prompt_tokens=_int(usage.get("input_tokens")),
-        completion_tokens=_int(usage.get("output_tokens")),
+        prompt_tokens=int_or_none(usage.get("input_tokens")),
+        completion_tokens=int_or_none(usage.get("output_tokens")),
         finish_reason=stop if isinstance(stop, str) else None,
     )

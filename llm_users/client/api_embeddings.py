@@ -7,8 +7,7 @@ output tokens. Pure: no Locust.
 
 from __future__ import annotations
 
-from llm_users.client.api_completions import _int, load_body, usage_of
-from llm_users.client.openai_stream import JsonAnswer, StreamError
+from llm_users.client.decoding import JsonAnswer, StreamError, int_or_none, load_body, usage_of
 
 
 def parse_embeddings_json(body: bytes) -> JsonAnswer:
@@ -24,7 +23,7 @@ def parse_embeddings_json(body: bytes) -> JsonAnswer:
     usage = usage_of(obj)
     return JsonAnswer(
         content_chars=0,
-        prompt_tokens=_int(usage.get("prompt_tokens")),
+        prompt_tokens=int_or_none(usage.get("prompt_tokens")),
         completion_tokens=None,
         finish_reason=None,
         embeddings=len(data),

@@ -15,66 +15,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_users.client.api_completions import _int, load_body, load_event, usage_of
-from llm_users.client.openai_stream import JsonAnswer, StreamError, StreamState, error_text, reasoning_tokens_of
+from llm_users.client.decoding import (
+    JsonAnswer,
+    StreamError,
+    TypedStreamDecoder,
+    error_text,
+    int_or_none,
+    load_body,
+    objects_in,
+    read_usage,
+    reasoning_tokens_of,
+    usage_of,
+)
 
 TERMINAL = "response.completed"
 _OUTPUT = frozenset({"response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta"})
 
 
-def _read_usage(st: StreamState, usage: Any) -> None:
-    if not isinstance(usage, dict):
-        return
-    ot, it = _int(usage.get("output_tokens")), _int(usage.get("input_tokens"))
-    if ot is not None:
-        st.completion_tokens = ot
-    if it is not None:
-        st.prompt_tokens = it
-    rt = reasoning_tokens_of(usage, "output_tokens_details")
-    if rt is not None:
-        st.reasoning_tokens = rt
+class ResponsesAccumulator(TypedStreamDecoder):
+    """A Responses API stream (events typed by their ``type`` member); the module docstring lists them."""
 
+    __slots__ = ()
+    terminal = TERMINAL
 
-class ResponsesAccumulator:
-    """Feed SSE event data strings in arrival order; read the result from ``state``."""
-
-    __slots__ = ("_mock", "state")
-    terminal: str | None = TERMINAL
-
-    def __init__(self, collect_server_stamps: bool = False) -> None:
-        self.state = StreamState()
-        self._mock = collect_server_stamps
-        if collect_server_stamps:
-            self.state.mock_sent_ns = []
-            self.state.read_delays_ms = []
-
-    def feed(self, data: str, t: float) -> bool:
-        """Take one event's data parsed at time ``t``; return True when the stream is finished."""
+    def typed(self, typ: Any, obj: dict[str, Any], t: float) -> bool:
         st = self.state
-        st.events += 1
-        obj = load_event(st, data)
-        if obj is None:
-            return True
-        typ = obj.get("type")
         if not isinstance(typ, str):
             st.error = StreamError("unexpected SSE event", "no type")
             return True
         if typ.endswith(".delta"):
             delta = obj.get("delta")
-            if isinstance(delta, str) and delta:
-                if typ in _OUTPUT:
-                    st.token(t, False, True, delta)
-                elif typ.startswith("response.reasoning"):
-                    st.token(t, True, False, delta)
-                else:
-                    return False
-                if self._mock:
-                    st.stamp(obj.get("mock_sent_ns"), t)
+            if typ in _OUTPUT:
+                self._piece(delta, obj, t, False)
+            elif typ.startswith("response.reasoning"):
+                self._piece(delta, obj, t, True)
             return False
         if typ in (TERMINAL, "response.incomplete"):
             resp = obj.get("response")
             if isinstance(resp, dict):
-                _read_usage(st, resp.get("usage"))
+                read_usage(st, resp.get("usage"), "output_tokens", "input_tokens", "output_tokens_details")
                 status = resp.get("status")
                 details = resp.get("incomplete_details")
                 if isinstance(details, dict) and isinstance(details.get("reason"), str):
@@ -88,22 +67,14 @@ class ResponsesAccumulator:
             err = resp.get("error") if isinstance(resp, dict) else None
             st.error = StreamError("response.failed", error_text(err) if err else "")
             return True
-        if typ == "error":
-            st.error = StreamError("SSE error event", error_text(obj))
-            return True
         return False
 
 
 def parse_responses_json(body: bytes) -> JsonAnswer:
     """Parse a non-streamed Responses API body; raise StreamError with a reason when it is not one."""
     obj = load_body(body, failed_status=True)
-    output = obj.get("output")
-    if not isinstance(output, list):
-        raise StreamError("no output in body")
     chars = 0
-    for item in output:
-        if not isinstance(item, dict):
-            continue
+    for item in objects_in(obj, "output", "no output in body"):
         if item.get("type") == "function_call" and isinstance(item.get("arguments"), str):
             chars += len(item["arguments"]) or 1
         for part in item.get("content") or ():
@@ -115,8 +86,8 @@ def parse_responses_json(body: bytes) -> JsonAnswer:
     finish = details.get("reason") if isinstance(details, dict) else status
     return JsonAnswer(
         content_chars=chars,
-        prompt_tokens=_int(usage.get("input_tokens")),
-        completion_tokens=_int(usage.get("output_tokens")),
+        prompt_tokens=int_or_none(usage.get("input_tokens")),
+        completion_tokens=int_or_none(usage.get("output_tokens")),
         finish_reason=finish if isinstance(finish, str) else None,
         reasoning_tokens=reasoning_tokens_of(usage, "output_tokens_details"),
     )

@@ -7,94 +7,26 @@ any kind (TTFT), the time of every token event, the end (``[DONE]``), the usage 
 Token events: a delta with non-empty ``content`` or a ``tool_calls`` piece is an *output* event; a delta with
 non-empty ``reasoning_content`` or ``reasoning`` (the field name several servers send instead) is a *reasoning*
 event. Both are in ``chunk_times``; ``first_output`` (TTFO) and ``first_reasoning`` are kept apart, and
-reasoning events are counted. Role-only and keep-alive events are not token events. ``StreamState`` and
-``StreamError`` are shared by the decoders of the other APIs (``llm_users.api_*``).
+reasoning events are counted. Role-only and keep-alive events are not token events. ``StreamState``,
+``StreamError`` and ``JsonAnswer``, shared by the decoders of every API, are in ``decoding``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
+
+from llm_users.client.decoding import (
+    JsonAnswer,
+    StreamDecoder,
+    StreamError,
+    load_body,
+    load_event,
+    reasoning_tokens_of,
+)
 
 _loads = json.loads
 _dumps = json.dumps
-
-
-class StreamError(Exception):
-    """A streamed answer that cannot be accepted; ``reason`` is short and low-cardinality (a failure group)."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason if not detail else f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclass(slots=True)
-class StreamState:
-    """What was read from one streamed answer so far."""
-
-    first_content: float | None = None
-    """First token event of any kind (reasoning or output): TTFT."""
-    chunk_times: list[float] = field(default_factory=list)
-    """Every token event (reasoning and output), in order."""
-    done_at: float | None = None
-    events: int = 0
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-    error: StreamError | None = None
-    mock_sent_ns: list[int] | None = None  # server send stamps when the mock was asked for them
-    read_delays_ms: list[float] | None = None
-    first_output: float | None = None
-    """First output (non-reasoning) token event: TTFO."""
-    first_reasoning: float | None = None
-    reasoning_events: int = 0
-    reasoning_tokens: int | None = None
-    """From the usage (``completion_tokens_details.reasoning_tokens`` or the API's equivalent)."""
-    texts: list[str] | None = None
-    """The streamed text pieces, collected only when set to a list (a local tokenizer counts them)."""
-
-    def token(self, t: float, reasoning: bool, output: bool, text: str | None = None) -> None:
-        """One token event at ``t``: a reasoning piece, an output piece, or both in one event; ``text`` is kept
-        when ``texts`` collects it."""
-        if text is not None and self.texts is not None:
-            self.texts.append(text)
-        if self.first_content is None:
-            self.first_content = t
-        self.chunk_times.append(t)
-        if reasoning:
-            self.reasoning_events += 1
-            if self.first_reasoning is None:
-                self.first_reasoning = t
-        if output and self.first_output is None:
-            self.first_output = t
-
-    def stamp(self, sent: Any, t: float) -> None:
-        """The mock's send stamp of the token event just counted (``mock_sent_ns``), when collected."""
-        if self.mock_sent_ns is not None and isinstance(sent, int) and not isinstance(sent, bool):
-            self.mock_sent_ns.append(sent)
-            self.read_delays_ms.append(t * 1000.0 - sent / 1e6)  # type: ignore[union-attr]
-
-
-def reasoning_tokens_of(usage: dict[str, Any], details_key: str) -> int | None:
-    """``usage[details_key].reasoning_tokens`` when it is an int."""
-    details = usage.get(details_key)
-    if isinstance(details, dict):
-        n = details.get("reasoning_tokens")
-        if isinstance(n, int) and not isinstance(n, bool):
-            return n
-    return None
-
-
-def error_text(err: Any) -> str:
-    if isinstance(err, dict):
-        for key in ("type", "code", "message"):
-            val = err.get(key)
-            if isinstance(val, str) and val:
-                return val
-        return "error object"
-    return str(err)[:80]
 
 
 class _Template:
@@ -168,7 +100,7 @@ def _split_stamp(data: str) -> tuple[str, int | None]:
 _STAMP_KEY = ',"mock_sent_ns":'
 
 
-class ChatStreamAccumulator:
+class ChatStreamAccumulator(StreamDecoder):
     """Feed SSE event data strings in arrival order; read the result from ``state``.
 
     Speed (bench/RESULTS.md): ``json.loads`` of every chunk was a fifth of the CPU of a streamed call. Chunks of
@@ -178,18 +110,14 @@ class ChatStreamAccumulator:
     content. Any other chunk (usage, finish, error, escapes in the text, another shape) is parsed in full.
     """
 
-    __slots__ = ("_chunk_times", "_mock", "_tpl", "_tries", "state", "template_hits")
+    __slots__ = ("_chunk_times", "_tpl", "_tries", "template_hits")
 
     def __init__(self, collect_server_stamps: bool = False) -> None:
-        self.state = StreamState()
+        super().__init__(collect_server_stamps)
         self._chunk_times = self.state.chunk_times
-        self._mock = collect_server_stamps
         self._tpl: _Template | None = None
         self._tries = _TEMPLATE_TRIES
         self.template_hits = 0
-        if collect_server_stamps:
-            self.state.mock_sent_ns = []
-            self.state.read_delays_ms = []
 
     def disable_template(self) -> None:
         """Parse every chunk in full (the reference behaviour, for tests and benchmarks)."""
@@ -202,18 +130,18 @@ class ChatStreamAccumulator:
         st.events += 1
         tpl = self._tpl
         if tpl is not None:
-            core, sent = _split_stamp(data) if self._mock else (data, None)
+            if self._mock:
+                core, sent = _split_stamp(data)
+            else:
+                core, sent = data, None
             if len(core) >= tpl.n and core.startswith(tpl.prefix) and core.endswith(tpl.suffix):
                 text = core[tpl.lp : len(core) - tpl.ls]
                 if '"' not in text and "\\" not in text and text.isprintable():
                     self.template_hits += 1
                     if text:
+                        # first_content and first_output are set: the template was learnt from an output event
                         if st.texts is not None:
                             st.texts.append(text)
-                        if st.first_content is None:
-                            st.first_content = t
-                        if st.first_output is None:
-                            st.first_output = t
                         self._chunk_times.append(t)
                         if sent is not None:
                             st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
@@ -222,17 +150,8 @@ class ChatStreamAccumulator:
         if data == "[DONE]":
             st.done_at = t
             return True
-        try:
-            obj = _loads(data)
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can read
-            st.error = StreamError("broken JSON in SSE event", data[:60])
-            return True
-        if not isinstance(obj, dict):
-            st.error = StreamError("unexpected SSE event", "not a JSON object")
-            return True
-        err = obj.get("error")
-        if err is not None:
-            st.error = StreamError("SSE error event", error_text(err))
+        obj = load_event(st, data)
+        if obj is None:
             return True
         choices = obj.get("choices")
         if choices:
@@ -295,30 +214,9 @@ class ChatStreamAccumulator:
         self._tpl = _make_template(core, obj, text)
 
 
-@dataclass(slots=True)
-class JsonAnswer:
-    """The facts of a non-streamed chat answer."""
-
-    content_chars: int
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    finish_reason: str | None
-    reasoning_tokens: int | None = None
-    """From the usage; a non-streamed answer has no events to count them by."""
-    embeddings: int | None = None
-    """Embeddings in an embeddings answer (``data`` items); None for the other APIs."""
-
-
 def parse_chat_json(body: bytes) -> JsonAnswer:
     """Parse a non-streamed chat-completions body; raise StreamError with a reason when it is not one."""
-    try:
-        obj = _loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise StreamError("invalid JSON body", body[:60].decode("utf-8", "replace")) from exc
-    if not isinstance(obj, dict):
-        raise StreamError("unexpected JSON body", "not an object")
-    if obj.get("error") is not None:
-        raise StreamError("error object in body", error_text(obj["error"]))
+    obj = load_body(body)
     choices = obj.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise StreamError("no choices in body")

@@ -1,5 +1,5 @@
 """The idle bound runs from the last byte, not from the start of the body: ``llm_call`` keeps it on one timer per
-call (``_Watch``) that is re-armed while bytes keep coming, not on a socket timeout per wait."""
+call (``bounds.CallWatch``) that is re-armed while bytes keep coming, not on a socket timeout per wait."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from llm_users.client.api_completions import CompletionsAccumulator, parse_compl
 from llm_users.client.api_embeddings import parse_embeddings_json
 from llm_users.client.api_responses import ResponsesAccumulator, parse_responses_json
 from llm_users.client.apis import API_NAMES, DEFAULT_ANTHROPIC_MAX_TOKENS, get_api, proxied_call
-from llm_users.client.openai_stream import ChatStreamAccumulator, StreamError, StreamState, parse_chat_json
+from llm_users.client.decoding import StreamError, StreamState
+from llm_users.client.openai_stream import ChatStreamAccumulator, parse_chat_json
 from llm_users.common.prompts import PromptError, load_prompt_sets
 
 

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_metrics.engine.calls import CallRecord
+from llm_users.client.answer import read_stream as _read_stream
 from llm_users.client.apis import APIS
-from llm_users.client.call import _read_stream
 from llm_users.client.sse import iter_events, iter_events_sseclient
 from mock_llm.chunks import ChatChunks
 from mock_llm.formats import AnthropicEvents, CompletionChunks, ResponsesEvents

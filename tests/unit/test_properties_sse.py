@@ -7,7 +7,7 @@ documented outcomes and nothing else.
   with a short reason, or ``[DONE]``;
 * the non-streamed answer parsers (chat, sidecar ``/generate``, trade proposals): a ``JsonAnswer`` or a
   ``StreamError``, for any body;
-* the read path of a streamed call as ``llm_call`` runs it (``llm_http._read_stream`` over a stand-in for
+* the read path of a streamed call as ``llm_call`` runs it (``answer.read_stream`` over a stand-in for
   geventhttpclient's response): any body gives a success or a failure reason, a body cut short raises
   ``StreamCut`` (turned into "stream cut before the end" by ``llm_call``), nothing else.
 
@@ -25,7 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_metrics.engine.calls import CallRecord
-from llm_users.client.call import MAX_EVENT_BYTES, _read_stream
+from llm_users.client.answer import read_stream as _read_stream
+from llm_users.client.bounds import MAX_EVENT_BYTES
 from llm_users.client.openai_stream import ChatStreamAccumulator, JsonAnswer, StreamError, parse_chat_json
 from llm_users.client.sse import StreamCut, iter_events, iter_events_sseclient
 from llm_users.sidecar.answers import parse_generate_json, parse_trade_json
