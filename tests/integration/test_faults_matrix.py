@@ -174,6 +174,7 @@ def test_connection_refused_every_attempt_is_a_failure(tmp_path: Path) -> None:
     assert run.counter("dropped_iterations") == 0
 
 
+@pytest.mark.timing  # the bound is a timer's: on a busy machine it fired 730 ms late (phase 2 has quiet cores)
 def test_a_trickling_stream_is_cut_by_the_call_timeout(tmp_path: Path) -> None:
     """Every token within the idle timeout, the whole stream beyond CALL_TIMEOUT: cut at the call timeout."""
     with MockProcess({"ttft_ms": 20, "itl_ms": 200, "seed": 3}) as mock:
