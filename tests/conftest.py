@@ -10,6 +10,8 @@ processes the tests start (``python -m locust``) are patched as users' are.
 from __future__ import annotations
 
 import os
+import resource
+from collections.abc import Iterator
 
 import pytest
 
@@ -40,3 +42,24 @@ LONGEST = tuple(
         "integration/test_distributed_faults",
     )
 )
+
+
+# ``TEST_CPU_LOG=path``: append one line per test, "<cpu s>\t<node id>", the CPU time the test cost: its own
+# process's plus that of every process it started and waited for (the Locust and mock subprocesses), read from
+# getrusage around the test. Each pytest-xdist worker runs one test at a time, so the difference is that test's.
+# Wall time says little on a shared machine; CPU time is what a 2-core CI runner runs out of.
+def _cpu_s() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    log = os.environ.get("TEST_CPU_LOG")
+    before = _cpu_s() if log else 0.0
+    try:
+        return (yield)
+    finally:
+        if log:
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(f"{_cpu_s() - before:.2f}\t{item.nodeid}\n")
