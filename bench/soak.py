@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mock_llm.testing import MockProcess  # noqa: E402
+from mock_llm.launch import MockProcess  # noqa: E402
 
 SAMPLES_ENV = "SOAK_SAMPLES"
 SAMPLER = '''"""The chat suite plus a sampler of the process's RSS, fds and greenlets (bench/soak.py)."""
