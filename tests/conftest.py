@@ -25,13 +25,24 @@ finally:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests (real Locust runs) first: run in parallel (pytest-xdist hands tests out in this order), the
     quick unit tests then fill the gaps instead of the longest runs starting last and finishing alone."""
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, not item.nodeid.startswith(LONGEST)))
+
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.partition("::")[0]
+        return LONGEST.index(module) if module in LONGEST else len(LONGEST)
+
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, rank(item)))
 
 
-# modules whose tests take 15-25 s each (pytest --durations): handed out first of all
+# modules whose tests take 15-25 s each (pytest --durations): handed out first of all, in this order. The first
+# four (and test_apis, test_distributed_workers) hold the longest timing tests (10-33 s: capacity searches, a late
+# joiner, the spike, master + 2 workers), which phase 2 runs three at a time: started first, they do not end it alone
 LONGEST = tuple(
     f"tests/{m}.py"
     for m in (
+        "integration/test_capacity_knee",
+        "integration/test_capacity_distributed",
+        "integration/test_gateway_spike",
+        "integration/test_open_model_start",
         "integration/test_soak",
         "integration/test_distributed_workers",
         "integration/test_apis",
