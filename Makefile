@@ -98,9 +98,18 @@ chat-ui: $(STAMP) ## chat suite in Locust's web UI on http://127.0.0.1:8089 (BAS
 # the runs last 1-25 s); phase 2: the timing tests three at a time (bench/RESULTS.md, "Test suite")
 TEST_JOBS ?= 8
 TIMING_JOBS ?= 3
+# The tests start hundreds of Locust and mock processes and 11 pytest processes that each rewrite the asserts of every
+# test module: without bytecode on disk (a fresh clone, or PYTHONDONTWRITEBYTECODE set as in some shells and CI
+# images) each of them compiles the project or the tests again (bench/RESULTS.md, "Test suite"). So the test run
+# writes its bytecode (__pycache__, ignored by git) whatever the caller's shell says, and compiles the project and
+# collects the tests once before the parallel phases start (a collection error is reported by phase 1).
+test: export PYTHONDONTWRITEBYTECODE =
 test: $(STAMP) ## the whole test suite: all but the timing tests (TEST_JOBS at once), then the timing tests (TIMING_JOBS); installs chromium and prometheus
 	bash tests/e2e/ensure_chromium.sh
 	sh tests/e2e/ensure_prometheus.sh
+	@echo "== compile the project, collect the tests (their bytecode is then shared by every process)"
+	$(PY) -m compileall -q -j 0 llm_users llm_metrics shapes mock_llm locustfiles
+	$(PY) -m pytest -q --collect-only > /dev/null || true
 	@echo "== phase 1: every test but the timing ones, $(TEST_JOBS) at once"
 	timeout 1200 $(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not timing"
 	@echo "== phase 2: the timing tests, $(TIMING_JOBS) at once"

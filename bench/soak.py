@@ -8,7 +8,8 @@ arrival rates, a few faults so that the error paths run too: disconnects, 500s, 
 by the idle timeout). Inside the Locust process a listener samples every second, from the process itself:
 RSS (psutil), ``len(os.listdir('/proc/self/fd'))`` and the greenlets alive (``gc``), written to a JSON file.
 The verdict compares the steady part of the run (after the warm-up) with its end: growth and slope per
-minute. ``tests/integration/test_soak.py`` runs the same, time-scaled, and asserts bounds on the growth.
+minute. ``tests/integration/test_soak.py`` runs the same, time-scaled, and asserts bounds on the growth; the
+run and the analysis are its harness (``tests.support.run_soak``, ``analyze_soak``), run here for longer.
 
 What grows by design: the per-second series of the run (``llm_metrics.engine.timeseries``, for the plots of the HTML
 report) keeps one small record per second, a few KiB each; everything else is bounded (histograms per metric
@@ -19,13 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,141 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mock_llm.testing import MockProcess  # noqa: E402
-
-SAMPLES_ENV = "SOAK_SAMPLES"
-SAMPLER = '''"""The chat suite plus a sampler of the process's RSS, fds and greenlets (bench/soak.py)."""
-import gc
-import json
-import os
-import sys
-import time
-
-sys.path.insert(0, {root!r})
-
-import gevent
-import greenlet
-import psutil
-from locust import events
-
-from locustfiles.chat import *  # noqa: F403  the suite as users run it
-
-
-@events.init.add_listener
-def _start_sampler(environment, **_kw):
-    path = os.environ["{env}"]
-    proc = psutil.Process()
-    samples = []
-
-    def sample():
-        while True:
-            gevent.sleep(1.0)
-            samples.append(
-                {{
-                    "t": time.monotonic(),
-                    "rss": proc.memory_info().rss,
-                    "fds": len(os.listdir("/proc/self/fd")),
-                    "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet)),
-                }}
-            )
-            tmp = path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(samples, f)
-            os.replace(tmp, path)
-
-    gevent.spawn(sample)
-'''
-
-FAULTS = [
-    {"path": "/v1/chat/completions", "kind": "disconnect", "rate": 0.02},
-    {"path": "/v1/chat/completions", "kind": "error", "rate": 0.02},
-    {"path": "/v1/chat/completions", "kind": "malformed", "rate": 0.02},
-    {"path": "/v1/chat/completions", "kind": "stall", "rate": 0.01, "arg": 3},
-]
-
-
-@dataclass
-class Soak:
-    samples: list[dict[str, float]]
-    returncode: int
-    output: str
-    summary: dict[str, Any] | None
-    mock_stats: dict[str, Any]
-
-
-def run_soak(
-    duration_s: float,
-    *,
-    users: int = 20,
-    stream_rps: float = 10.0,
-    nonstream_rps: float = 10.0,
-    faults: bool = True,
-    workdir: Path | None = None,
-) -> Soak:
-    """One headless chat run of ``duration_s`` against the mock, sampled every second (module docstring)."""
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        d = workdir or Path(tmp)
-        locustfile = d / "soak_locustfile.py"
-        locustfile.write_text(SAMPLER.format(root=str(ROOT), env=SAMPLES_ENV))
-        samples_path = d / "samples.json"
-        summary_path = d / "summary.json"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-        mock_conf = {"ttft_ms": 30, "itl_ms": 5, "seed": 5, "faults": FAULTS if faults else []}
-        with MockProcess(mock_conf) as mock:
-            env.update(
-                {
-                    "BASE": mock.base_url,
-                    "STREAM_RPS": str(stream_rps),
-                    "NONSTREAM_RPS": str(nonstream_rps),
-                    "MAX_TOKENS": "20",
-                    "IDLE_TIMEOUT": "1",
-                    "THRESHOLDS": "",
-                    "SUMMARY_JSON": str(summary_path),
-                    SAMPLES_ENV: str(samples_path),
-                    "PYTHONUNBUFFERED": "1",
-                }
-            )
-            cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary"]
-            cmd += ["-u", str(users), "-r", str(users), "-t", f"{int(duration_s)}s", "--stop-timeout", "5"]
-            proc = subprocess.run(
-                cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=duration_s + 60,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-            stats = mock.stats()
-        samples = json.loads(samples_path.read_text()) if samples_path.exists() else []
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-        return Soak(samples, proc.returncode, proc.stdout + proc.stderr, summary, stats)
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def analyze(samples: list[dict[str, float]], warmup_s: float) -> dict[str, Any]:
-    """Growth of each measure from the steady start (the first fifth after warm-up) to the end (the last fifth),
-    as medians of those windows, and the least-squares slope per minute over the steady part."""
-    if not samples:
-        return {"samples": 0}
-    t0 = samples[0]["t"] - 1.0
-    steady = [s for s in samples if s["t"] - t0 >= warmup_s]
-    n = max(1, len(steady) // 5)
-    head, tail = steady[:n], steady[-n:]
-    out: dict[str, Any] = {"samples": len(samples), "steady_samples": len(steady), "steady_s": len(steady)}
-    for key, scale, unit in (("rss", 1 / 2**20, "MiB"), ("fds", 1.0, ""), ("greenlets", 1.0, "")):
-        start = _median([s[key] * scale for s in head])
-        end = _median([s[key] * scale for s in tail])
-        xs = [(s["t"] - t0) / 60.0 for s in steady]
-        ys = [s[key] * scale for s in steady]
-        slope = statistics.linear_regression(xs, ys).slope if len(steady) >= 2 and len(set(xs)) > 1 else 0.0
-        out[key] = {
-            "unit": unit,
-            "start": round(start, 2),
-            "end": round(end, 2),
-            "growth": round(end - start, 2),
-            "max": round(max(ys), 2) if ys else None,
-            "slope_per_min": round(slope, 3),
-        }
-    return out
+from tests.support import Soak, analyze_soak, run_soak  # noqa: E402  the soak test's own harness, run longer
 
 
 def _record(args: argparse.Namespace, soak: Soak, result: dict[str, Any]) -> str:
@@ -210,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     started = time.monotonic()
     soak = run_soak(args.duration, users=args.users, stream_rps=args.stream_rps, nonstream_rps=args.nonstream_rps)
-    result = analyze(soak.samples, args.warmup)
+    result = analyze_soak(soak.samples, args.warmup)
     print(json.dumps(result, indent=2))
     print(f"ran {time.monotonic() - started:.0f} s, exit code {soak.returncode}")
     if soak.returncode not in (0, 1) or not soak.samples:

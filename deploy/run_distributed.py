@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     mock = None
     if not has_target(locust_args, env):
         sys.path.insert(0, str(ROOT))
-        from mock_llm.testing import MockProcess
+        from mock_llm.launch import MockProcess
 
         mock = MockProcess(args=ns.mock_arg).start()
         env["BASE"] = mock.base_url

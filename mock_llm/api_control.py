@@ -48,10 +48,11 @@ def revoke(app: MockApp, req: Request, conn: Connection) -> None:
     app.reply_json(req, conn, 200, {"revoked_access_tokens": n_access, "revoked_refresh_tokens": n_refresh})
 
 
-ROUTES: list[tuple[str, str, Handler, str]] = [
-    ("GET", "/mock/stats", stats, "control"),
-    ("POST", "/mock/reset", reset, "control"),
-    ("GET", "/mock/config", get_config, "control"),
-    ("POST", "/mock/config", set_config, "control"),
-    ("POST", "/mock/revoke", revoke, "control"),
+_ENDPOINTS: list[tuple[str, str, Handler]] = [
+    ("GET", "/mock/stats", stats),
+    ("POST", "/mock/reset", reset),
+    ("GET", "/mock/config", get_config),
+    ("POST", "/mock/config", set_config),
+    ("POST", "/mock/revoke", revoke),
 ]
+ROUTES: list[tuple[str, str, Handler, str]] = [(method, path, h, "control") for method, path, h in _ENDPOINTS]

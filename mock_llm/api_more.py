@@ -11,60 +11,59 @@
   ``embedding_dim`` floats per input.
 
 Every call goes through ``begin_llm`` (gateway, faults, admission) and the shared stream loop
-(``api_openai.run_stream``) or the shared wait (``api_openai.generate_answer``).
+(``api_openai.run_stream``) with the API's encoder, or the shared wait (``api_openai.generate_answer``) and the
+API's body of the answer: ``api_openai.serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mock_llm import formats
-from mock_llm.api_openai import ChatParams, _int_or_none, generate_answer, run_stream, serve
+from mock_llm.api_openai import (
+    BAD_REQUEST,
+    BodyBuilder,
+    ChatParams,
+    Encoder,
+    request_messages,
+    request_model,
+    request_params,
+    serve,
+)
 from mock_llm.app import Handler, LlmCall, MockApp
+from mock_llm.chunks import Answer
 from mock_llm.protocol import Connection, Request
 from mock_llm.text import count_message_tokens, count_tokens
 
-_BAD = "invalid_request_error"
-
-
-def _model(app: MockApp, req: Request, conn: Connection, body: dict[str, Any]) -> str | None:
-    model = body.get("model", app.cfg.models[0])
-    if not isinstance(model, str) or not model:
-        app.error(req, conn, 400, "model: expected a string", _BAD, "invalid_model")
-        return None
-    if app.cfg.reject_unknown_models and model not in app.cfg.models:
-        app.error(req, conn, 404, f"The model {model!r} does not exist", _BAD, "model_not_found")
-        return None
-    return model
-
-
-def _timestamps(app: MockApp, req: Request) -> bool:
-    return app.cfg.timestamps or req.headers.get(b"x-mock-timestamps", b"0") in (b"1", b"true")
+_BAD = BAD_REQUEST
 
 
 def _common(
     app: MockApp, req: Request, conn: Connection, body: dict[str, Any], max_key: str, prompt_tokens: int, api: str
 ) -> ChatParams | None:
     """Model, max tokens and stream of a request; None after answering 400/404."""
-    model = _model(app, req, conn, body)
-    if model is None:
-        return None
-    max_tokens = _int_or_none(body.get(max_key))
-    if isinstance(max_tokens, str):
-        app.error(req, conn, 400, f"{max_key}: {max_tokens}", _BAD, "invalid_max_tokens")
-        return None
-    stream = body.get("stream", False)
-    options = body.get("stream_options") or {}
-    if not isinstance(stream, bool) or not isinstance(options, dict):
-        app.error(req, conn, 400, "stream: expected a boolean, stream_options an object", _BAD, "invalid_stream")
-        return None
-    params = ChatParams(
-        model, stream, bool(options.get("include_usage")), max_tokens, prompt_tokens, _timestamps(app, req)
-    )
-    params.api = api
+    params = request_params(app, req, conn, body, max_key, body.get(max_key), prompt_tokens)
+    if params is not None:
+        params.api = api
     return params
+
+
+def _encoder_and_body(
+    id_prefix: str, encoder: Callable[[str, int, str, bool], Any], body: Callable[[str, int, str, Answer], Any]
+) -> tuple[Encoder, BodyBuilder]:
+    """The stream encoder and the body builder of an API whose both take (id, created, model, ...)."""
+
+    def make_encoder(app: MockApp, call: LlmCall, params: ChatParams) -> Any:
+        return encoder(f"{id_prefix}{call.index:x}", int(time.time()), params.model, params.timestamps)
+
+    def make_body(app: MockApp, call: LlmCall, params: ChatParams, answer: Answer) -> dict[str, Any]:
+        out: dict[str, Any] = body(f"{id_prefix}{call.index:x}", int(time.time()), params.model, answer)
+        return out
+
+    return make_encoder, make_body
 
 
 def _strings(value: Any) -> list[str] | None:
@@ -86,38 +85,29 @@ def _strings(value: Any) -> list[str] | None:
     return None
 
 
+def _texts(app: MockApp, req: Request, conn: Connection, body: dict[str, Any], key: str) -> list[str] | None:
+    """``body[key]`` as texts (``_strings``); None after answering 400 when it is none of those."""
+    texts = _strings(body.get(key))
+    if texts is None:
+        app.error(req, conn, 400, f"{key}: expected a string or a list of strings", _BAD, f"invalid_{key}")
+    return texts
+
+
 # --- /v1/completions ---------------------------------------------------------------------------------
 
 
 def completions(app: MockApp, req: Request, conn: Connection) -> Any:
     body = app.json_body(req, conn)
-    if body is None:
-        return None
-    prompts = _strings(body.get("prompt"))
-    if prompts is None:
-        app.error(req, conn, 400, "prompt: expected a string or a list of strings", _BAD, "invalid_prompt")
+    prompts = None if body is None else _texts(app, req, conn, body, "prompt")
+    if body is None or prompts is None:
         return None
     params = _common(app, req, conn, body, "max_tokens", sum(count_tokens(p) for p in prompts), "completions")
     if params is None:
         return None
-    return serve(app, req, conn, params, _completions_stream, _completions_body)
+    return serve(app, req, conn, params, *_COMPLETIONS)
 
 
-async def _completions_stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    enc = formats.CompletionChunks(f"cmpl-mock{call.index:x}", int(time.time()), params.model, params.timestamps)
-    await run_stream(app, req, conn, call, params, enc, app.cfg.reasoning_tokens)
-
-
-async def _completions_body(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    reasoning = app.cfg.reasoning_tokens
-    g = await generate_answer(app, req, conn, call, params, reasoning)
-    if g is None:
-        return
-    text = (g.reasoning_text or "") + g.content
-    obj = formats.completion_text_body(
-        f"cmpl-mock{call.index:x}", int(time.time()), params.model, text, g.finish, params.prompt_tokens, g.total, None
-    )
-    app.reply_generated(req, conn, call, obj, g.total)
+_COMPLETIONS = _encoder_and_body("cmpl-mock", formats.CompletionChunks, formats.completion_text_body)
 
 
 # --- /v1/responses -----------------------------------------------------------------------------------
@@ -141,32 +131,10 @@ def responses(app: MockApp, req: Request, conn: Connection) -> Any:
     if params is None:
         return None
     params.choose_tool(body.get("tools"), messages, app)
-    return serve(app, req, conn, params, _responses_stream, _responses_body)
+    return serve(app, req, conn, params, *_RESPONSES)
 
 
-async def _responses_stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    enc = formats.ResponsesEvents(f"resp_mock{call.index:x}", int(time.time()), params.model, params.timestamps)
-    await run_stream(app, req, conn, call, params, enc, app.cfg.reasoning_tokens)
-
-
-async def _responses_body(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    reasoning = app.cfg.reasoning_tokens
-    g = await generate_answer(app, req, conn, call, params, reasoning)
-    if g is None:
-        return
-    obj = formats.responses_body(
-        f"resp_mock{call.index:x}",
-        int(time.time()),
-        params.model,
-        g.content,
-        g.reasoning_text,
-        params.prompt_tokens,
-        g.total,
-        reasoning,
-        params.cached_tokens,
-        g.tool_call,
-    )
-    app.reply_generated(req, conn, call, obj, g.total)
+_RESPONSES = _encoder_and_body("resp_mock", formats.ResponsesEvents, formats.responses_body)
 
 
 # --- /v1/messages (Anthropic) ------------------------------------------------------------------------
@@ -174,11 +142,8 @@ async def _responses_body(app: MockApp, req: Request, conn: Connection, call: Ll
 
 def messages(app: MockApp, req: Request, conn: Connection) -> Any:
     body = app.json_body(req, conn)
-    if body is None:
-        return None
-    msgs = body.get("messages")
-    if not isinstance(msgs, list) or not msgs:
-        app.error(req, conn, 400, "messages: expected a non-empty list", _BAD, "invalid_messages")
+    msgs = None if body is None else request_messages(app, req, conn, body)
+    if body is None or msgs is None:
         return None
     if body.get("max_tokens") is None:
         app.error(req, conn, 400, "max_tokens: field required", _BAD, "invalid_max_tokens")
@@ -194,31 +159,16 @@ def messages(app: MockApp, req: Request, conn: Connection) -> Any:
         return None
     params.include_usage = True
     params.choose_tool(body.get("tools"), msgs, app)
-    return serve(app, req, conn, params, _messages_stream, _messages_body)
+    return serve(app, req, conn, params, _messages_encoder, _messages_body)
 
 
-async def _messages_stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    enc = formats.AnthropicEvents(
-        f"msg_mock{call.index:x}", int(time.time()), params.model, params.timestamps, params.prompt_tokens
-    )
-    await run_stream(app, req, conn, call, params, enc, app.cfg.reasoning_tokens)
+def _messages_encoder(app: MockApp, call: LlmCall, params: ChatParams) -> formats.AnthropicEvents:
+    msg_id = f"msg_mock{call.index:x}"
+    return formats.AnthropicEvents(msg_id, int(time.time()), params.model, params.timestamps, params.prompt_tokens)
 
 
-async def _messages_body(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    g = await generate_answer(app, req, conn, call, params, app.cfg.reasoning_tokens)
-    if g is None:
-        return
-    obj = formats.anthropic_body(
-        f"msg_mock{call.index:x}",
-        params.model,
-        g.content,
-        g.reasoning_text,
-        g.finish,
-        params.prompt_tokens,
-        g.total,
-        g.tool_call,
-    )
-    app.reply_generated(req, conn, call, obj, g.total)
+def _messages_body(app: MockApp, call: LlmCall, params: ChatParams, answer: Answer) -> dict[str, Any]:
+    return formats.anthropic_body(f"msg_mock{call.index:x}", params.model, answer)
 
 
 # --- /v1/embeddings ----------------------------------------------------------------------------------
@@ -226,13 +176,10 @@ async def _messages_body(app: MockApp, req: Request, conn: Connection, call: Llm
 
 def embeddings(app: MockApp, req: Request, conn: Connection) -> Any:
     body = app.json_body(req, conn)
-    if body is None:
+    inputs = None if body is None else _texts(app, req, conn, body, "input")
+    if body is None or inputs is None:
         return None
-    inputs = _strings(body.get("input"))
-    if inputs is None:
-        app.error(req, conn, 400, "input: expected a string or a list of strings", _BAD, "invalid_input")
-        return None
-    model = _model(app, req, conn, body)
+    model = request_model(app, req, conn, body)
     if model is None:
         return None
     params = ChatParams(model, False, False, 1, sum(count_tokens(t) for t in inputs), False)

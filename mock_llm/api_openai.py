@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from mock_llm import chunks
 from mock_llm.app import HTML_PAGE, Handler, LlmCall, MockApp
-from mock_llm.chunks import ChatChunks
+from mock_llm.chunks import Answer, ChatChunks
 from mock_llm.prefix_cache import PrefixHit
 from mock_llm.protocol import Connection, Request, frame
 from mock_llm.text import SEQUENCE_LENGTH, count_message_tokens
@@ -55,46 +57,25 @@ _ARGS_OPEN = b'{\\"text\\":\\"'  # {"text":" inside a JSON string
 _ARGS_CLOSE = b'\\"}'
 
 
+@dataclass(slots=True)
 class ChatParams:
     """The validated fields of a chat-completion request (and of the other APIs' requests)."""
 
-    __slots__ = (
-        "api",
-        "include_usage",
-        "max_tokens",
-        "messages",
-        "model",
-        "prefill_tokens",
-        "prefix",
-        "prompt_tokens",
-        "stream",
-        "timestamps",
-        "tool",
-        "tool_wanted",
-    )
+    model: str
+    stream: bool
+    include_usage: bool
+    max_tokens: int | None
+    prompt_tokens: int
+    timestamps: bool
+    messages: list[Any] | None = None  # kept only when the prefix cache is on
+    prefill_tokens: float = field(init=False)  # the prompt tokens the TTFT pays prefill for
+    prefix: PrefixHit | None = field(default=None, init=False)
+    api: str = field(default="chat", init=False)
+    tool: str | None = field(default=None, init=False)  # the tool's name: the call is answered with a tool call
+    tool_wanted: bool = field(default=False, init=False)  # the prompt asks for a tool call (TOOL_CALL_MARKER)
 
-    def __init__(
-        self,
-        model: str,
-        stream: bool,
-        include_usage: bool,
-        max_tokens: int | None,
-        prompt_tokens: int,
-        timestamps: bool,
-        messages: list[Any] | None = None,
-    ) -> None:
-        self.model = model
-        self.stream = stream
-        self.include_usage = include_usage
-        self.max_tokens = max_tokens
-        self.prompt_tokens = prompt_tokens
-        self.timestamps = timestamps
-        self.messages = messages  # kept only when the prefix cache is on
-        self.prefill_tokens: float = prompt_tokens  # the prompt tokens the TTFT pays prefill for
-        self.prefix: PrefixHit | None = None
-        self.api = "chat"
-        self.tool: str | None = None  # the tool's name: the call is answered with a tool call
-        self.tool_wanted = False  # the prompt asks for a tool call (TOOL_CALL_MARKER)
+    def __post_init__(self) -> None:
+        self.prefill_tokens = self.prompt_tokens
 
     def choose_tool(self, tools: Any, messages: Any, app: MockApp) -> None:
         """Note the first tool's name when the request gives tools (``decide_tool`` decides per call)."""
@@ -132,42 +113,69 @@ class ChatParams:
         return None if self.prefix is None else self.prefix.cached_tokens
 
 
-def _params(app: MockApp, req: Request, conn: Connection) -> ChatParams | None:
-    body = app.json_body(req, conn)
-    if body is None:
-        return None
-    bad = "invalid_request_error"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        app.error(req, conn, 400, "messages: expected a non-empty list", bad, "invalid_messages")
-        return None
+BAD_REQUEST = "invalid_request_error"
+
+
+def request_model(app: MockApp, req: Request, conn: Connection, body: dict[str, Any]) -> str | None:
+    """The request's model (the first served one when absent); None after answering 400/404."""
     model = body.get("model", app.cfg.models[0])
     if not isinstance(model, str) or not model:
-        app.error(req, conn, 400, "model: expected a string", bad, "invalid_model")
+        app.error(req, conn, 400, "model: expected a string", BAD_REQUEST, "invalid_model")
         return None
     if app.cfg.reject_unknown_models and model not in app.cfg.models:
-        app.error(req, conn, 404, f"The model {model!r} does not exist", bad, "model_not_found")
+        app.error(req, conn, 404, f"The model {model!r} does not exist", BAD_REQUEST, "model_not_found")
         return None
-    max_tokens = _int_or_none(body.get("max_completion_tokens", body.get("max_tokens")))
+    return model
+
+
+def request_params(
+    app: MockApp,
+    req: Request,
+    conn: Connection,
+    body: dict[str, Any],
+    max_key: str,
+    max_value: Any,
+    prompt_tokens: int,
+    messages: list[Any] | None = None,
+) -> ChatParams | None:
+    """Model, max tokens (``max_value``, named ``max_key`` in the error) and stream of a request of any API;
+    None after answering 400/404. ``messages`` are kept for the prefix cache when it is on."""
+    model = request_model(app, req, conn, body)
+    if model is None:
+        return None
+    max_tokens = _int_or_none(max_value)
     if isinstance(max_tokens, str):
-        app.error(req, conn, 400, f"max_tokens: {max_tokens}", bad, "invalid_max_tokens")
+        app.error(req, conn, 400, f"{max_key}: {max_tokens}", BAD_REQUEST, "invalid_max_tokens")
         return None
     stream = body.get("stream", False)
     options = body.get("stream_options") or {}
     if not isinstance(stream, bool) or not isinstance(options, dict):
-        app.error(req, conn, 400, "stream: expected a boolean, stream_options an object", bad, "invalid_stream")
+        msg = "stream: expected a boolean, stream_options an object"
+        app.error(req, conn, 400, msg, BAD_REQUEST, "invalid_stream")
         return None
     timestamps = app.cfg.timestamps or req.headers.get(b"x-mock-timestamps", b"0") in (b"1", b"true")
-    params = ChatParams(
-        model,
-        stream,
-        bool(options.get("include_usage")),
-        max_tokens,
-        count_message_tokens(messages),
-        timestamps,
-        messages if app.cfg.prefix_cache.enabled else None,
-    )
-    params.choose_tool(body.get("tools"), messages, app)
+    kept = messages if app.cfg.prefix_cache.enabled else None
+    return ChatParams(model, stream, bool(options.get("include_usage")), max_tokens, prompt_tokens, timestamps, kept)
+
+
+def request_messages(app: MockApp, req: Request, conn: Connection, body: dict[str, Any]) -> list[Any] | None:
+    """The request's ``messages``; None after answering 400 when they are not a non-empty list."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages:
+        return messages
+    app.error(req, conn, 400, "messages: expected a non-empty list", BAD_REQUEST, "invalid_messages")
+    return None
+
+
+def _params(app: MockApp, req: Request, conn: Connection) -> ChatParams | None:
+    body = app.json_body(req, conn)
+    messages = None if body is None else request_messages(app, req, conn, body)
+    if body is None or messages is None:
+        return None
+    max_value = body.get("max_completion_tokens", body.get("max_tokens"))
+    params = request_params(app, req, conn, body, "max_tokens", max_value, count_message_tokens(messages), messages)
+    if params is not None:
+        params.choose_tool(body.get("tools"), messages, app)
     return params
 
 
@@ -175,25 +183,44 @@ def chat_completions(app: MockApp, req: Request, conn: Connection) -> Any:
     params = _params(app, req, conn)
     if params is None:
         return None
-    return _chat(app, req, conn, params)
+    return serve(app, req, conn, params, _chat_encoder, _chat_body)
 
 
-async def _chat(app: MockApp, req: Request, conn: Connection, params: ChatParams) -> None:
-    await serve(app, req, conn, params, _stream, _complete)
+def _chat_encoder(app: MockApp, call: LlmCall, params: ChatParams) -> ChatChunks:
+    return ChatChunks(
+        f"chatcmpl-mock{call.index:x}", int(time.time()), params.model, params.timestamps, app.cfg.reasoning_field
+    )
 
 
-async def serve(app: MockApp, req: Request, conn: Connection, params: ChatParams, stream: Any, complete: Any) -> None:
-    """The LLM-call pipeline of every API: admission, then ``stream`` or ``complete``, then the slot back."""
+def _chat_body(app: MockApp, call: LlmCall, params: ChatParams, answer: Answer) -> dict[str, Any]:
+    return chunks.completion_body(
+        f"chatcmpl-mock{call.index:x}", int(time.time()), params.model, answer, app.cfg.reasoning_field
+    )
+
+
+# An API's stream encoder for one call, and its non-streamed body of a generated answer.
+Encoder = Callable[[MockApp, LlmCall, ChatParams], Any]
+BodyBuilder = Callable[[MockApp, LlmCall, ChatParams, Answer], dict[str, Any]]
+
+
+async def serve(
+    app: MockApp, req: Request, conn: Connection, params: ChatParams, encoder: Encoder, body: BodyBuilder
+) -> None:
+    """The LLM-call pipeline of every API: admission, then the stream with the API's encoder, or the wait and the
+    API's body of the answer, then the slot back."""
     call = await app.begin_llm(req, conn)
     if call is None:
         return
     params.use_prefix_cache(app)
     params.decide_tool(app, call)
+    reasoning = app.cfg.reasoning_tokens
     try:
         if params.stream:
-            await stream(app, req, conn, call, params)
+            await run_stream(app, req, conn, call, params, encoder(app, call, params), reasoning)
         else:
-            await complete(app, req, conn, call, params)
+            answer = await generate_answer(app, req, conn, call, params, reasoning)
+            if answer is not None:
+                app.reply_generated(req, conn, call, body(app, call, params, answer), answer.total)
     except asyncio.CancelledError:
         app.stats.client_disconnects += 1
         raise
@@ -201,23 +228,9 @@ async def serve(app: MockApp, req: Request, conn: Connection, params: ChatParams
         app.end_llm(call)
 
 
-class Generated:
-    """What a non-streamed call generated: its texts, token counts and finish reason."""
-
-    __slots__ = ("content", "finish", "reasoning", "reasoning_text", "tool_call", "total")
-
-    def __init__(self, content: str, reasoning_text: str | None, reasoning: int, total: int, finish: str) -> None:
-        self.content = content
-        self.reasoning_text = reasoning_text
-        self.reasoning = reasoning
-        self.total = total
-        self.finish = finish
-        self.tool_call: dict[str, Any] | None = None
-
-
 async def generate_answer(
     app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams, reasoning: int
-) -> Generated | None:
+) -> Answer | None:
     """Wait as long as the answer takes, then its texts; None when a fault already ended the exchange."""
     n, finish = app.latency.output_tokens(params.max_tokens, call.rng)
     total = reasoning + n
@@ -228,7 +241,8 @@ async def generate_answer(
     content = words.text(offset + reasoning, n)
     if params.prefix is not None:
         app.prefix_cache.remember_answer(params.prefix, content)
-    out = Generated(content, words.text(offset, reasoning) if reasoning else None, reasoning, total, finish)
+    reasoning_text = words.text(offset, reasoning) if reasoning else None
+    out = Answer(content, reasoning_text, reasoning, total, finish, params.prompt_tokens, params.cached_tokens)
     if params.tool is not None:
         out.finish = "tool_calls"
         args = chunks.dumps({"text": content}).decode()
@@ -238,32 +252,6 @@ async def generate_answer(
             "function": {"name": params.tool, "arguments": args},
         }
     return out
-
-
-async def _complete(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    reasoning = app.cfg.reasoning_tokens
-    g = await generate_answer(app, req, conn, call, params, reasoning)
-    if g is None:
-        return
-    body = chunks.completion_body(
-        f"chatcmpl-mock{call.index:x}",
-        int(time.time()),
-        params.model,
-        g.content,
-        g.reasoning_text,
-        g.finish,
-        chunks.usage_object(params.prompt_tokens, g.total, reasoning, params.cached_tokens),
-        app.cfg.reasoning_field,
-        g.tool_call,
-    )
-    app.reply_generated(req, conn, call, body, g.total)
-
-
-async def _stream(app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams) -> None:
-    enc = ChatChunks(
-        f"chatcmpl-mock{call.index:x}", int(time.time()), params.model, params.timestamps, app.cfg.reasoning_field
-    )
-    await run_stream(app, req, conn, call, params, enc, app.cfg.reasoning_tokens)
 
 
 async def run_stream(
@@ -282,15 +270,11 @@ async def run_stream(
     n, finish = app.latency.output_tokens(params.max_tokens, call.rng)
     total = reasoning + n
     tool = params.tool
-    if tool is not None:
-        finish = "tool_calls"
-    fault_at = -1
-    if fault is not None and kind in _TOKEN_FAULTS:
-        fault_at = 0 if kind == "invalid_json" else fault.at_token(total)
+    finish = finish if tool is None else "tool_calls"
+    fault_at = _fault_token(kind, fault, total)
     app.start_stream(req, conn, 200, _SSE, call.headers)
     conn.write_chunk(enc.start())
-    if kind == "oversized":
-        assert fault is not None
+    if kind == "oversized" and fault is not None:
         conn.write_chunk(enc.raw_content("x" * int(fault.value() or 0)))
     schedule = app.schedule(call, params.prefill_tokens)
     offset = call.rng.randrange(SEQUENCE_LENGTH)
@@ -300,24 +284,26 @@ async def run_stream(
     sleep_until = app.sleep_until
     deadline = schedule.next_deadline
     batch: list[bytes] = []  # framed chunks already due, written together before the next wait
+
+    def flush() -> None:
+        conn.write_framed(b"".join(batch))
+        batch.clear()
+
     for i in range(total):
         if i == fault_at:
-            conn.write_framed(b"".join(batch))
-            batch = []
+            flush()
             if await _stream_fault(conn, enc, kind, fault):
                 return
         if i:
             deadline = schedule.advance()
         if deadline > perf():
             if batch:
-                conn.write_framed(b"".join(batch))
-                batch = []
+                flush()
             await sleep_until(deadline)
             if conn.closed:
                 return
         elif len(batch) >= _BATCH_MAX:
-            conn.write_framed(b"".join(batch))
-            batch = []
+            flush()
             await asyncio.sleep(0)  # behind schedule: let the other streams have their turn
             if conn.closed:
                 return
@@ -327,23 +313,16 @@ async def run_stream(
         elif tool is None:
             batch.append(frame(enc.content(word)))
         else:
-            if i == total - 1:
-                word += _ARGS_CLOSE
-            if i == reasoning:
-                batch.append(frame(enc.tool_start(f"call_mock{call.index:x}", tool, _ARGS_OPEN + word)))
-            else:
-                batch.append(frame(enc.tool_args(word)))
+            batch.append(frame(_tool_piece(enc, call, tool, word, i == reasoning, i == total - 1)))
         if not i:
             stats.observe_ttft(perf() - call.arrived)
         call.sent += 1
         stats.tokens_served += 1
         if conn.write_paused:
-            conn.write_framed(b"".join(batch))
-            batch = []
+            flush()
             await conn.drain()
     if fault_at == total:
-        conn.write_framed(b"".join(batch))
-        batch = []
+        flush()
         if await _stream_fault(conn, enc, kind, fault):
             return
     if params.prefix is not None:
@@ -352,6 +331,22 @@ async def run_stream(
     tail = enc.end(finish, include, params.prompt_tokens, total, reasoning, params.cached_tokens)
     conn.end_stream(tail, before=b"".join(batch))
     stats.completed_streams += 1
+
+
+def _tool_piece(enc: Any, call: LlmCall, tool: str, word: bytes, first: bool, last: bool) -> bytes:
+    """A token of a tool call's arguments: the first opens the call (``{"text":"`` in its JSON string), the
+    last closes the string."""
+    if last:
+        word += _ARGS_CLOSE
+    piece: bytes = enc.tool_start(f"call_mock{call.index:x}", tool, _ARGS_OPEN + word) if first else enc.tool_args(word)
+    return piece
+
+
+def _fault_token(kind: str, fault: Any, total: int) -> int:
+    """The token index at which a stream fault fires (-1: none; ``total``: after the last token)."""
+    if fault is None or kind not in _TOKEN_FAULTS:
+        return -1
+    return 0 if kind == "invalid_json" else fault.at_token(total)
 
 
 async def _stream_fault(conn: Connection, enc: Any, kind: str, fault: Any) -> bool:

@@ -141,28 +141,52 @@ def usage_object(
     return usage
 
 
+class Answer:
+    """What a non-streamed call generated, as every API's body builder reads it: the texts, the token counts
+    (``reasoning`` of ``total`` output tokens; the prompt's, and of those the cached ones), the finish reason and
+    the tool call when the call answers with one."""
+
+    __slots__ = (
+        "cached_tokens",
+        "content",
+        "finish",
+        "prompt_tokens",
+        "reasoning",
+        "reasoning_text",
+        "tool_call",
+        "total",
+    )
+
+    def __init__(
+        self,
+        content: str,
+        reasoning_text: str | None,
+        reasoning: int,
+        total: int,
+        finish: str,
+        prompt: int,
+        cached: int | None,
+    ) -> None:
+        self.content, self.reasoning_text, self.reasoning, self.total = content, reasoning_text, reasoning, total
+        self.finish, self.prompt_tokens, self.cached_tokens = finish, prompt, cached
+        self.tool_call: dict[str, Any] | None = None
+
+
 def completion_body(
-    completion_id: str,
-    created: int,
-    model: str,
-    content: str,
-    reasoning: str | None,
-    finish_reason: str,
-    usage: dict[str, Any],
-    reasoning_field: str = "reasoning_content",
-    tool_call: dict[str, Any] | None = None,
+    completion_id: str, created: int, model: str, answer: Answer, reasoning_field: str = "reasoning_content"
 ) -> dict[str, Any]:
     """The JSON object of a non-streamed chat completion."""
-    message: dict[str, Any] = {"role": "assistant", "content": None if tool_call else content}
-    if reasoning is not None:
-        message[reasoning_field] = reasoning
-    if tool_call is not None:
-        message["tool_calls"] = [tool_call]
+    a = answer
+    message: dict[str, Any] = {"role": "assistant", "content": None if a.tool_call else a.content}
+    if a.reasoning_text is not None:
+        message[reasoning_field] = a.reasoning_text
+    if a.tool_call is not None:
+        message["tool_calls"] = [a.tool_call]
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-        "usage": usage,
+        "choices": [{"index": 0, "message": message, "finish_reason": a.finish}],
+        "usage": usage_object(a.prompt_tokens, a.total, a.reasoning, a.cached_tokens),
     }

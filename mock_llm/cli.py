@@ -16,6 +16,34 @@ from mock_llm.config import FAULT_KINDS, Config, ConfigError, GatewayConfig, Pre
 
 # Fields with a hand-written flag (a spec string, repeatable) instead of a generated one.
 _SPECIAL = {"models", "output_tokens", "api_keys", "users", "faults", "version"}
+# The flag groups: (title, config class of the generated flags, settings section, flag prefix).
+_SECTIONS: tuple[tuple[str, type | None, str, str], ...] = (
+    ("server and latency model", Config, "", ""),
+    ("prefix cache", PrefixCacheConfig, "prefix_cache", "prefix_cache_"),
+    ("gateway", GatewayConfig, "gateway", ""),
+    ("sidecar", SidecarConfig, "sidecar", ""),
+    ("faults", None, "", ""),
+)
+# The hand-written flags, by group: (flag, dest, repeatable, metavar, help).
+_SPEC_FLAGS: dict[str, tuple[tuple[str, str, bool, str, str], ...]] = {
+    "server and latency model": (
+        ("--model", "models", True, "NAME", "a model name served by GET /v1/models; repeatable (default: mock-llm)"),
+        ("--version-string", "version", False, "TEXT", "version string of GET /v1/version (default: mock_llm 0.1.0)"),
+        ("--output-tokens", "output_tokens", False, "SPEC",
+         "output length when max_tokens is absent: N | uniform:MIN:MAX | normal:MEAN:SD[:MIN:MAX] (default: 64)"),
+    ),
+    "gateway": (
+        ("--api-key", "gateway.api_keys", True, "KEY[:RPS[:BURST[:BUDGET]]]",
+         "an accepted API key with its rate limit (req/s), burst and token budget (0 = unlimited); repeatable"),
+        ("--user", "gateway.users", True, "NAME:PASSWORD",
+         "a login user, added to the configured ones (default: admin:mock-admin-password); repeatable"),
+    ),
+    "faults": (
+        ("--fault", "faults", True, "PATH:KIND:RATE[:ARG]",
+         "inject KIND into a fraction RATE of the requests to PATH (* = all); kinds: " + ", ".join(FAULT_KINDS)
+         + "; repeatable"),
+    ),
+}  # fmt: skip
 
 
 def _number(text: str) -> Any:
@@ -44,19 +72,12 @@ def _add_fields(group: Any, cls: type, section: str, flag_prefix: str = "") -> N
         if f.name in _SPECIAL or dataclasses.is_dataclass(hints[f.name]) or f.name == "faults":
             continue
         dest = f"{section}.{f.name}" if section else f.name
-        if hints[f.name] is bool:
-            group.add_argument(
-                _flag(flag_prefix + f.name),
-                dest=dest,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=_describe(f),
-            )
-        else:
-            metavar = {int: "N", float: "X", str: "TEXT"}.get(hints[f.name], "VALUE")
-            group.add_argument(
-                _flag(flag_prefix + f.name), dest=dest, metavar=metavar, default=argparse.SUPPRESS, help=_describe(f)
-            )
+        kind: dict[str, Any] = (
+            {"action": argparse.BooleanOptionalAction}
+            if hints[f.name] is bool
+            else {"metavar": {int: "N", float: "X", str: "TEXT"}.get(hints[f.name], "VALUE")}
+        )
+        group.add_argument(_flag(flag_prefix + f.name), dest=dest, default=argparse.SUPPRESS, help=_describe(f), **kind)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,67 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port-file", metavar="FILE", help="write the bound port to FILE once listening")
     run.add_argument("--print-config", action="store_true", help="print the effective settings as YAML and exit")
 
-    server = parser.add_argument_group("server and latency model")
-    _add_fields(server, Config, "")
-    server.add_argument(
-        "--model",
-        dest="models",
-        action="append",
-        default=argparse.SUPPRESS,
-        metavar="NAME",
-        help="a model name served by GET /v1/models; repeatable (default: mock-llm)",
-    )
-    server.add_argument(
-        "--version-string",
-        dest="version",
-        default=argparse.SUPPRESS,
-        metavar="TEXT",
-        help="version string of GET /v1/version (default: mock_llm 0.1.0)",
-    )
-    server.add_argument(
-        "--output-tokens",
-        dest="output_tokens",
-        default=argparse.SUPPRESS,
-        metavar="SPEC",
-        help="output length when max_tokens is absent: N | uniform:MIN:MAX | normal:MEAN:SD[:MIN:MAX] (default: 64)",
-    )
-
-    prefix_cache = parser.add_argument_group("prefix cache")
-    _add_fields(prefix_cache, PrefixCacheConfig, "prefix_cache", "prefix_cache_")
-
-    gateway = parser.add_argument_group("gateway")
-    _add_fields(gateway, GatewayConfig, "gateway")
-    gateway.add_argument(
-        "--api-key",
-        dest="gateway.api_keys",
-        action="append",
-        default=argparse.SUPPRESS,
-        metavar="KEY[:RPS[:BURST[:BUDGET]]]",
-        help="an accepted API key with its rate limit (req/s), burst and token budget (0 = unlimited); repeatable",
-    )
-    gateway.add_argument(
-        "--user",
-        dest="gateway.users",
-        action="append",
-        default=argparse.SUPPRESS,
-        metavar="NAME:PASSWORD",
-        help="a login user, added to the configured ones (default: admin:mock-admin-password); repeatable",
-    )
-
-    sidecar = parser.add_argument_group("sidecar")
-    _add_fields(sidecar, SidecarConfig, "sidecar")
-
-    faults = parser.add_argument_group("faults")
-    faults.add_argument(
-        "--fault",
-        dest="faults",
-        action="append",
-        default=argparse.SUPPRESS,
-        metavar="PATH:KIND:RATE[:ARG]",
-        help="inject KIND into a fraction RATE of the requests to PATH (* = all); kinds: "
-        + ", ".join(FAULT_KINDS)
-        + "; repeatable",
-    )
+    for title, cls, section, flag_prefix in _SECTIONS:
+        group = parser.add_argument_group(title)
+        if cls is not None:
+            _add_fields(group, cls, section, flag_prefix)
+        for flag, dest, repeat, metavar, text in _SPEC_FLAGS.get(title, ()):
+            action = "append" if repeat else "store"
+            group.add_argument(flag, dest=dest, action=action, default=argparse.SUPPRESS, metavar=metavar, help=text)
     return parser
 
 

@@ -6,7 +6,7 @@ import http.client
 import json
 import time
 
-from mock_llm.testing import serve_in_thread
+from mock_llm.launch import serve_in_thread
 
 
 def main() -> int:

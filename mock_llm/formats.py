@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mock_llm.chunks import DONE, dumps, usage_object
+from mock_llm.chunks import DONE, Answer, dumps, usage_object
 
 _TS = b',"mock_sent_ns":'
 
@@ -256,31 +256,21 @@ class AnthropicEvents(_Events):
         )
 
 
-def completion_text_body(
-    completion_id: str, created: int, model: str, text: str, finish: str, prompt: int, total: int, cached: int | None
-) -> dict[str, Any]:
+def completion_text_body(completion_id: str, created: int, model: str, answer: Answer) -> dict[str, Any]:
+    """The completions API has no reasoning field: reasoning tokens are part of the text, and of its usage."""
+    text = (answer.reasoning_text or "") + answer.content
     return {
         "id": completion_id,
         "object": "text_completion",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
-        "usage": usage_object(prompt, total, 0, cached),
+        "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": answer.finish}],
+        "usage": usage_object(answer.prompt_tokens, answer.total, 0, None),
     }
 
 
-def responses_body(
-    response_id: str,
-    created: int,
-    model: str,
-    text: str,
-    reasoning: str | None,
-    prompt: int,
-    total: int,
-    reasoning_n: int,
-    cached: int | None,
-    tool_call: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def responses_body(response_id: str, created: int, model: str, answer: Answer) -> dict[str, Any]:
+    reasoning, tool_call = answer.reasoning_text, answer.tool_call
     output: list[dict[str, Any]] = []
     if reasoning is not None:
         output.append(
@@ -305,7 +295,7 @@ def responses_body(
     else:
         output.append(
             {"id": "msg_0", "type": "message", "role": "assistant", "status": "completed",
-             "content": [{"type": "output_text", "text": text, "annotations": []}]}
+             "content": [{"type": "output_text", "text": answer.content, "annotations": []}]}
         )  # fmt: skip
     return {
         "id": response_id,
@@ -314,20 +304,12 @@ def responses_body(
         "model": model,
         "status": "completed",
         "output": output,
-        "usage": responses_usage(prompt, total, reasoning_n, cached),
+        "usage": responses_usage(answer.prompt_tokens, answer.total, answer.reasoning, answer.cached_tokens),
     }
 
 
-def anthropic_body(
-    message_id: str,
-    model: str,
-    text: str,
-    reasoning: str | None,
-    finish: str,
-    prompt: int,
-    total: int,
-    tool_call: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def anthropic_body(message_id: str, model: str, answer: Answer) -> dict[str, Any]:
+    reasoning, tool_call, text = answer.reasoning_text, answer.tool_call, answer.content
     content: list[dict[str, Any]] = []
     if reasoning is not None:
         content.append({"type": "thinking", "thinking": reasoning, "signature": "mock"})
@@ -342,7 +324,7 @@ def anthropic_body(
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": _STOP.get(finish, finish),
+        "stop_reason": _STOP.get(answer.finish, answer.finish),
         "stop_sequence": None,
-        "usage": {"input_tokens": prompt, "output_tokens": total},
+        "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.total},
     }

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from mock_llm.testing import MockProcess
+from mock_llm.launch import MockProcess
 
 URL_VARS = ("BASE", "BASE_URL", "OSIRIS_URL")
 

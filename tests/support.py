@@ -1,14 +1,34 @@
-"""Helpers for tests that run Locust as users do: a subprocess with the suite's locustfiles."""
+"""The test-support module: what tests need to run Locust as users do (subprocesses with the suite's
+locustfiles) and to read what a run wrote.
+
+* ``free_port()``: a TCP port free on 127.0.0.1 (for a server a test starts; never 8000/8089).
+* ``locust_env(extra)``: the environment of a Locust subprocess (no knob of the caller's shell leaks in).
+* ``run_locust(locustfile, args, env, tmp_path) -> LocustRun``: one headless process, its JSON summary read.
+* ``Cluster(tmp, env, master_args, locustfile=...)``: a headless master on a free port of 127.0.0.1 and the
+  workers a test adds (``add_worker``), every output in a file of ``tmp``, every process stopped when the
+  ``with`` block ends, on a failure too; ``finish(timeout)`` waits (bounded) and reads the master's summary.
+* ``run_distributed(locustfile, args, env, tmp_path, workers=2) -> LocustRun``: master + N workers, one call.
+* ``LocustRun``: return code, output, summary; ``.views()`` the workers' own records; ``.hist/.counter/.rate``.
+* ``start_worker(locust_cmd(f), port, env, log)``: one worker process, for tests that manage their own master.
+* ``wait_for(cond, timeout, what)``, ``SchedulingNoise``, ``missing_tool(reason)``.
+* ``run_soak(...)``, ``analyze_soak(...)``: a chat run against a faulty mock, sampled inside the Locust process
+  (RSS, open fds, greenlets), for ``tests/integration/test_soak.py`` and its long version ``bench/soak.py``.
+
+The mock itself starts with ``mock_llm.launch.MockProcess`` (re-exported by ``mock_llm.testing``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +36,7 @@ from typing import Any
 import pytest
 
 from llm_metrics.engine.histogram import Histogram
+from mock_llm.launch import MockProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILES = ROOT / "locustfiles"
@@ -26,6 +47,17 @@ class LocustRun:
     returncode: int
     output: str
     summary: dict[str, Any] | None
+    summary_path: Path | None = None  # where the summary was asked for: the workers' records are beside it
+
+    def views(self) -> dict[int, dict[str, Any]]:
+        """The workers' own records (``<summary>.worker<index>.json``), by Locust's worker index."""
+        if self.summary_path is None:
+            return {}
+        stem = self.summary_path.stem
+        return {
+            int(p.stem.rsplit("worker", 1)[1]): json.loads(p.read_text())
+            for p in self.summary_path.parent.glob(f"{stem}.worker*.json")
+        }
 
     def rollup(self, metric: str, scenario: str = "") -> dict[str, Any] | None:
         assert self.summary is not None, self.output[-3000:]
@@ -107,9 +139,109 @@ def run_locust(
     proc = subprocess.run(
         cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
-    output = proc.stdout + proc.stderr
-    data = json.loads(summary.read_text()) if summary.exists() else None
-    return LocustRun(proc.returncode, output, data)
+    return LocustRun(proc.returncode, proc.stdout + proc.stderr, read_summary(summary), summary)
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """The JSON summary at ``path``, None when the run wrote none."""
+    data: dict[str, Any] | None = json.loads(path.read_text()) if path.exists() else None
+    return data
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``cond`` every 50 ms until it returns something true (returned); AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def locust_cmd(locustfile: str) -> list[str]:
+    """``python -m locust -f`` the suite's locustfile(s) (comma-separated names under locustfiles/)."""
+    return [sys.executable, "-m", "locust", "-f", ",".join(str(LOCUSTFILES / f) for f in locustfile.split(","))]
+
+
+def start_worker(locust: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``<locust> --worker`` connecting to a master on 127.0.0.1:``port``, its output in ``log``; the caller stops
+    it (``Cluster`` does for its own)."""
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+class Cluster:
+    """A headless master on a free port of 127.0.0.1 and the workers a test adds, as a context manager.
+
+    ``env`` goes through ``locust_env`` (``SUMMARY_JSON`` defaults to ``tmp/summary.json``); the master's output
+    goes to ``tmp/master.log``, each worker's to ``tmp/worker-process-<n>.log``. On leaving the ``with`` block,
+    normally or by an exception (a failed assertion, pytest-timeout), every process still running is killed.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        env: dict[str, str],
+        master_args: list[str],
+        *,
+        locustfile: str = "chat.py",
+        port: int | None = None,
+    ) -> None:
+        self.tmp = tmp
+        self.locust = locust_cmd(locustfile)
+        self.env = locust_env({"SUMMARY_JSON": str(tmp / "summary.json"), **env})
+        self.summary = Path(self.env["SUMMARY_JSON"])
+        self.port = port or free_port()
+        self.master_log = tmp / "master.log"
+        bind = ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(self.port)]
+        with open(self.master_log, "w") as log:
+            self.master = subprocess.Popen(
+                [*self.locust, "--master", "--headless", *bind, *master_args],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def add_worker(self, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start a worker connecting to the master (``env``: instead of the cluster's, through ``locust_env``)."""
+        log = log or self.tmp / f"worker-process-{len(self.workers)}.log"
+        w = start_worker(self.locust, self.port, self.env if env is None else locust_env(env), log)
+        self.workers.append(w)
+        return w
+
+    def finish(self, timeout: float, worker_timeout: float = 15.0) -> LocustRun:
+        """Wait for the master (at most ``timeout`` s) and the workers (``worker_timeout`` s); the master's run."""
+        self.master.wait(timeout)
+        for w in self.workers:
+            w.wait(worker_timeout)
+        return LocustRun(self.master.returncode, self.master_log.read_text(), read_summary(self.summary), self.summary)
+
+    def stop(self) -> None:
+        """Kill every process still running (the master and workers that already ended are left as they are)."""
+        for p in (self.master, *self.workers):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def run_distributed(
+    locustfile: str, args: list[str], env: dict[str, str], tmp_path: Path, *, workers: int = 2, timeout: float = 90.0
+) -> LocustRun:
+    """``locust --master --headless --expect-workers N <args>`` and N workers on loopback; the master's run (its
+    summary in ``tmp_path/summary.json``, the workers' records beside it: ``run.views()``)."""
+    with Cluster(tmp_path, env, ["--expect-workers", str(workers), *args], locustfile=locustfile) as cluster:
+        for _ in range(workers):
+            cluster.add_worker()
+        return cluster.finish(timeout)
 
 
 class SchedulingNoise:
@@ -151,3 +283,142 @@ class SchedulingNoise:
 
     def __str__(self) -> str:
         return f"scheduling noise p50 {self.p(50):.2f} ms, p99 {self.p(99):.2f} ms over {len(self.late_ms)} wake-ups"
+
+
+# --- the soak: a long chat run against a faulty mock, sampled inside the Locust process
+
+SAMPLES_ENV = "SOAK_SAMPLES"
+SAMPLER = '''"""The chat suite plus a sampler of the process's RSS, fds and greenlets (tests/support.py: run_soak)."""
+import gc
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, {root!r})
+
+import gevent
+import greenlet
+import psutil
+from locust import events
+
+from locustfiles.chat import *  # noqa: F403  the suite as users run it
+
+
+@events.init.add_listener
+def _start_sampler(environment, **_kw):
+    path = os.environ["{env}"]
+    proc = psutil.Process()
+    samples = []
+
+    def sample():
+        while True:
+            gevent.sleep(1.0)
+            samples.append(
+                {{
+                    "t": time.monotonic(),
+                    "rss": proc.memory_info().rss,
+                    "fds": len(os.listdir("/proc/self/fd")),
+                    "greenlets": sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet)),
+                }}
+            )
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(samples, f)
+            os.replace(tmp, path)
+
+    gevent.spawn(sample)
+'''
+
+FAULTS = [
+    {"path": "/v1/chat/completions", "kind": "disconnect", "rate": 0.02},
+    {"path": "/v1/chat/completions", "kind": "error", "rate": 0.02},
+    {"path": "/v1/chat/completions", "kind": "malformed", "rate": 0.02},
+    {"path": "/v1/chat/completions", "kind": "stall", "rate": 0.01, "arg": 3},
+]
+
+
+@dataclass
+class Soak:
+    samples: list[dict[str, float]]
+    returncode: int
+    output: str
+    summary: dict[str, Any] | None
+    mock_stats: dict[str, Any]
+
+
+def run_soak(
+    duration_s: float,
+    *,
+    users: int = 20,
+    stream_rps: float = 10.0,
+    nonstream_rps: float = 10.0,
+    faults: bool = True,
+    workdir: Path | None = None,
+) -> Soak:
+    """One headless chat run of ``duration_s`` against the mock with faults (disconnects, 500s, broken SSE
+    lines, stalls cut by the idle timeout), sampled every second inside the Locust process: RSS, open fds
+    (``/proc/self/fd``) and live greenlets. The soak test and ``bench/soak.py`` (10 min) run it."""
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        d = workdir or Path(tmp)
+        locustfile = d / "soak_locustfile.py"
+        locustfile.write_text(SAMPLER.format(root=str(ROOT), env=SAMPLES_ENV))
+        samples_path = d / "samples.json"
+        summary_path = d / "summary.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+        mock_conf = {"ttft_ms": 30, "itl_ms": 5, "seed": 5, "faults": FAULTS if faults else []}
+        with MockProcess(mock_conf) as mock:
+            env.update(
+                {
+                    "BASE": mock.base_url,
+                    "STREAM_RPS": str(stream_rps),
+                    "NONSTREAM_RPS": str(nonstream_rps),
+                    "MAX_TOKENS": "20",
+                    "IDLE_TIMEOUT": "1",
+                    "THRESHOLDS": "",
+                    "SUMMARY_JSON": str(summary_path),
+                    SAMPLES_ENV: str(samples_path),
+                    "PYTHONUNBUFFERED": "1",
+                }
+            )
+            cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary"]
+            cmd += ["-u", str(users), "-r", str(users), "-t", f"{int(duration_s)}s", "--stop-timeout", "5"]
+            proc = subprocess.run(
+                cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=duration_s + 60,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            stats = mock.stats()
+        samples = json.loads(samples_path.read_text()) if samples_path.exists() else []
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+        return Soak(samples, proc.returncode, proc.stdout + proc.stderr, summary, stats)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def analyze_soak(samples: list[dict[str, float]], warmup_s: float) -> dict[str, Any]:
+    """Growth of each measure from the steady start (the first fifth after warm-up) to the end (the last fifth),
+    as medians of those windows, and the least-squares slope per minute over the steady part."""
+    if not samples:
+        return {"samples": 0}
+    t0 = samples[0]["t"] - 1.0
+    steady = [s for s in samples if s["t"] - t0 >= warmup_s]
+    n = max(1, len(steady) // 5)
+    head, tail = steady[:n], steady[-n:]
+    out: dict[str, Any] = {"samples": len(samples), "steady_samples": len(steady), "steady_s": len(steady)}
+    for key, scale, unit in (("rss", 1 / 2**20, "MiB"), ("fds", 1.0, ""), ("greenlets", 1.0, "")):
+        start = _median([s[key] * scale for s in head])
+        end = _median([s[key] * scale for s in tail])
+        xs = [(s["t"] - t0) / 60.0 for s in steady]
+        ys = [s[key] * scale for s in steady]
+        slope = statistics.linear_regression(xs, ys).slope if len(steady) >= 2 and len(set(xs)) > 1 else 0.0
+        out[key] = {
+            "unit": unit,
+            "start": round(start, 2),
+            "end": round(end, 2),
+            "growth": round(end - start, 2),
+            "max": round(max(ys), 2) if ys else None,
+            "slope_per_min": round(slope, 3),
+        }
+    return out

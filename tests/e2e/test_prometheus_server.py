@@ -8,7 +8,6 @@ and data directory, so nothing of a system-wide Prometheus is used or touched.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, locust_env, missing_tool
+from tests.support import LOCUSTFILES, ROOT, free_port, locust_env, missing_tool
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 
@@ -32,12 +31,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 def _prometheus_installed() -> None:
     if not PROMETHEUS.exists():
         missing_tool("/usr/bin/prometheus is missing: sh tests/e2e/ensure_prometheus.sh installs Debian's package")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str) -> Any:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,20 +17,13 @@ import pytest
 
 from llm_metrics.outputs.webui import METRICS_TAB, THRESHOLDS_TAB
 from mock_llm.testing import MockProcess
-from tests.e2e.browser import LocustWeb, free_port
-from tests.support import LOCUSTFILES, ROOT
+from tests.e2e.browser import LocustWeb
+from tests.support import free_port, locust_cmd, start_worker
 from tests.unit.report_summaries import check_html
 
 pytestmark = pytest.mark.slow
 
 SECRET = "sk-do-not-show-4711"
-
-
-def worker(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--worker"]
-    cmd += ["--master-host", "127.0.0.1", "--master-port", str(port)]
-    with open(log, "wb") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 def test_tabs_and_routes_serve_the_masters_merged_numbers(tmp_path: Path) -> None:
@@ -43,7 +34,7 @@ def test_tabs_and_routes_serve_the_masters_merged_numbers(tmp_path: Path) -> Non
         MockProcess({"ttft_ms": 30, "itl_ms": 2}) as mock,
         LocustWeb("chat.py", {"BASE": mock.base_url, **env}, tmp_path, master_args, base_path="/lt") as web,
     ):
-        workers = [worker(port, web.env, tmp_path / f"worker{i}.log") for i in range(2)]
+        workers = [start_worker(locust_cmd("chat.py"), port, web.env, tmp_path / f"worker{i}.log") for i in range(2)]
         try:
             deadline = time.monotonic() + 20
             while web.get_json("stats/requests").get("worker_count") != 2:

@@ -11,28 +11,18 @@ request rate is the one 16 Users give.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, locust_env
+from tests.support import run_distributed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_master_and_two_workers_judge_each_step_on_its_merged_data(tmp_path: Path) -> None:
-    summary = tmp_path / "summary.json"
     (tmp_path / "th.yaml").write_text(yaml.safe_dump({"thresholds": {"llm_ttft_ms": ["p(95)<250"]}}))
     search = {
         "capacity": {
@@ -41,45 +31,19 @@ def test_master_and_two_workers_judge_each_step_on_its_merged_data(tmp_path: Pat
         }
     }  # fmt: skip
     (tmp_path / "cap.yaml").write_text(yaml.safe_dump(search))
-    port = free_port()
     with MockProcess({"ttft_ms": 100, "itl_ms": 5, "capacity": 20, "overload_exponent": 3}) as mock:
-        env = locust_env(
-            {
-                "BASE": mock.base_url,
-                "SUMMARY_JSON": str(summary),
-                "THRESHOLDS": str(tmp_path / "th.yaml"),
-                "CAPACITY_CONF": str(tmp_path / "cap.yaml"),
-                "INPUT_TOKENS": "20",
-                "OUTPUT_TOKENS": "4",
-            }
-        )
-        locust = [sys.executable, "-m", "locust", "-f", f"{LOCUSTFILES / 'workload.py'},{LOCUSTFILES / 'capacity.py'}"]
-        master = subprocess.Popen(
-            [*locust, "--master", "--headless", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
-             "--master-bind-port", str(port), "--only-summary"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        workers = [
-            subprocess.Popen(
-                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
-        try:
-            out, _ = master.communicate(timeout=38)
-            for w in workers:
-                w.wait(timeout=10)
-        finally:
-            procs: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = [master, *workers]
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-    assert master.returncode == 0, out[-3000:]
-    doc = json.loads(summary.read_text())
+        env = {
+            "BASE": mock.base_url,
+            "THRESHOLDS": str(tmp_path / "th.yaml"),
+            "CAPACITY_CONF": str(tmp_path / "cap.yaml"),
+            "INPUT_TOKENS": "20",
+            "OUTPUT_TOKENS": "4",
+        }
+        run = run_distributed("workload.py,capacity.py", ["--only-summary"], env, tmp_path, timeout=38)
+    out = run.output
+    assert run.returncode == 0, out[-3000:]
+    doc = run.summary
+    assert doc is not None
     cap = doc["capacity"]
     print(json.dumps([{k: s[k] for k in ("level", "passed", "requests_per_s", "ttft_p95_ms")} for s in cap["steps"]]))
     assert doc["metadata"]["workers_reported"] == 2

@@ -2,95 +2,36 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, LocustRun, locust_env
+from tests.support import run_distributed
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_master_and_two_workers_merge_exactly(tmp_path: Path) -> None:
-    port = free_port()
-    summary = tmp_path / "summary.json"
     rate = 40.0
     run_s = 8
     with MockProcess({"ttft_ms": 50, "itl_ms": 5, "seed": 1}) as mock:
-        env = locust_env(
-            {
-                "BASE": mock.base_url,
-                "STREAM_RPS": str(rate),
-                "NONSTREAM_RPS": "0",
-                "MAX_TOKENS": "10",
-                "PROMPTS": "short",
-                "SMOKE": "false",
-                "SUMMARY_JSON": str(summary),
-            }
+        env = {
+            "BASE": mock.base_url,
+            "STREAM_RPS": str(rate),
+            "NONSTREAM_RPS": "0",
+            "MAX_TOKENS": "10",
+            "PROMPTS": "short",
+            "SMOKE": "false",
+        }
+        run = run_distributed(
+            "chat.py", ["-u", "20", "-r", "100", "-t", f"{run_s}s", "--stop-timeout", "5"], env, tmp_path
         )
-        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
-        master = subprocess.Popen(
-            [
-                *locust,
-                "--master",
-                "--headless",
-                "--expect-workers",
-                "2",
-                "-u",
-                "20",
-                "-r",
-                "100",
-                "-t",
-                f"{run_s}s",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(port),
-                "--stop-timeout",
-                "5",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        workers = [
-            subprocess.Popen(
-                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
-        try:
-            out, _ = master.communicate(timeout=90)
-            for w in workers:
-                w.wait(timeout=30)
-        finally:
-            procs: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = [master, *workers]
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
         stats = mock.stats()
-    run = LocustRun(master.returncode, out, json.loads(summary.read_text()) if summary.exists() else None)
-    assert run.returncode == 0, out[-3000:]
-    views = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("summary.worker*.json"))]
-    assert len(views) == 2, out[-2000:]
+    assert run.returncode == 0, run.output[-3000:]
+    views = [v for _, v in sorted(run.views().items())]
+    assert len(views) == 2, run.output[-2000:]
 
     # the same request count as the mock received, and as the two workers together
     sent = stats["requests"]["POST /v1/chat/completions"]

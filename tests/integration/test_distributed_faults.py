@@ -22,21 +22,14 @@ import pytest
 
 from llm_metrics.cluster.version import OVERRIDE_ENV, package_version
 from mock_llm.testing import MockProcess
-from tests.integration.test_distributed_workers import LOCUST, Cluster, chat_env, free_port, http_reqs, wait_for
-from tests.support import ROOT, LocustRun
+from tests.integration.test_distributed_workers import chat_env, http_reqs
+from tests.support import ROOT, Cluster, LocustRun, free_port, locust_cmd, start_worker, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(40)]
 
 CHAT = "POST /v1/chat/completions"
+LOCUST = locust_cmd("chat.py")
 OTHER = "9.9.9-other"
-
-
-def worker(cluster_port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(cluster_port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
 
 
 def passing_thresholds(tmp_path: Path) -> str:
@@ -51,12 +44,12 @@ def test_a_worker_of_another_suite_version_is_refused_and_named(tmp_path: Path) 
         other = {**env, OVERRIDE_ENV: OTHER}
         args = ["--expect-workers", "1", "-u", "6", "-r", "20", "-t", "8s", "--stop-timeout", "3"]
         with Cluster(tmp_path, env, args) as cluster:
-            early = worker(cluster.port, other, tmp_path / "early.log")  # before the test: refused while idle
+            early = cluster.add_worker(other, tmp_path / "early.log")  # before the test: refused while idle
             assert early.wait(15) == 2
             cluster.add_worker()
             wait_for(lambda: mock.stats()["requests"].get(CHAT, 0) > 0, 25, "the first chat request")
             time.sleep(1.0)
-            late = worker(cluster.port, other, tmp_path / "late.log")  # joins the running test: refused
+            late = cluster.add_worker(other, tmp_path / "late.log")  # joins the running test: refused
             assert late.wait(15) == 2
             run = cluster.finish(timeout=30)
 
@@ -81,8 +74,8 @@ def test_a_worker_of_another_suite_version_is_refused_and_named(tmp_path: Path) 
     assert "VERDICT NOT TRUSTWORTHY" in run.output
     assert run.returncode == 98, run.output[-3000:]
     # the merged numbers are the accepted worker's alone: one worker ran calls, and the master's count is its count
-    ran = [v for v in cluster.views().values() if http_reqs(v) > 0]
-    assert len(ran) == 1, [http_reqs(v) for v in cluster.views().values()]
+    ran = [v for v in run.views().values() if http_reqs(v) > 0]
+    assert len(ran) == 1, [http_reqs(v) for v in run.views().values()]
     assert http_reqs(run.summary) == http_reqs(ran[0]) > 0
 
 
@@ -111,7 +104,9 @@ def test_after_a_master_restart_old_workers_quit_and_new_ones_run(tmp_path: Path
             first = master("first", 60)
             procs.append(first)
             (tmp_path / "old").mkdir()
-            old = worker(port, {**env, "SUMMARY_JSON": str(tmp_path / "old" / "s.json")}, tmp_path / "old.log")
+            old = start_worker(
+                LOCUST, port, {**env, "SUMMARY_JSON": str(tmp_path / "old" / "s.json")}, tmp_path / "old.log"
+            )
             procs.append(old)
             wait_for(lambda: mock.stats()["requests"].get(CHAT, 0) > 0, 25, "the first chat request")
             time.sleep(3.5)  # a report or more reached the first master
@@ -122,7 +117,7 @@ def test_after_a_master_restart_old_workers_quit_and_new_ones_run(tmp_path: Path
             procs.append(second)
             assert old.wait(15) == 1  # it did not hang: gone within MASTER_LOST_TIMEOUT and a few seconds
             quit_after = time.monotonic() - killed_at
-            new = worker(port, env, tmp_path / "new.log")
+            new = start_worker(LOCUST, port, env, tmp_path / "new.log")
             procs.append(new)
             assert second.wait(30) == 0, (tmp_path / "second.log").read_text()[-3000:]
             new.wait(15)

@@ -5,95 +5,22 @@ Master and workers are real processes on 127.0.0.1 (free ports); the target is t
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, LocustRun, locust_env
+from tests.support import Cluster, locust_env, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 CHAT = "POST /v1/chat/completions"
-LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def sleep_until(t: float) -> None:
     time.sleep(max(0.0, t - time.time()))
-
-
-class Cluster:
-    """A headless master and its workers, output in files of ``tmp``; every process stopped on exit."""
-
-    def __init__(self, tmp: Path, env: dict[str, str], master_args: list[str]) -> None:
-        self.tmp = tmp
-        self.env = env
-        self.port = free_port()
-        self.summary = tmp / "summary.json"
-        self.master_log = tmp / "master.log"
-        with open(self.master_log, "w") as log:
-            self.master = subprocess.Popen(
-                [*LOCUST, "--master", "--headless", "--master-bind-host", "127.0.0.1",
-                 "--master-bind-port", str(self.port), *master_args],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        self.workers: list[subprocess.Popen[bytes]] = []
-
-    def add_worker(self) -> subprocess.Popen[bytes]:
-        with open(self.tmp / f"worker-process-{len(self.workers)}.log", "w") as log:
-            w = subprocess.Popen(
-                [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.port)],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        self.workers.append(w)
-        return w
-
-    def finish(self, timeout: float) -> LocustRun:
-        self.master.wait(timeout)
-        for w in self.workers:
-            w.wait(15)
-        out = self.master_log.read_text()
-        return LocustRun(
-            self.master.returncode, out, json.loads(self.summary.read_text()) if self.summary.exists() else None
-        )
-
-    def views(self) -> dict[int, dict[str, Any]]:
-        """The workers' own records (summary.worker<index>.json), by Locust's worker index."""
-        return {
-            int(p.stem.rsplit("worker", 1)[1]): json.loads(p.read_text()) for p in self.tmp.glob("summary.worker*.json")
-        }
-
-    def __enter__(self) -> Cluster:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        for p in (self.master, *self.workers):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
 
 
 def chat_env(mock: MockProcess, tmp: Path, rate: float) -> dict[str, str]:
@@ -151,7 +78,7 @@ def test_a_killed_worker_is_named_and_the_merged_counts_match_the_mock(tmp_path:
             killed_at = time.time()
             mock.configure({"ttft_ms": 50})
             run = cluster.finish(timeout=40)
-            views = cluster.views()
+            views = run.views()
         stats = mock.stats()
 
     assert run.returncode == 98, run.output[-3000:]  # untrustworthy: not 0, even without thresholds
@@ -208,7 +135,7 @@ def test_a_late_joiner_is_named_and_gets_its_share_of_the_arrival_rate(tmp_path:
             time.sleep(3.0)
             cluster.add_worker()
             run = cluster.finish(timeout=35)
-            views = cluster.views()
+            views = run.views()
         stats = mock.stats()
 
     assert run.returncode == 0, run.output[-3000:]

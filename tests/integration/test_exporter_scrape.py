@@ -24,17 +24,11 @@ import pytest
 
 from llm_metrics.outputs.exporter import parse_families, sample_values
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, locust_env
+from tests.support import LOCUSTFILES, ROOT, Cluster, free_port, locust_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> str | None:
@@ -113,34 +107,22 @@ def test_scraped_during_and_after_the_run_and_pushed_at_the_end_it_agrees_with_t
     tmp_path: Path, pushgateway: FakePushgateway
 ) -> None:
     prom_port = free_port()
-    master_port = free_port()
     summary = tmp_path / "summary.json"
     with MockProcess({"ttft_ms": 40, "itl_ms": 4, "seed": 3}) as mock:
-        env = locust_env(
-            {
-                "BASE": mock.base_url,
-                "STREAM_RPS": "20",
-                "NONSTREAM_RPS": "4",
-                "MAX_TOKENS": "8",
-                "PROMPTS": "short",
-                "SMOKE": "false",
-                "SUMMARY_JSON": str(summary),
-                "PROMETHEUS_PORT": str(prom_port),  # the env knob, as in the compose file
-                "PUSHGATEWAY_URL": pushgateway.url,
-            }
-        )
-        log = open(tmp_path / "master.log", "w")  # noqa: SIM115 - closed below
-        master = subprocess.Popen(
-            [*LOCUST, "--master", "--headless", "--expect-workers", "1", "-u", "10", "-r", "100", "-t", "6s",
-             "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port), "--stop-timeout", "3",
-             "--prometheus-linger", "6"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        worker = subprocess.Popen(
-            [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        env = {
+            "BASE": mock.base_url,
+            "STREAM_RPS": "20",
+            "NONSTREAM_RPS": "4",
+            "MAX_TOKENS": "8",
+            "PROMPTS": "short",
+            "SMOKE": "false",
+            "PROMETHEUS_PORT": str(prom_port),  # the env knob, as in the compose file
+            "PUSHGATEWAY_URL": pushgateway.url,
+        }
+        args = ["--expect-workers", "1", "-u", "10", "-r", "100", "-t", "6s", "--stop-timeout", "3",
+                "--prometheus-linger", "6"]  # fmt: skip
+        with Cluster(tmp_path, env, args) as cluster:
+            cluster.add_worker()
             # during the run: wait for a scrape that has merged TTFTs from the worker
             during: dict[str, Any] = {}
             counts: list[float] = []
@@ -158,16 +140,9 @@ def test_scraped_during_and_after_the_run_and_pushed_at_the_end_it_agrees_with_t
             assert during, "no scrape with TTFT data during the run: " + (tmp_path / "master.log").read_text()[-2000:]
             # after the run, while the exporter lingers
             final_text = scrape(prom_port)
-            master.wait(20)
-            worker.wait(15)
-        finally:
-            for p in (master, worker):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            log.close()
-    output = (tmp_path / "master.log").read_text()
-    assert master.returncode == 0, output[-3000:]
+            run = cluster.finish(20)
+    output = run.output
+    assert run.returncode == 0, output[-3000:]
     doc = json.loads(summary.read_text())
 
     # during the run: the families a dashboard needs, with the suite's labels and the runner's state

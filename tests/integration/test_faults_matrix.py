@@ -17,7 +17,6 @@ gateway suite counts them apart (blocked), checked against the mock in ``test_ga
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from mock_llm.testing import MockProcess
-from tests.support import LocustRun, run_locust
+from tests.support import LocustRun, free_port, run_locust
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(40)]
 
@@ -153,12 +152,6 @@ def test_each_fault_fails_its_calls_with_a_reason_and_loses_nothing(tmp_path: Pa
     assert sum(reasons.values()) == failed
     assert set(reasons) <= c.reasons, reasons
     assert_users_carried_on(run)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_connection_refused_every_attempt_is_a_failure(tmp_path: Path) -> None:

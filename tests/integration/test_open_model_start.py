@@ -8,17 +8,12 @@ Before: the schedule started at ``spawning_complete``; with Locust's default spa
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, LocustRun, locust_env, run_locust
+from tests.support import ROOT, run_distributed, run_locust
 
 pytestmark = pytest.mark.slow
 
@@ -48,49 +43,6 @@ def no_saturation_guard(tmp_path: Path, suite: str) -> str:
     return str(th)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def run_distributed(locustfile: str, args: list[str], env: dict[str, str], tmp_path: Path) -> LocustRun:
-    """Master + 2 workers on loopback (a free port), headless; the master's summary."""
-    port = free_port()
-    summary = tmp_path / "summary.json"
-    full_env = locust_env({**env, "SUMMARY_JSON": str(summary)})
-    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / locustfile)]
-    bind = ["--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
-    master = subprocess.Popen(
-        [*locust, "--master", "--headless", "--expect-workers", "2", *bind, *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    workers = [
-        subprocess.Popen(
-            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-            cwd=ROOT,
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(2)
-    ]
-    try:
-        out, _ = master.communicate(timeout=90)
-        for w in workers:
-            w.wait(timeout=30)
-    finally:
-        procs: list[Any] = [master, *workers]
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    return LocustRun(master.returncode, out, json.loads(summary.read_text()) if summary.exists() else None)
-
-
 @pytest.mark.timing  # the whole schedule within a 6 s run, every call measured before the stop timeout
 @pytest.mark.parametrize("processes", ["one", "master+2"])
 @pytest.mark.parametrize("suite", sorted(SUITES))
@@ -102,7 +54,7 @@ def test_default_spawn_rate_issues_the_whole_schedule(tmp_path: Path, suite: str
         if processes == "one":
             run = run_locust(locustfile, args, env, tmp_path)
         else:
-            run = run_distributed(locustfile, args, locust_env(env), tmp_path)
+            run = run_distributed(locustfile, args, env, tmp_path)
         sent_to_mock = mock.stats()["requests"].get("POST /v1/chat/completions", 0)
     assert run.summary is not None, run.output[-3000:]
     arrivals = run.summary["arrivals"]

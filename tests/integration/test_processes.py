@@ -3,55 +3,39 @@ with each worker on its share of the arrivals, and the master's summary holds th
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, LocustRun, locust_env
+from tests.support import free_port, run_locust
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_processes_2_share_the_arrivals_and_merge_the_metrics(tmp_path: Path) -> None:
     port = free_port()
-    summary = tmp_path / "summary.json"
     rate = 30.0
     run_s = 6
     with MockProcess({"ttft_ms": 20, "itl_ms": 5, "seed": 2}) as mock:
-        env = locust_env(
-            {
-                "BASE": mock.base_url,
-                "STREAM_RPS": str(rate),
-                "NONSTREAM_RPS": "0",
-                "MAX_TOKENS": "8",
-                "PROMPTS": "short",
-                "SMOKE": "false",
-                "SUMMARY_JSON": str(summary),
-            }
-        )
+        env = {
+            "BASE": mock.base_url,
+            "STREAM_RPS": str(rate),
+            "NONSTREAM_RPS": "0",
+            "MAX_TOKENS": "8",
+            "PROMPTS": "short",
+            "SMOKE": "false",
+        }
         # the forked workers connect to --master-port: give both the master's free port
-        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py"), "--headless", "--processes", "2",
-               "-u", "20", "-r", "100", "-t", f"{run_s}s", "--stop-timeout", "5", "--master-bind-host", "127.0.0.1",
-               "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False)
+        args = ["--processes", "2", "-u", "20", "-r", "100", "-t", f"{run_s}s", "--stop-timeout", "5",
+                "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
+        run = run_locust("chat.py", args, env, tmp_path)
         stats = mock.stats()
-    out = proc.stdout + proc.stderr
-    run = LocustRun(proc.returncode, out, json.loads(summary.read_text()) if summary.exists() else None)
-    assert run.returncode == 0, out[-3000:]
-    views = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("summary.worker*.json"))]
-    assert len(views) == 2, out[-2000:]
+    assert run.returncode == 0, run.output[-3000:]
+    views = [v for _, v in sorted(run.views().items())]
+    assert len(views) == 2, run.output[-2000:]
 
     # the master's merged counts are what the mock received, and both workers took part
     sent = stats["requests"]["POST /v1/chat/completions"]

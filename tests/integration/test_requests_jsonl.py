@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,17 +18,11 @@ import pytest
 from llm_metrics.engine.histogram import Histogram
 from llm_metrics.outputs.requests_log import LINE_KEYS, summary_from_requests
 from mock_llm.testing import MockProcess
-from tests.support import LOCUSTFILES, ROOT, LocustRun, locust_env, run_locust
+from tests.support import ROOT, LocustRun, run_distributed, run_locust
 
 pytestmark = pytest.mark.slow
 
 CHAT_ENV = {"STREAM_RPS": "25", "NONSTREAM_RPS": "5", "MAX_TOKENS": "8", "PROMPTS": "short", "SMOKE": "false"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read(path: Path) -> list[dict[str, Any]]:
@@ -123,60 +116,13 @@ def test_one_line_per_call_in_a_local_run(tmp_path: Path) -> None:
 
 
 def test_each_worker_writes_its_file_and_the_master_lists_them(tmp_path: Path) -> None:
-    port = free_port()
-    summary = tmp_path / "summary.json"
     out = tmp_path / "req.jsonl"
     with MockProcess({"ttft_ms": 40, "itl_ms": 3, "jitter_ms": 8, "seed": 5}) as mock:
-        env = locust_env({**CHAT_ENV, "BASE": mock.base_url, "SUMMARY_JSON": str(summary), "REQUESTS_JSONL": str(out)})
-        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
-        master = subprocess.Popen(
-            [
-                *locust,
-                "--master",
-                "--headless",
-                "--expect-workers",
-                "2",
-                "-u",
-                "10",
-                "-r",
-                "100",
-                "-t",
-                "5s",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(port),
-                "--stop-timeout",
-                "5",
-                "--only-summary",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        args = ["-u", "10", "-r", "100", "-t", "5s", "--stop-timeout", "5", "--only-summary"]
+        run = run_distributed(
+            "chat.py", args, {**CHAT_ENV, "BASE": mock.base_url, "REQUESTS_JSONL": str(out)}, tmp_path
         )
-        workers = [
-            subprocess.Popen(
-                [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
-        try:
-            output, _ = master.communicate(timeout=90)
-            for w in workers:
-                w.wait(timeout=30)
-        finally:
-            procs: list[subprocess.Popen[str] | subprocess.Popen[bytes]] = [master, *workers]
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-    run = LocustRun(master.returncode, output, json.loads(summary.read_text()) if summary.exists() else None)
-    assert run.returncode == 0, output[-3000:]
+    assert run.returncode == 0, run.output[-3000:]
     assert not out.exists()  # the master writes no records of its own
     files = sorted(tmp_path.glob("req.worker*.jsonl"))
     assert [f.name for f in files] == ["req.worker0.jsonl", "req.worker1.jsonl"]

@@ -30,8 +30,7 @@ import yaml
 
 from llm_metrics.engine.masking import secret_forms
 from mock_llm.testing import MockProcess
-from tests.integration.test_distributed_workers import LOCUST, free_port, wait_for
-from tests.support import ROOT, locust_env, run_locust
+from tests.support import ROOT, free_port, locust_cmd, locust_env, run_locust, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(40)]
 
@@ -157,7 +156,7 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
                 "PUSHGATEWAY_URL": f"http://{PUSH_USER}:{PUSH_PASSWORD}@127.0.0.1:{free_port()}/",
             }
         )
-        gateway = [*LOCUST[:4], str(ROOT / "locustfiles" / "gateway.py")]
+        gateway = locust_cmd("gateway.py")
         master_cmd = [*gateway, "--master", "--web-host", "127.0.0.1",
                       "--web-port", str(web), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
                       "--prometheus-port", str(metrics_port), "--html", str(out / "locust.html"),

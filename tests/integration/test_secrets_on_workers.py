@@ -20,13 +20,12 @@ import pytest
 
 from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
-from tests.integration.test_distributed_workers import free_port
-from tests.support import LOCUSTFILES, ROOT, locust_env
+from tests.support import ROOT, Cluster, free_port, locust_cmd, locust_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 API_KEY = "sk-Worker-Only-Key-5tG8"
-CHAT = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "chat.py")]
+CHAT = locust_cmd("chat.py")
 FAKE_WORKER = """
 import json, sys, time
 from locust import __version__
@@ -94,7 +93,6 @@ def test_what_a_fake_worker_receives_from_the_master(on_workers: bool, tmp_path:
     assert API_KEY not in summary and API_KEY not in log.read_text()
 
 
-WORKLOAD = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / "workload.py")]
 TRACE_CALLS = 12
 
 
@@ -102,7 +100,6 @@ def run_cluster(mock: MockProcess, tmp_path: Path, on_workers: bool) -> tuple[di
     """A master and one worker replaying a trace of ``TRACE_CALLS`` calls (a fixed number, so both modes can be
     compared call for call); the key in the worker's file (on_workers) or the master's environment. Returns the
     master's JSON summary and its output."""
-    port = free_port()
     summary = tmp_path / "summary.json"
     trace = tmp_path / "trace.jsonl"
     trace.write_text("".join(json.dumps({"offset_s": i * 0.1, "input_tokens": 20 + i, "output_tokens": 4}) + "\n"
@@ -111,27 +108,14 @@ def run_cluster(mock: MockProcess, tmp_path: Path, on_workers: bool) -> tuple[di
     knobs |= {"SUMMARY_JSON": str(summary), "SECRETS_ON_WORKERS": str(on_workers).lower()}
     key_file = tmp_path / "api_key"
     key_file.write_text(API_KEY + "\n")
-    master_env = locust_env(knobs if on_workers else {**knobs, "API_KEY": API_KEY})
-    worker_env = locust_env({**knobs, "API_KEY_FILE": str(key_file)} if on_workers else knobs)
-    log = tmp_path / "master.log"
-    cmd = [*WORKLOAD, "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
-    cmd += ["--expect-workers", "1", "-u", "2", "-r", "2", "-t", "4s", "--stop-timeout", "5"]
-    with open(log, "wb") as out:
-        master = subprocess.Popen(cmd, cwd=ROOT, env=master_env, stdout=out, stderr=out)
-    worker_cmd = [*WORKLOAD, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-    worker = subprocess.Popen(
-        worker_cmd, cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        master.wait(40)
-        worker.wait(20)
-    finally:
-        for p in (master, worker):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert summary.exists(), log.read_text()[-3000:]
-    return json.loads(summary.read_text()), log.read_text()
+    master_env = knobs if on_workers else {**knobs, "API_KEY": API_KEY}
+    worker_env = {**knobs, "API_KEY_FILE": str(key_file)} if on_workers else knobs
+    args = ["--expect-workers", "1", "-u", "2", "-r", "2", "-t", "4s", "--stop-timeout", "5"]
+    with Cluster(tmp_path, master_env, args, locustfile="workload.py") as cluster:
+        cluster.add_worker(worker_env)
+        run = cluster.finish(40, worker_timeout=20)
+    assert run.summary is not None, run.output[-3000:]
+    return run.summary, run.output
 
 
 def numbers(doc: dict[str, Any]) -> dict[str, Any]:

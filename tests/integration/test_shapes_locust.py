@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -168,13 +169,6 @@ def test_a_bad_option_stops_the_run_at_start_up_naming_the_flag(
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Shape test starting" not in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def post(url: str, form: dict[str, str]) -> str:

@@ -1,8 +1,9 @@
 """A time-scaled soak: after warm-up, the Locust process's memory, open files and greenlets stay flat.
 
-``bench/soak.py`` runs the chat suite against the mock with faults (disconnects, 500s, broken SSE lines, stalls
+``tests.support.run_soak`` runs the chat suite against the mock with faults (disconnects, 500s, broken SSE lines, stalls
 cut by the idle timeout) and samples, inside the Locust process, every second: RSS, ``/proc/self/fd`` and the
-live greenlets. Here 24 s, of which 6 s warm-up; the full-length run (10 min) is recorded in bench/RESULTS.md.
+live greenlets. Here 24 s, of which 6 s warm-up; the full-length run (10 min, ``bench/soak.py``) is recorded in
+bench/RESULTS.md.
 Bounds: a leak of one socket or greenlet per failed call would add dozens here; the memory bound leaves room
 for the per-second series the suite keeps by design (a few KiB a second).
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import analyze, run_soak
+from tests.support import analyze_soak, run_soak
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -25,7 +26,7 @@ def test_memory_files_and_greenlets_stay_flat(tmp_path: Path) -> None:
     assert soak.returncode in (0, 1, 98), soak.output[-3000:]
     calls = soak.mock_stats["requests"]["POST /v1/chat/completions"]
     assert calls > 250 and sum(soak.mock_stats["faults"].values()) > 10, soak.mock_stats
-    result = analyze(soak.samples, warmup_s=6)
+    result = analyze_soak(soak.samples, warmup_s=6)
     assert result["steady_samples"] >= 14, result
     assert result["rss"]["growth"] < 8.0, result  # MiB
     assert result["fds"]["growth"] <= 2 and result["fds"]["max"] <= result["fds"]["start"] + 10, result
