@@ -1,0 +1,45 @@
+"""Instructions per streamed answer of the client's decoding, for callgrind (deterministic on a shared machine).
+
+Decodes a 64-token chat stream (the mock's own bytes, ``bench/hot_path.py``) N times: ``sse1``/``sse16`` run
+``sse.iter_events`` over reads of 1 or 16 events; ``feed1``/``feed16`` also feed every event to
+``ChatStreamAccumulator`` with a ``perf_counter()`` per event, as ``answer.read_stream`` does. Per answer =
+(Ir of a run with N - Ir of a run with 0) / N, which removes the start-up:
+
+  valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/decode_instructions.py sse1 300
+  valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/decode_instructions.py sse1 0
+
+Run it from a checkout to measure that checkout (it puts its own tree first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.hot_path import reads, stream_events
+from llm_users.client.openai_stream import ChatStreamAccumulator
+from llm_users.client.sse import iter_events
+
+
+def main() -> int:
+    what, n = sys.argv[1], int(sys.argv[2])
+    kind, per_read = what.rstrip("0123456789"), int(what.lstrip("sefd"))
+    chunks = reads(stream_events(64, False), per_read)
+    perf = time.perf_counter
+    for _ in range(n):
+        if kind == "sse":
+            for _ev in iter_events(chunks):
+                pass
+        else:
+            acc = ChatStreamAccumulator(False)
+            for _event, data in iter_events(chunks):
+                if acc.feed(data, perf()):
+                    break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
