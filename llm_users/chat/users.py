@@ -9,7 +9,7 @@ share are there.
 
 The open model starts with the run (``llm_users.pacing.open_start``): the Users are spawned at once and each
 process's schedule runs from the test start; on the master (or the local runner) an ``ArrivalLedger`` counts
-the arrivals the run should issue, which ``llm_metrics.hooks`` checks against those issued and dropped.
+the arrivals the run should issue, which ``llm_metrics.verdict`` checks against those issued and dropped.
 """
 
 from __future__ import annotations

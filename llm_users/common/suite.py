@@ -14,17 +14,24 @@ from llm_users.common.security import install_security
 __all__ = ["install_suite"]
 
 
-def install_suite(events: Any, add_arguments: Callable[[Any], None], init: Callable[[Any, Any], None]) -> None:
+def install_suite(
+    events: Any, add_arguments: Callable[[Any], None], init: Callable[[Any, Any], None] | None = None
+) -> None:
     """Register ``install_security``, then ``add_arguments(parser)`` and ``init(environment, parsed_options)``
-    on Locust's ``events`` (``init`` is not called when there are no parsed options, e.g. a library use)."""
+    on Locust's ``events`` (``init`` is not called when there are no parsed options, e.g. a library use; a suite
+    without ``init`` registers its own listeners)."""
     install_security(events)
 
     def args(parser: Any, **_kw: Any) -> None:
         add_arguments(parser)
 
+    events.init_command_line_parser.add_listener(args)
+    if init is None:
+        return
+    start = init
+
     def start_up(environment: Any, **_kw: Any) -> None:
         if environment.parsed_options is not None:
-            init(environment, environment.parsed_options)
+            start(environment, environment.parsed_options)
 
-    events.init_command_line_parser.add_listener(args)
     events.init.add_listener(start_up)

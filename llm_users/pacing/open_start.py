@@ -27,7 +27,7 @@ import gevent
 from locust.runners import WorkerRunner
 
 from llm_metrics.state import RuntimeName, state
-from llm_users.common.security import install_security
+from llm_users.common.suite import install_suite
 from llm_users.common.tokenizer import add_tokenizer_argument
 
 __all__ = [
@@ -52,14 +52,15 @@ GRACEFUL_STOP_S = 30.0
 
 
 def install_open_suite(events: Any, add_arguments: Callable[[Any], None]) -> None:
-    """The start of an open-model suite's install on Locust's ``events``: the security checks first (the
-    suite reads the secrets as it binds them), then the suite's flags (``add_arguments``) and ``--tokenizer``."""
-    install_security(events)
+    """The start of an open-model suite's install on Locust's ``events`` (``common.suite.install_suite``): the
+    security checks first (the suite reads the secrets as it binds them), then the suite's flags
+    (``add_arguments``) and ``--tokenizer``."""
 
-    @events.init_command_line_parser.add_listener
-    def _args(parser: Any, **_kw: Any) -> None:
+    def arguments(parser: Any) -> None:
         add_arguments(parser)
         add_tokenizer_argument(parser)
+
+    install_suite(events, arguments)
 
 
 def installed(environment: Any, suite: RuntimeName, kind: type[T]) -> T:
