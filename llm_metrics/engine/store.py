@@ -18,8 +18,10 @@ series whose tag values are all ``"__other__"`` (same keys), and ``overflowed`` 
 metric, so a tag carrying e.g. a request id cannot eat the memory; ``warnings()`` reports it.
 
 Hot path. ``record_call`` caches, per (scenario, name, prompt, status, extra tags), the tag tuple and the
-live histograms it feeds, so a call costs the metric math plus one dict lookup and one ``record`` per value
-(the chunk gaps go through ``Histogram.record_many``).
+live cells it feeds (histograms, goodput, token-source count), and ``record_request`` per request key its
+tags and live cells, so a call costs the metric math plus one dict lookup and one ``record`` per value
+(the chunk gaps go through ``Histogram.record_many``); the live cells are forgotten with the live part
+(``take_delta``).
 
 Duration. ``mark_start``/``mark_stop`` (wall clock) give ``duration_s``, the denominator of the ``rate``
 aggregation of counters (count per second).
