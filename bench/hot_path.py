@@ -13,18 +13,20 @@ work on the machine only ever adds time), in microseconds per stream.
   metrics layer         ``LLMMetrics.on_request`` of one streamed call (store, goodput, per-second series)
                         and of one non-streamed call
 
-Usage: python bench/hot_path.py [--tokens 64] [--repeat 7]
+Usage: python bench/hot_path.py [--tokens 64] [--repeat 7] [--metrics-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 import timeit
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -69,23 +71,53 @@ def decode(chunks: list[bytes], decoder: Any, template: bool, stamps: bool) -> C
     return acc
 
 
-def streamed_record(tokens: int) -> CallRecord:
+def streamed_record(tokens: int, spread: bool = False) -> CallRecord:
+    """A successful streamed call: chunks every 20 ms, or (``spread``) at seeded gaps from 5 µs to 30 ms
+    (log-uniform: the chunk gaps fall into many histogram buckets, as when reads carry several chunks)."""
     t0 = time.perf_counter()
     times = [t0 + 0.2 + i * 0.02 for i in range(tokens)] or [t0 + 0.2]
+    if spread:
+        rnd = random.Random(1)
+        for i in range(1, len(times)):
+            times[i] = times[i - 1] + 10 ** rnd.uniform(-5.3, -1.5)
     return CallRecord(scenario="chat_stream", name="/v1/chat/completions", prompt="short", status=200, t_start=t0,
                       t_headers=t0 + 0.01, t_first_content=times[0], chunk_times=times, t_end=times[-1] + 0.001,
                       usage_completion_tokens=tokens, usage_prompt_tokens=12, content_events=tokens,
                       t_scheduled=t0 - 0.0001)  # fmt: skip
 
 
+def bench_metrics() -> LLMMetrics:
+    env = SimpleNamespace(parsed_options=None, runner=None)
+    return LLMMetrics(env, "bench", [], GoodputSLO(ttft_ms=1000, tpot_ms=100), "", "")
+
+
+def run_calls(calls: int, tokens: int) -> int:
+    """``calls`` streamed calls through ``on_request``, a worker's report every 1,000 calls (as every 3 s)."""
+    m = bench_metrics()
+    rec = streamed_record(tokens, spread=True)
+    ctx = {"scenario": "chat_stream", "llm": rec}
+    on_request = m.on_request
+    for i in range(calls):
+        on_request("POST", "/v1/chat/completions", 1500.0, 0, None, ctx)
+        if i % 1000 == 999:
+            m.on_report_to_master("w", {})
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--metrics-only", action="store_true", help="only the metrics layer's rows")
+    ap.add_argument("--calls", type=int, default=0,
+                    help="only run LLMMetrics.on_request of this many streamed calls, untimed (for callgrind: "
+                         "the instructions of two counts' difference per call)")  # fmt: skip
     args = ap.parse_args()
+    if args.calls:
+        return run_calls(args.calls, args.tokens)
     n = 200
     rows: list[tuple[str, float, float]] = []
-    for stamps in (False, True):
+    for stamps in () if args.metrics_only else (False, True):
         evs = stream_events(args.tokens, stamps)
         tag = " (mock stamps)" if stamps else ""
         for per_read in (1, 16):
@@ -115,7 +147,7 @@ def main() -> int:
         b = decode(ch, iter_events_sseclient, False, stamps)
         assert a.state.chunk_times and len(a.state.chunk_times) == len(b.state.chunk_times) == args.tokens
         assert a.state.completion_tokens == args.tokens
-    m = LLMMetrics(None, "bench", [], GoodputSLO(ttft_ms=1000, tpot_ms=100), "", "")
+    m = bench_metrics()
     rec = streamed_record(args.tokens)
     ctx = {"scenario": "chat_stream", "llm": rec}
     on_stream = best_us(lambda: m.on_request("POST", "/v1/chat/completions", 1500.0, 0, None, ctx), args.repeat, n)

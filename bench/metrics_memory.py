@@ -6,8 +6,8 @@ as ``llm_call`` fires it: by default 70% streamed calls of 64 content events (64
 lag, reading delays from mock stamps on one call in ten) and 30% non-streamed, over 2 scenarios x 4 prompts,
 1% failed (HTTP 500) and 1% answered 429. The per-second series runs on a simulated clock of ``--rate``
 requests per second (1,000: the 1,000,000 requests span 1,000 s of series, as a real run would), and with
-``--role worker`` the store and series hand their deltas over every 3 simulated seconds (``report_to_master``)
-while keeping their totals, as a worker does.
+``--role worker`` the store and series hand their deltas over every 3 simulated seconds (``report_to_master``),
+as a worker does: the store keeps its totals (the worker's own view), the series only the seconds not yet sent.
 
 RSS (``/proc/self/status`` VmRSS) is read after a warm-up of 10,000 requests (every series exists, the
 allocator is warm) and every 100,000 requests after; the growth from the warm-up to the end is the result.
@@ -104,6 +104,8 @@ def main() -> int:
     core.time = types.SimpleNamespace(time=clock.time)  # type: ignore[assignment]  # the series' clock
     m = LLMMetrics(env, "bench", [], GoodputSLO(ttft_ms=1000, tpot_ms=100), "", "")
     env.events.request.add_listener(m.on_request)
+    if args.role == "worker":
+        m.series.keep_totals = False  # as llm_metrics.hooks sets it on a worker
     rng = random.Random(1)
     pool = [make_call(rng, i, args.tokens) for i in range(2000)]  # reused: the records themselves are not kept
     fire = env.events.request.fire

@@ -160,6 +160,17 @@ class LLMMetrics(Extensions):
         scenario = str(ctx.get("scenario", "default"))
         blocked = ctx.get("blocked")
         delays = ctx.get("llm_read_delays_ms") if rec is not None else None
+        tokens = None
+        ttft_ms = None
+        good = False
+        if rec is not None:
+            self.calls[0] += 1
+            if rec.ok:
+                self.calls[1] += 1
+                good = meets_slo(rec, self.goodput)  # once, for the store's goodput and the series
+                tokens = rec.output_tokens
+                if rec.t_first_content is not None and rec.stream:
+                    ttft_ms = (rec.t_first_content - rec.t_start) * 1000.0
         # the store, and the capacity search's step window when one is open, see the same request
         for store in (self.store,) if self.window is None else (self.store, self.window):
             store.record_request(
@@ -172,20 +183,9 @@ class LLMMetrics(Extensions):
                 blocked=blocked,
             )
             if rec is not None:
-                store.record_call(rec, self.goodput)
+                store.record_call(rec, self.goodput, good if rec.ok else None)
             if delays:
                 store.add_many(READ_DELAY, {"scenario": scenario}, delays)
-        tokens = None
-        ttft_ms = None
-        good = False
-        if rec is not None:
-            self.calls[0] += 1
-            if rec.ok:
-                self.calls[1] += 1
-                good = meets_slo(rec, self.goodput)
-                tokens = rec.output_tokens
-                if rec.t_first_content is not None and rec.stream:
-                    ttft_ms = (rec.t_first_content - rec.t_start) * 1000.0
         now = time.time()
         if context is not None:  # the same second for every per-second series of this call (live charts)
             context["llm_ended_at"] = now

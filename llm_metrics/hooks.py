@@ -118,6 +118,9 @@ def _on_init(environment: Any, *, suite: str, default_thresholds: str, registry:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         environment.events.report_to_master.add_listener(m.on_report_to_master)
+        # a worker sends its per-second series in each report and never reads it (recovery, live charts,
+        # the summary's series are the master's): it keeps only the seconds not yet sent
+        m.series.keep_totals = False
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(m.on_worker_report)
         install_worker_tracking(environment, m)

@@ -30,7 +30,10 @@ index, then differences, mostly 1, one byte each in msgpack) and ``counts`` the 
 from __future__ import annotations
 
 import math
+from collections import _count_elements as _count_into  # type: ignore[attr-defined]
 from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import mul as _mul
 from typing import Any
 
 __all__ = [
@@ -145,14 +148,9 @@ class Histogram:
         hi = max(vals)
         # s - s == 0 rules out NaN and infinities anywhere in the batch (they make the sum NaN or inf).
         if lo > ZERO_FLOOR and hi <= _MAX_VALUE and s - s == 0:
-            b = self.buckets
-            get = b.get
-            log = _log
-            ceil = _ceil
-            k = _INV_LOG_GAMMA
-            for v in vals:
-                i = ceil(log(v) * k)
-                b[i] = get(i, 0) + 1
+            # the same index as ``record`` (ceil(log(v) * k)), computed and counted in C: map chains and
+            # collections' counting helper (``Counter.update``'s), about 0.8x the instructions of a loop
+            _count_into(self.buckets, map(_ceil, map(_mul, map(_log, vals), repeat(_INV_LOG_GAMMA))))
             self.count += len(vals)
             self.sum += s
             self.min = min(self.min, lo)

@@ -18,8 +18,10 @@ series whose tag values are all ``"__other__"`` (same keys), and ``overflowed`` 
 metric, so a tag carrying e.g. a request id cannot eat the memory; ``warnings()`` reports it.
 
 Hot path. ``record_call`` caches, per (scenario, name, prompt, status, extra tags), the tag tuple and the
-live histograms it feeds, so a call costs the metric math plus one dict lookup and one ``record`` per value
-(the chunk gaps go through ``Histogram.record_many``).
+live cells it feeds (histograms, goodput, token-source count), and ``record_request`` per request key its
+tags and live cells, so a call costs the metric math plus one dict lookup and one ``record`` per value
+(the chunk gaps go through ``Histogram.record_many``); the live cells are forgotten with the live part
+(``take_delta``).
 
 Duration. ``mark_start``/``mark_stop`` (wall clock) give ``duration_s``, the denominator of the ``rate``
 aggregation of counters (count per second).
@@ -96,13 +98,26 @@ class RateValue:
 class _CallSeries:
     """Cached per call key: the tags and the live cells a call writes to."""
 
-    __slots__ = ("goodput", "hists", "source_key", "tags")
+    __slots__ = ("goodput", "hists", "source_cell", "tags")
 
     def __init__(self, tags: Tags) -> None:
         self.tags = tags
         self.hists: dict[str, Histogram] = {}
         self.goodput: list[int] | None = None
-        self.source_key: dict[str, Tags] = {}
+        self.source_cell: dict[str, tuple[dict[Tags, float], Tags]] = {}
+        """Per output-token source: the live ``llm_token_source`` series and the tags to count under."""
+
+
+class _RequestCells:
+    """Cached per request key (``record_request``): the tags and the live cells a request writes to."""
+
+    __slots__ = ("duration", "failed", "reqs", "reqs_tags", "tags")
+
+    def __init__(self, tags: Tags, failed: list[int], reqs: tuple[dict[Tags, float], Tags]) -> None:
+        self.tags = tags
+        self.duration: Histogram | None = None
+        self.failed = failed
+        self.reqs, self.reqs_tags = reqs
 
 
 class MetricStore:
@@ -118,6 +133,7 @@ class MetricStore:
         self.overflowed: dict[str, int] = {}
         self._call_cache: dict[tuple[Any, ...], _CallSeries] = {}
         self._req_cache: dict[tuple[Any, ...], Tags] = {}
+        self._req_cells: dict[tuple[Any, ...], _RequestCells] = {}
         self.started_at: float | None = None
         self.stopped_at: float | None = None
 
@@ -230,11 +246,12 @@ class MetricStore:
         entry = self._call_cache[key] = _CallSeries(tags)
         return entry
 
-    def record_call(self, rec: CallRecord, goodput_slo: GoodputSLO | None = None) -> None:
+    def record_call(self, rec: CallRecord, goodput_slo: GoodputSLO | None = None, good: bool | None = None) -> None:
         """Record every metric of one LLM call (``calls.metric_values``), the token source and goodput.
 
         Tags: scenario, name, prompt, status (the failure status for a failed call) and ``rec.tags``.
-        ``goodput`` (a rate) is recorded only when ``goodput_slo`` sets at least one limit.
+        ``goodput`` (a rate) is recorded only when ``goodput_slo`` sets at least one limit; ``good`` is
+        ``meets_slo(rec, goodput_slo)`` when the caller has it already (computed here when None).
         """
         key = (rec.scenario, rec.name, rec.prompt, rec.status, rec.tags)
         entry = self._call_cache.get(key)
@@ -270,15 +287,17 @@ class MetricStore:
             if rec.stream
             else "unknown"
         )
-        stags = entry.source_key.get(source)
-        if stags is None:
-            stags = entry.source_key[source] = make_tags(dict(entry.tags) | {"source": source})
-        self.inc(TOKEN_SOURCE, stags)
+        cell = entry.source_cell.get(source)
+        if cell is None:
+            cell = entry.source_cell[source] = self._live_counter(
+                TOKEN_SOURCE, make_tags(dict(entry.tags) | {"source": source})
+            )
+        cell[0][cell[1]] += 1
         rsource = reasoning_token_source(rec)
         if rsource is not None:
             self.inc(REASONING_TOKEN_SOURCE, make_tags(dict(entry.tags) | {"source": rsource}))
         if goodput_slo is not None and not goodput_slo.empty:
-            self._goodput(entry, meets_slo(rec, goodput_slo))
+            self._goodput(entry, meets_slo(rec, goodput_slo) if good is None else good)
 
     def _goodput(self, entry: _CallSeries, good: bool) -> None:
         cell = entry.goodput
@@ -307,18 +326,35 @@ class MetricStore:
         response) leaves the duration out.
         """
         key = (name, method, status, scenario, extra_tags)
-        tags = self._req_cache.get(key)
-        if tags is None:
-            base = {"name": name, "method": method, "status": status, "scenario": scenario}
-            tags = self._req_cache[key] = make_tags(base | dict(extra_tags))
+        cells = self._req_cells.get(key)
+        if cells is None:
+            cells = self._request_cells(key)
+        tags = cells.tags
         if response_time_ms is not None:
-            self._live_hist(HTTP_REQ_DURATION, tags).record(response_time_ms)
-        self.rate(HTTP_REQ_FAILED, tags, failed)
-        self.inc(HTTP_REQS, tags)
+            h = cells.duration
+            if h is None:
+                h = cells.duration = self._live_hist(HTTP_REQ_DURATION, tags)
+            h.record(response_time_ms)
+        rate = cells.failed
+        if failed:
+            rate[0] += 1
+        rate[1] += 1
+        cells.reqs[cells.reqs_tags] += 1
         if blocked:
             self.inc(blocked, tags)
         elif str(status) == "429":
             self.inc(REQUESTS_BLOCKED, tags)
+
+    def _request_cells(self, key: tuple[Any, ...]) -> _RequestCells:
+        """The tags of a request key (cached for the store's life) and its live cells (until ``take_delta``)."""
+        name, method, status, scenario, extra_tags = key
+        tags = self._req_cache.get(key)
+        if tags is None:
+            base = {"name": name, "method": method, "status": status, "scenario": scenario}
+            tags = self._req_cache[key] = make_tags(base | dict(extra_tags))
+        failed = self._live_rate(HTTP_REQ_FAILED, tags)
+        cells = self._req_cells[key] = _RequestCells(tags, failed, self._live_counter(HTTP_REQS, tags))
+        return cells
 
     def clear(self) -> None:
         """Forget every series, count and the run's start and stop (Locust's "Reset stats", a new run)."""
@@ -334,6 +370,7 @@ class MetricStore:
             fold(self._base, live)
         self._live = Part()
         self._call_cache.clear()
+        self._req_cells.clear()
         return wire
 
     def merge_wire(self, wire: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_metrics.engine.histogram import Histogram, bucket_index, bucket_value, nearest_rank
+from llm_metrics.engine.histogram import GAMMA, Histogram, bucket_index, bucket_value, nearest_rank
 
 PERCENTILES = [0, 0.1, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 100]
 
@@ -128,6 +128,37 @@ def test_record_and_record_many_agree_including_special_values() -> None:
     many.record_many(iter(values))
     assert one == many
     assert one.buckets == many.buckets
+
+
+def _near_bucket_edges(i: int, step: int) -> list[float]:
+    """Floats at and around the bound of bucket ``i`` (gamma ** i), ``step`` floats apart."""
+    edge = GAMMA**i
+    out = [edge]
+    lo = hi = edge
+    for _ in range(8):
+        for _ in range(step):
+            lo = math.nextafter(lo, 0.0)
+            hi = math.nextafter(hi, math.inf)
+        out += [lo, hi]
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1e-9, max_value=1e300, allow_nan=False), min_size=1, max_size=80),
+    st.integers(min_value=-2000, max_value=68000),
+    st.integers(min_value=1, max_value=3),
+)
+def test_record_many_files_every_value_in_the_bucket_record_does(values: list[float], i: int, step: int) -> None:
+    # record_many computes the bucket indexes in C (map chains); they must be record's, also at the bucket edges
+    values = values + _near_bucket_edges(i, step)
+    one = Histogram()
+    for v in values:
+        one.record(v)
+    many = Histogram()
+    many.record_many(values)
+    assert many.buckets == one.buckets
+    assert (many.count, many.min, many.max, many.zero) == (one.count, one.min, one.max, one.zero)
 
 
 def test_percentile_outside_0_100_is_an_error() -> None:
