@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -94,9 +95,24 @@ class LocustRun:
         return hits, total
 
 
+_FREE_PORTS = range(20000, 32768)
+"""Below Linux's ephemeral range (32768-60999): the kernel never hands these out as the source port of a
+connection, so the many connections of tests running at once cannot take a port between this check and the
+server's bind (a port from ``bind(0)`` is ephemeral: one was taken that way, "Address already in use")."""
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
-    with socket.socket() as s:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts), outside the ephemeral range."""
+    rng = random.Random()  # seeded by the OS: test processes running at once pick different ports
+    for _ in range(50):
+        port = rng.choice(_FREE_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # every try taken: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
