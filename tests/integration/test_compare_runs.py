@@ -74,10 +74,12 @@ def test_a_slower_mock_run_is_flagged_and_exits_1(tmp_path: Path) -> None:
     text = compare(str(base), str(slow), "--only-flagged")
     assert text.returncode == 1 and "✗  llm_ttft_ms" in text.stdout
 
-    # faster is better, not a regression (latency metrics only: a 4 s run's scheduling jitter is not the subject)
-    better = compare(str(slow), str(base), "--json", "-", "--metric", "llm_tt*", "--metric", "llm_total_ms")
-    assert better.returncode == 0, better.stdout[-3000:]
-    assert ("llm_ttft_ms", "p50") in flagged(json.loads(better.stdout), "better")
+    # faster is better, not a regression: the metrics the mock's TTFT moves (not TTFB, the headers' ~1 ms, whose
+    # relative jitter between two short runs is the machine's; "llm_tt*" took it in and failed 1 run in 3 in phase 1)
+    better = compare(str(slow), str(base), "--json", "-", "--metric", "llm_ttft_ms", "--metric", "llm_total_ms")
+    faster = json.loads(better.stdout)
+    assert better.returncode == 0, flagged(faster, "regression")
+    assert ("llm_ttft_ms", "p50") in flagged(faster, "better")
 
     # the HTML report of the first run, written after the verdict
     assert f"HTML report written to {report}" in base_output
