@@ -43,6 +43,24 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILES = ROOT / "locustfiles"
 
 
+def hist_of(doc: dict[str, Any], metric: str, **filt: str) -> Histogram:
+    """The merge of every series of ``metric`` in a JSON summary (or a worker's record) whose tags contain ``filt``."""
+    h = Histogram()
+    for m in doc["metrics"]:
+        if m["name"] == metric and all(m["tags"].get(k) == v for k, v in filt.items()):
+            h.merge(Histogram.from_wire(m["hist"]))
+    return h
+
+
+def count_of(doc: dict[str, Any], metric: str, **filt: str) -> float:
+    """The sum of the counters ``metric`` in a JSON summary (or a worker's record) whose tags contain ``filt``."""
+    return sum(
+        c["count"]
+        for c in doc["counters"]
+        if c["name"] == metric and all(c["tags"].get(k) == v for k, v in filt.items())
+    )
+
+
 @dataclass
 class LocustRun:
     returncode: int
@@ -71,19 +89,22 @@ class LocustRun:
     def hist(self, metric: str, **filt: str) -> Histogram:
         """The merge of every series of ``metric`` whose tags contain ``filt``."""
         assert self.summary is not None, self.output[-3000:]
-        h = Histogram()
-        for m in self.summary["metrics"]:
-            if m["name"] == metric and all(m["tags"].get(k) == v for k, v in filt.items()):
-                h.merge(Histogram.from_wire(m["hist"]))
-        return h
+        return hist_of(self.summary, metric, **filt)
 
     def counter(self, metric: str, **filt: str) -> float:
         assert self.summary is not None, self.output[-3000:]
-        return sum(
-            c["count"]
-            for c in self.summary["counters"]
-            if c["name"] == metric and all(c["tags"].get(k) == v for k, v in filt.items())
-        )
+        return count_of(self.summary, metric, **filt)
+
+    def worker_counts(self, metric: str, **filt: str) -> list[float]:
+        """``counter`` in each worker's own record, by worker index."""
+        return [count_of(v, metric, **filt) for _, v in sorted(self.views().items())]
+
+    def workers_hist(self, metric: str, **filt: str) -> Histogram:
+        """The union of what the workers measured of ``metric`` (their own records), to hold against ``hist``."""
+        union = Histogram()
+        for view in self.views().values():
+            union.merge(hist_of(view, metric, **filt))
+        return union
 
     def rate(self, metric: str, **filt: str) -> tuple[int, int]:
         assert self.summary is not None, self.output[-3000:]

@@ -50,6 +50,13 @@ def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=20_000)
 
 
+def start_from_form(page: Any, users: int) -> None:
+    """Start the run from Locust's swarm form, as a person does: ``users`` Users, all spawned in the first second."""
+    page.fill("input[name=userCount]", str(users))
+    page.fill("input[name=spawnRate]", str(users))
+    page.get_by_role("button", name="Start").click()
+
+
 def artifact(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name

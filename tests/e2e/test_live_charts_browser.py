@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mock_llm.testing import MockProcess
-from tests.e2e.browser import LocustWeb, artifact, launch, require_chromium
+from tests.e2e.browser import LocustWeb, artifact, launch, require_chromium, start_from_form
 
 pytestmark = pytest.mark.slow
 
@@ -58,9 +58,7 @@ def test_live_charts_update_stay_after_stop_and_match_the_summary(tmp_path: Path
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1100})
             page.goto(web.url)
-            page.fill("input[name=userCount]", "6")
-            page.fill("input[name=spawnRate]", "6")
-            page.get_by_role("button", name="Start").click()
+            start_from_form(page, 6)
             page.get_by_role("tab", name="LLM metrics").click()
             page.wait_for_selector("#llm-live-frame", timeout=10_000)
             frame = page.frame_locator("#llm-live-frame")

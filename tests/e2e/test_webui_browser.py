@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
-from tests.e2e.browser import LocustWeb, artifact, launch, require_chromium
+from tests.e2e.browser import LocustWeb, artifact, launch, require_chromium, start_from_form
+from tests.support import hist_of
 
 pytestmark = pytest.mark.slow
 
@@ -68,10 +68,7 @@ def test_llm_tab_shows_live_ttft_that_matches_the_summary(tmp_path: Path) -> Non
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(web.url)
-            # start the run from the form, as a person does
-            page.fill("input[name=userCount]", "6")
-            page.fill("input[name=spawnRate]", "6")
-            page.get_by_role("button", name="Start").click()
+            start_from_form(page, 6)
             page.get_by_role("tab", name="LLM metrics").click()
             live = wait_for(lambda: ttft_p50(page, "chat_stream", "short"), 15, "live TTFT in the LLM tab", web)
             assert live == pytest.approx(TTFT_MS, rel=0.15), live
@@ -95,11 +92,7 @@ def test_llm_tab_shows_live_ttft_that_matches_the_summary(tmp_path: Path) -> Non
         web.quit()
         summary = web.summary()
     # the tab's final p50 is the summary's, within the display rounding (2 decimals)
-    want = {"scenario": "chat_stream", "prompt": "short", "status": "200"}
-    h = Histogram()
-    for m in summary["metrics"]:
-        if m["name"] == "llm_ttft_ms" and all(m["tags"].get(k) == v for k, v in want.items()):
-            h.merge(Histogram.from_wire(m["hist"]))
+    h = hist_of(summary, "llm_ttft_ms", scenario="chat_stream", prompt="short", status="200")
     expected = h.percentile(50)
     assert expected is not None and h.count >= 10, summary["metrics"]
     assert final == pytest.approx(expected, abs=0.006), (final, expected)

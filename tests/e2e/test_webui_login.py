@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mock_llm.testing import MockProcess
-from tests.e2e.browser import LocustWeb, artifact, free_port, launch, require_chromium
+from tests.e2e.browser import LocustWeb, artifact, free_port, launch, require_chromium, start_from_form
 from tests.support import LOCUSTFILES, ROOT, locust_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -124,9 +124,7 @@ def test_login_guards_the_tabs_and_routes_and_lets_the_right_password_in(tmp_pat
             page.fill("input[name=password]", PASSWORD)
             page.locator("form button[type=submit]").click()
             page.locator("input[name=userCount]").wait_for(timeout=15_000)  # the start form: logged in
-            page.fill("input[name=userCount]", "2")
-            page.fill("input[name=spawnRate]", "2")
-            page.get_by_role("button", name="Start").click()
+            start_from_form(page, 2)
             page.get_by_role("tab", name="LLM metrics").wait_for(timeout=15_000)
             page.screenshot(path=str(artifact("webui-after-login.png")))
             page.get_by_role("tab", name="LLM metrics").click()

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
 from tests.support import run_distributed
 
@@ -36,15 +35,11 @@ def test_master_and_two_workers_merge_exactly(tmp_path: Path) -> None:
     # the same request count as the mock received, and as the two workers together
     sent = stats["requests"]["POST /v1/chat/completions"]
     assert run.counter("http_reqs") == sent
-    per_worker = [sum(c["count"] for c in v["counters"] if c["name"] == "http_reqs") for v in views]
+    per_worker = run.worker_counts("http_reqs")
     assert sum(per_worker) == sent and all(n > 0 for n in per_worker)
 
     # the merged TTFT histogram is exactly the union of what the workers measured
-    union = Histogram()
-    for v in views:
-        for m in v["metrics"]:
-            if m["name"] == "llm_ttft_ms":
-                union.merge(Histogram.from_wire(m["hist"]))
+    union = run.workers_hist("llm_ttft_ms")
     merged = run.hist("llm_ttft_ms")
     assert merged == union
     for p in (50, 95, 99):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from llm_metrics.engine.histogram import Histogram
 from mock_llm.testing import MockProcess
 from tests.support import free_port, run_locust
 
@@ -40,15 +39,11 @@ def test_processes_2_share_the_arrivals_and_merge_the_metrics(tmp_path: Path) ->
     # the master's merged counts are what the mock received, and both workers took part
     sent = stats["requests"]["POST /v1/chat/completions"]
     assert run.counter("http_reqs") == sent > 0
-    per_worker = [sum(c["count"] for c in v["counters"] if c["name"] == "http_reqs") for v in views]
+    per_worker = run.worker_counts("http_reqs")
     assert sum(per_worker) == sent and all(n > 0 for n in per_worker)
 
     # the merged TTFT histogram is exactly the union of the workers' own
-    union = Histogram()
-    for v in views:
-        for m in v["metrics"]:
-            if m["name"] == "llm_ttft_ms":
-                union.merge(Histogram.from_wire(m["hist"]))
+    union = run.workers_hist("llm_ttft_ms")
     assert run.hist("llm_ttft_ms") == union and union.count > 0
 
     # each worker ran its own share of the one schedule: shares 0 and 1 of 2, together the asked rate

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from llm_metrics.engine.histogram import Histogram
 from llm_metrics.outputs.requests_log import LINE_KEYS, summary_from_requests
 from mock_llm.testing import MockProcess
-from tests.support import ROOT, LocustRun, run_distributed, run_locust
+from tests.support import ROOT, LocustRun, count_of, hist_of, run_distributed, run_locust
 
 pytestmark = pytest.mark.slow
 
@@ -85,13 +84,10 @@ def test_one_line_per_call_in_a_local_run(tmp_path: Path) -> None:
 
     # read back: the same TTFT histogram as the run's (same values, same buckets), the same request count
     doc = summary_from_requests(out)
-    back = Histogram()
-    for m in doc["metrics"]:
-        if m["name"] == "llm_ttft_ms":
-            back.merge(Histogram.from_wire(m["hist"]))
+    back = hist_of(doc, "llm_ttft_ms")
     assert back.count == run.hist("llm_ttft_ms").count
     assert back.percentile(50) == pytest.approx(run.hist("llm_ttft_ms").percentile(50), rel=0.006)
-    assert sum(c["count"] for c in doc["counters"] if c["name"] == "http_reqs") == len(lines)
+    assert count_of(doc, "http_reqs") == len(lines)
 
     # the CLI tools take the file where they take a summary
     cmp = subprocess.run(
