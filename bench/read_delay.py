@@ -99,6 +99,14 @@ def main() -> int:
                 f"| {statistics.median(tps):,.0f} | {statistics.median(cpu):.0%} | {runs[best].mock_cpu:.0%} "
                 f"| {sum(r.probe['steady']['failures'] for r in runs)} | {min(loads):.2f}-{max(loads):.2f} |"
             )
+    print_results(rows, guard_lines, crossed, levels[-1], args.limit_ms, runs[-1].command)
+    return 0
+
+
+def print_results(
+    rows: list[str], guard_lines: list[str], crossed: int | None, top: int, limit_ms: float, command: str
+) -> None:
+    """The table of every level, where p99 crossed the limit, and the guard's line of each run."""
     print()
     print(machine())
     print()
@@ -109,13 +117,12 @@ def main() -> int:
     print("\n".join(rows))
     print()
     if crossed is None:
-        print(f"p99 stayed at or below {args.limit_ms:g} ms up to {levels[-1]:,} open streams (best run of each level)")
+        print(f"p99 stayed at or below {limit_ms:g} ms up to {top:,} open streams (best run of each level)")
     else:
-        print(f"p99 first above {args.limit_ms:g} ms at {crossed:,} open streams (best run of the level)")
+        print(f"p99 first above {limit_ms:g} ms at {crossed:,} open streams (best run of the level)")
     print("the saturation guard's per-process line of each run:")
     print("\n".join(f"  {line}" for line in guard_lines))
-    print("command of the last run, as run:", runs[-1].command)
-    return 0
+    print("command of the last run, as run:", command)
 
 
 def guard_line(summary: dict[str, Any]) -> str:
