@@ -32,6 +32,7 @@ __all__ = [
     "CLIENT_TOKENS_READ",
     "LoadBands",
     "band_label",
+    "band_low",
     "band_range",
     "bands_from_store",
     "limit_text",
@@ -62,10 +63,15 @@ def open_calls_band(n: int) -> str:
     return _LABELS[i] if i < len(_LABELS) else str(n)
 
 
+def band_low(top: int) -> int:
+    """The fewest open calls of the band ``top``: ``200`` -> 101, ``1`` -> 1, ``0`` -> 0."""
+    i = bisect_left(_LADDER, top)
+    return _LADDER[i - 1] + 1 if 0 < i < len(_LADDER) and _LADDER[i] == top else top
+
+
 def band_range(top: int) -> str:
     """``200`` -> ``"101-200"``, ``1`` -> ``"1"``, ``0`` -> ``"0"``."""
-    i = bisect_left(_LADDER, top)
-    low = _LADDER[i - 1] + 1 if 0 < i <= len(_LADDER) and top in _LADDER else top
+    low = band_low(top)
     return f"{top:,}" if low >= top else f"{low:,}-{top:,}"
 
 
@@ -158,6 +164,7 @@ def per_process_limit(bands: LoadBands | None, limit_ms: float, interval_s: floa
     out["also_over_below"] = [r["open_calls"] for r in judged if not r["within"] and best and r["band"] < best["band"]]
     out["limit_open_calls"] = best["max_open_calls"] if best else None
     out["processes_needed"] = None
+    out["processes_at_least"] = None
     if best is not None and over:
         out["status"] = "limit_found"
         limit = best["max_open_calls"] or best["band"]
@@ -166,12 +173,18 @@ def per_process_limit(bands: LoadBands | None, limit_ms: float, interval_s: floa
         out["status"] = "all_within"
     elif over:
         out["status"] = "all_over"
+        below = band_low(over[0]["band"]) - 1  # the limit is at most this many open calls
+        if below >= 1:
+            out["processes_at_least"] = max(1, math.ceil(out["held_total"] / below))
     elif any(r["band"] > 0 for r in rows):
         out["status"] = "too_little_data"
     else:
         out["status"] = "not_measured"
     out["text"] = limit_text(out)
     return out
+
+
+_ADVICE = "--processes N on this machine, or more workers"
 
 
 def _n(x: float | None) -> str:
@@ -203,10 +216,13 @@ def limit_text(f: Mapping[str, Any]) -> str:
         )
     if status == "all_over":
         o = f["over"]
-        return (
+        text = (
             f"per process: event-loop lag p99 over {limit} already at {band_label(o['band'])} (p99 "
             f"{_ms(o['lag_p99_ms'])}), the lowest load judged: the limit is lower. {held}"
         )
+        if f["processes_at_least"] is not None:
+            text += f": for p99 <= {limit} run at least {f['processes_at_least']} processes ({_ADVICE})"
+        return text
     w = f["within"]
     text = f"per process: event-loop lag p99 <= {limit} {_within_part(w)}"
     if f["also_over_below"]:
@@ -216,5 +232,5 @@ def limit_text(f: Mapping[str, Any]) -> str:
     o = f["over"]
     return (
         f"{text}; over it at {band_label(o['band'])} (p99 {_ms(o['lag_p99_ms'])}). {held}: for p99 <= {limit} "
-        f"run about {f['processes_needed']} processes (--processes N on this machine, or more workers)"
+        f"run about {f['processes_needed']} processes ({_ADVICE})"
     )

@@ -77,7 +77,7 @@ def test_the_saturation_guard_prints_what_one_process_held_within_the_lag_limit(
     assert f"\n  {pp['text']}\n" in run.output
     if pp["status"] == "all_within":
         assert pp["text"].startswith("per process: event-loop lag p99 <= 10 ms up to 4 open LLM calls (about ")
-    assert pp["text"].endswith("This run held up to 4 open calls in one process (8 in all, 2 processes)")
+    assert "This run held up to 4 open calls in one process (8 in all, 2 processes)" in pp["text"]
     # the per-band series are in the JSON's metrics, tagged per process and band, not in the console's table
     tags = {tuple(sorted(m["tags"].items())) for m in run.summary["metrics"] if m["name"] == "client_open_calls"}
     assert tags >= {(("open_calls", "5"), ("process", f"worker{i}")) for i in range(2)}

@@ -12,6 +12,7 @@ from llm_metrics.monitors.load_limit import (
     CLIENT_LAG_AT_LOAD,
     CLIENT_OPEN_CALLS,
     CLIENT_TOKENS_READ,
+    band_low,
     band_range,
     bands_from_store,
     open_calls_band,
@@ -37,6 +38,7 @@ def test_open_calls_fall_into_log_spaced_bands_named_by_their_top() -> None:
     assert {n: open_calls_band(n) for n in cases} == cases
     assert open_calls_band(10**9) == "1000000000"  # beyond the ladder: its own band
     assert [band_range(b) for b in (0, 1, 2, 5, 200, 1000)] == ["0", "1", "2", "3-5", "101-200", "501-1,000"]
+    assert [band_low(b) for b in (0, 1, 2, 5, 10, 200, 10**9)] == [0, 1, 2, 3, 6, 101, 10**9]
 
 
 def test_the_limit_is_the_highest_band_within_and_the_load_over_it_says_how_many_processes() -> None:
@@ -92,8 +94,10 @@ def test_too_little_data_over_the_limit_everywhere_or_nothing_open_is_said_not_l
     assert f["status"] == "all_over" and f["over"]["open_calls"] == "101-200"
     assert f["text"].startswith("per process: event-loop lag p99 over 10 ms already at 101-200 open calls (p99 ")
     assert f["text"].endswith(
-        "the lowest load judged: the limit is lower. This run held up to 150 open calls in one process"
-    )
+        "the lowest load judged: the limit is lower. This run held up to 150 open calls in one process: for p99 "
+        "<= 10 ms run at least 2 processes (--processes N on this machine, or more workers)"
+    )  # the limit is 100 open calls or fewer: 150 need 2 processes or more
+    assert f["processes_at_least"] == 2 and f["processes_needed"] is None
     idle = MetricStore()
     _probe(idle, "local", 0, [0.1] * 200, 0.0)  # the probe ran, no LLM call open
     for bands in (bands_from_store(idle), None):
