@@ -170,3 +170,21 @@ def test_llm_call_counts_itself_open_and_closed_when_it_fails() -> None:
         llm_call(Broken(), "/v1/chat/completions", {}, stream=True, scenario="s")
     assert seen == [before[0] + 1]
     assert list(gauge.LOAD) == before
+
+
+def test_the_html_report_shows_the_line_and_each_band_with_its_verdict() -> None:
+    from llm_metrics.outputs.report_sections import trust_section
+
+    store = MetricStore()
+    _probe(store, "local", 3, [0.5] * 40, 60.0)
+    _probe(store, "local", 180, [1.0] * 300, 3600.0)
+    _probe(store, "local", 900, [70.0] * 200, 18000.0)
+    _, figures = judge(None, None, SaturationRules(), bands_from_store(store))
+    html = trust_section({"load_generator": figures})
+    assert "per process: event-loop lag p99 &lt;= 10 ms up to 180 open LLM calls" in html
+    rows = [r.split("</tr>")[0] for r in html.split("<tr>")[2:]]
+    assert [(r.split("</td>")[0][4:], r.split("<td>")[-1].removesuffix("</td>")) for r in rows] == [
+        ("3-5", "not judged"),
+        ("101-200", "within"),
+        ("501-1,000", "over"),
+    ]
