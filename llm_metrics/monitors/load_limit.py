@@ -196,7 +196,8 @@ def _ms(x: float | None) -> str:
 
 
 def _within_part(r: Mapping[str, Any]) -> str:
-    tokens = f"about {_n(r['tokens_per_s'])} tokens/s read" if r["tokens_per_s"] is not None else "tokens/s not sampled"
+    t = r["tokens_per_s"]
+    tokens = "tokens/s not sampled" if t is None else f"about {_n(t)} tokens/s read" if t else "no streamed token read"
     return f"up to {_n(r['max_open_calls'])} open LLM calls ({tokens}; p99 {_ms(r['lag_p99_ms'])} at {r['open_calls']})"
 
 

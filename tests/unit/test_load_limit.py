@@ -188,3 +188,10 @@ def test_the_html_report_shows_the_line_and_each_band_with_its_verdict() -> None
         ("101-200", "within"),
         ("501-1,000", "over"),
     ]
+
+
+def test_a_run_without_streams_says_no_token_was_read_rather_than_zero_per_second() -> None:
+    store = MetricStore()
+    _probe(store, "local", 30, [1.0] * 200, 0.0)  # non-streamed calls: no token events
+    text = per_process_limit(bands_from_store(store), 10.0)["text"]
+    assert "up to 30 open LLM calls (no streamed token read; p99 1.0 ms at 21-50)" in text
