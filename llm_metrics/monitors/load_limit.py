@@ -195,10 +195,18 @@ def _ms(x: float | None) -> str:
     return "?" if x is None else f"{x:.1f} ms"
 
 
-def _within_part(r: Mapping[str, Any]) -> str:
+def _tokens(r: Mapping[str, Any]) -> str:
     t = r["tokens_per_s"]
-    tokens = "tokens/s not sampled" if t is None else f"about {_n(t)} tokens/s read" if t else "no streamed token read"
-    return f"up to {_n(r['max_open_calls'])} open LLM calls ({tokens}; p99 {_ms(r['lag_p99_ms'])} at {r['open_calls']})"
+    return "tokens/s not sampled" if t is None else f"about {_n(t)} tokens/s read" if t else "no streamed token read"
+
+
+def _within_part(r: Mapping[str, Any]) -> str:
+    p99 = _ms(r["lag_p99_ms"])
+    return f"up to {_n(r['max_open_calls'])} open LLM calls ({_tokens(r)}; p99 {p99} at {r['open_calls']})"
+
+
+def _over_part(r: Mapping[str, Any]) -> str:
+    return f"{band_label(r['band'])} (p99 {_ms(r['lag_p99_ms'])}; {_tokens(r)})"
 
 
 def limit_text(f: Mapping[str, Any]) -> str:
@@ -218,8 +226,8 @@ def limit_text(f: Mapping[str, Any]) -> str:
     if status == "all_over":
         o = f["over"]
         text = (
-            f"per process: event-loop lag p99 over {limit} already at {band_label(o['band'])} (p99 "
-            f"{_ms(o['lag_p99_ms'])}), the lowest load judged: the limit is lower. {held}"
+            f"per process: event-loop lag p99 over {limit} already at {_over_part(o)}, the lowest load judged: the "
+            f"limit is lower. {held}"
         )
         if f["processes_at_least"] is not None:
             text += f": for p99 <= {limit} run at least {f['processes_at_least']} processes ({_ADVICE})"
@@ -232,6 +240,6 @@ def limit_text(f: Mapping[str, Any]) -> str:
         return text + f": every load judged stayed within, the limit is at or above it. {held}"
     o = f["over"]
     return (
-        f"{text}; over it at {band_label(o['band'])} (p99 {_ms(o['lag_p99_ms'])}). {held}: for p99 <= {limit} "
+        f"{text}; over it at {_over_part(o)}. {held}: for p99 <= {limit} "
         f"run about {f['processes_needed']} processes ({_ADVICE})"
     )

@@ -58,9 +58,9 @@ def test_the_limit_is_the_highest_band_within_and_the_load_over_it_says_how_many
     assert f["processes_needed"] == 10  # 1,800 open calls in all / 180 per process
     assert f["text"] == (
         "per process: event-loop lag p99 <= 10 ms up to 180 open LLM calls (about 3,600 tokens/s read; p99 1.0 ms "
-        "at 101-200); over it at 501-1,000 open calls (p99 69.8 ms). This run held up to 900 open calls in one "
-        "process (1,800 in all, 2 processes): for p99 <= 10 ms run about 10 processes (--processes N on this "
-        "machine, or more workers)"
+        "at 101-200); over it at 501-1,000 open calls (p99 69.8 ms; about 18,000 tokens/s read). This run held "
+        "up to 900 open calls in one process (1,800 in all, 2 processes): for p99 <= 10 ms run about 10 processes "
+        "(--processes N on this machine, or more workers)"
     )
 
 
