@@ -180,6 +180,8 @@ def per_process_limit(bands: LoadBands | None, limit_ms: float, interval_s: floa
         out["status"] = "too_little_data"
     else:
         out["status"] = "not_measured"
+    idle = next((r for r in rows if r["band"] == 0 and r["probed_s"] >= MIN_BAND_S), None)
+    out["idle_lag_p99_ms"] = idle["lag_p99_ms"] if idle else None
     out["text"] = limit_text(out)
     return out
 
@@ -211,6 +213,13 @@ def _over_part(r: Mapping[str, Any]) -> str:
 
 def limit_text(f: Mapping[str, Any]) -> str:
     """The console line of ``per_process_limit``'s figures."""
+    idle = f.get("idle_lag_p99_ms")
+    if idle is not None and idle > f["limit_ms"]:  # the loop was late without LLM calls too: not their doing
+        return _limit_text(f) + f" (p99 {_ms(idle)} while no LLM call was open: something else blocks the loop)"
+    return _limit_text(f)
+
+
+def _limit_text(f: Mapping[str, Any]) -> str:
     status, limit = f["status"], f"{f['limit_ms']:g} ms"
     held = f"This run held up to {_n(f['held_per_process'])} open calls in one process"
     if f["processes"] > 1:

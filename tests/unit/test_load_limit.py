@@ -195,3 +195,14 @@ def test_a_run_without_streams_says_no_token_was_read_rather_than_zero_per_secon
     _probe(store, "local", 30, [1.0] * 200, 0.0)  # non-streamed calls: no token events
     text = per_process_limit(bands_from_store(store), 10.0)["text"]
     assert "up to 30 open LLM calls (no streamed token read; p99 1.0 ms at 21-50)" in text
+
+
+def test_a_loop_late_with_no_llm_call_open_is_named_as_not_the_calls_doing() -> None:
+    store = MetricStore()
+    _probe(store, "local", 0, [40.0] * 150, 0.0)  # something else (a listener, the machine) blocks the loop
+    _probe(store, "local", 1, [40.0] * 20, 20.0)
+    f = per_process_limit(bands_from_store(store), 10.0)
+    assert f["status"] == "too_little_data" and f["idle_lag_p99_ms"] == pytest.approx(40.0, rel=0.01)
+    assert f["text"].endswith(
+        "at 1 open call) (p99 40.0 ms while no LLM call was open: something else blocks the loop)"
+    )
