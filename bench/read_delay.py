@@ -11,6 +11,8 @@ warm-up (every User spawned and one whole stream read) count.
 merged metrics): the reading delays of all workers are merged, the rates and CPU shares added up, and each
 worker's own figures printed (per process: what a user multiplies). One process is pinned to core 1 (the mock has
 core 0); N > 1 processes get both cores (``--client-cores``, default ``0,1``), so the mock shares core 0 with them.
+Each run's saturation guard line (``per process: ...`` of the JSON summary's ``load_generator.per_process``: the
+open LLM calls one process held within the event-loop lag limit) is printed under its figures and again at the end.
 
 Usage: python bench/read_delay.py [--levels 10,100,1000,2000] [--duration 30] [--repeat 2] [--itl-ms 50]
        [--processes 1,2]
@@ -22,6 +24,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -48,6 +51,7 @@ def main() -> int:
     stream_s = (args.itl_ms * args.tokens + args.itl_ms) / 1000.0
     print(machine(), flush=True)
     rows = []
+    guard_lines: list[str] = []
     crossed: int | None = None
     env = {"SERVER_STAMPS": "true", "BENCH_TOKENS": str(args.tokens), "BENCH_METRICS": "1"}
     if args.reference:
@@ -78,6 +82,9 @@ def main() -> int:
                       f"p99.9 {d['p99.9']:.3f} ms  "
                       f"events {d['count']}  tokens/s {tps:,.0f}  locust cpu {r.cpu():.2f}  mock cpu {r.mock_cpu:.2f}  "
                       f"fail {r.probe['steady']['failures']}  load {loads[-1]:.2f}", flush=True)  # fmt: skip
+                guard = guard_line(r.summary)
+                guard_lines.append(f"{n:,} streams x {nproc} proc: {guard}")
+                print(f"      guard: {guard}", flush=True)
             p50s = [r.probe["read_delay_ms"]["p50"] for r in runs]
             p99s = [r.probe["read_delay_ms"]["p99"] for r in runs]
             p999 = [r.probe["read_delay_ms"]["p99.9"] for r in runs]
@@ -92,6 +99,14 @@ def main() -> int:
                 f"| {statistics.median(tps):,.0f} | {statistics.median(cpu):.0%} | {runs[best].mock_cpu:.0%} "
                 f"| {sum(r.probe['steady']['failures'] for r in runs)} | {min(loads):.2f}-{max(loads):.2f} |"
             )
+    print_results(rows, guard_lines, crossed, levels[-1], args.limit_ms, runs[-1].command)
+    return 0
+
+
+def print_results(
+    rows: list[str], guard_lines: list[str], crossed: int | None, top: int, limit_ms: float, command: str
+) -> None:
+    """The table of every level, where p99 crossed the limit, and the guard's line of each run."""
     print()
     print(machine())
     print()
@@ -102,11 +117,18 @@ def main() -> int:
     print("\n".join(rows))
     print()
     if crossed is None:
-        print(f"p99 stayed at or below {args.limit_ms:g} ms up to {levels[-1]:,} open streams (best run of each level)")
+        print(f"p99 stayed at or below {limit_ms:g} ms up to {top:,} open streams (best run of each level)")
     else:
-        print(f"p99 first above {args.limit_ms:g} ms at {crossed:,} open streams (best run of the level)")
-    print("command of the last run, as run:", runs[-1].command)
-    return 0
+        print(f"p99 first above {limit_ms:g} ms at {crossed:,} open streams (best run of the level)")
+    print("the saturation guard's per-process line of each run:")
+    print("\n".join(f"  {line}" for line in guard_lines))
+    print("command of the last run, as run:", command)
+
+
+def guard_line(summary: dict[str, Any]) -> str:
+    """The ``per process: ...`` line of a run's JSON summary (``load_generator.per_process.text``)."""
+    per_process = (summary.get("load_generator") or {}).get("per_process") or {}
+    return str(per_process.get("text") or "no per-process line in the run's JSON summary")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from llm_metrics.engine.store import MetricStore
 from llm_metrics.engine.thresholds import Threshold, ThresholdResult, abort_failures
 from llm_metrics.engine.timeseries import TimeSeries
 from llm_metrics.extensions import Extensions
+from llm_metrics.monitors.load_limit import BAND_TAG, bands_from_store
 from llm_metrics.monitors.selfmon import CLIENT_CPU, CLIENT_LOOP_LAG, SaturationRules, SelfMonitor, judge
 from llm_metrics.state import find_state
 
@@ -293,7 +294,10 @@ class LLMMetrics(Extensions):
         """Probe this process's event-loop lag and CPU share until ``stop_self_monitor`` (``selfmon``)."""
         if self.selfmon is None:
             tags = {"process": process}
-            self.selfmon = SelfMonitor(lambda metric, value: self.add(metric, tags, value))
+            self.selfmon = SelfMonitor(
+                lambda metric, value: self.add(metric, tags, value),
+                record_banded=lambda metric, band, value: self.add(metric, {**tags, BAND_TAG: band}, value),
+            )
             self.selfmon.start()
 
     def stop_self_monitor(self) -> None:
@@ -303,7 +307,8 @@ class LLMMetrics(Extensions):
 
     def load_generator(self) -> tuple[list[str], dict[str, Any]]:
         """The saturation guard on the merged self-measurements: findings and figures."""
-        return judge(self.store.select_hist(CLIENT_LOOP_LAG), self.store.select_hist(CLIENT_CPU), self.saturation)
+        lag, cpu = self.store.select_hist(CLIENT_LOOP_LAG), self.store.select_hist(CLIENT_CPU)
+        return judge(lag, cpu, self.saturation, bands_from_store(self.store))
 
     def call_counts(self) -> CallCounts:
         return CallCounts(total=self.calls[0], ok=self.calls[1])

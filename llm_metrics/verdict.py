@@ -22,6 +22,7 @@ from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.nodata import explain
 from llm_metrics.engine.store import HTTP_REQ_FAILED
 from llm_metrics.engine.thresholds import ThresholdResult, evaluate
+from llm_metrics.monitors.load_limit import BANDED_METRICS
 from llm_metrics.monitors.selfmon import ADVICE
 from llm_metrics.outputs import summary
 from llm_metrics.outputs.files import write_atomic
@@ -45,7 +46,9 @@ def finish(m: LLMMetrics) -> int | None:
     results = override[0] if override is not None else evaluate(m.thresholds, m.store)
     m.results = results = explain_no_data(m, results)
     meta = m.metadata()
-    text = summary.console_report(results, m.store, title=f"LLM load test: {m.suite}")
+    # the per-band series of the load generator are summed up in its "per process:" line, not listed row by row
+    shown = [name for name in m.store.metrics() if name not in BANDED_METRICS]
+    text = summary.console_report(results, m.store, title=f"LLM load test: {m.suite}", metrics=shown)
     for section in m.text_sections:
         text += "\n" + section()
     if m.aborted_by:
@@ -181,6 +184,9 @@ def format_load_generator(g: dict[str, Any]) -> str:
         parts.append(f"CPU avg {cpu['avg']:.0f}%, max {cpu['max']:.0f}% of a core")
     head = "LOAD GENERATOR: " + ("; ".join(parts) if parts else "not measured (no process ran Users)")
     lines = [head]
+    per_process = g.get("per_process")
+    if per_process and (parts or per_process["status"] != "not_measured"):
+        lines.append(f"  {per_process['text']}")
     if g.get("saturated"):
         verdict = "accepted by --accept-saturation" if g.get("accepted") else "the verdict is not trustworthy"
         lines.append(f"LOAD GENERATOR SATURATED: its own timings are distorted; {verdict}")

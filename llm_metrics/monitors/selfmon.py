@@ -12,14 +12,17 @@ Every process that runs Users (the local runner, each worker) runs a ``SelfMonit
   process uses one core; 100% is its ceiling).
 
 Both are recorded into the metric store (tag ``process``: ``local`` or ``worker<N>``), merged on the master
-like every metric, and usable in thresholds.
+like every metric, and usable in thresholds. With ``record_banded``, each lag sample is recorded again with the
+band of LLM calls open in the process (``gauge.LOAD``), with the open calls themselves, and each second the token
+events read per second: ``load_limit`` finds from them how much one process held within the lag limit.
 
 The saturation guard (``SaturationRules``, the ``saturation:`` key of the thresholds file) judges the merged
 data: loop lag p99 over ``loop_lag_p99_ms`` (10 ms), or CPU at or above ``cpu_pct`` (90%) for more than
 ``cpu_share`` (10%) of the seconds sampled (judged from ``MIN_JUDGED_S`` seconds of lag probing and ``MIN_CPU_SECONDS``
 seconds of CPU samples on: fewer are a start-up, not a run). A saturated generator distorts its own timings: the verdict
 is not trustworthy (exit 98) and the console says ``LOAD GENERATOR SATURATED`` with the figures and what
-to do. ``saturation: false`` turns the guard off.
+to do. ``saturation: false`` turns the guard off. Every run also gets the per-process limit (``load_limit``:
+``per_process`` in the figures), saturated or not.
 
 The rules and their judgement are pure; ``SelfMonitor`` uses gevent, not Locust.
 """
@@ -32,6 +35,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_metrics.engine.histogram import GAMMA, Histogram, bucket_value
+from llm_metrics.monitors.gauge import LOAD
+from llm_metrics.monitors.load_limit import (
+    CLIENT_LAG_AT_LOAD,
+    CLIENT_OPEN_CALLS,
+    CLIENT_TOKENS_READ,
+    LoadBands,
+    open_calls_band,
+    per_process_limit,
+)
 
 __all__ = [
     "CLIENT_CPU",
@@ -114,8 +126,11 @@ def share_at_or_above(h: Histogram, x: float) -> float:
     return n / h.count
 
 
-def judge(lag: Histogram | None, cpu: Histogram | None, rules: SaturationRules) -> tuple[list[str], dict[str, Any]]:
-    """Why the generator was saturated (empty: it was not), and the figures for the summary."""
+def judge(
+    lag: Histogram | None, cpu: Histogram | None, rules: SaturationRules, bands: LoadBands | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """Why the generator was saturated (empty: it was not), and the figures for the summary (``per_process``:
+    the per-process limit found in ``bands``, ``load_limit.per_process_limit``)."""
     figures: dict[str, Any] = {"rules": {k: getattr(rules, k) for k in ("enabled", *_KEYS)}}
     findings: list[str] = []
     if lag is not None and lag.count:
@@ -144,20 +159,24 @@ def judge(lag: Histogram | None, cpu: Histogram | None, rules: SaturationRules) 
             )
     figures["saturated"] = bool(findings)
     figures["findings"] = findings
+    figures["per_process"] = per_process_limit(bands, rules.loop_lag_p99_ms, LAG_INTERVAL_S)
     return findings, figures
 
 
 class SelfMonitor:
-    """Loop-lag probe and CPU sampler of one process (gevent greenlets); ``record(metric, value)`` stores."""
+    """Loop-lag probe and CPU sampler of one process (gevent greenlets); ``record(metric, value)`` stores, and
+    ``record_banded(metric, band, value)`` (optional) stores with the open-calls band (module docstring)."""
 
     def __init__(
         self,
         record: Callable[[str, float], None],
         *,
+        record_banded: Callable[[str, str, float], None] | None = None,
         lag_interval_s: float = LAG_INTERVAL_S,
         cpu_interval_s: float = CPU_INTERVAL_S,
     ) -> None:
         self.record = record
+        self.record_banded = record_banded
         self.lag_interval_s = lag_interval_s
         self.cpu_interval_s = cpu_interval_s
         self._greenlets: list[Any] = []
@@ -183,22 +202,30 @@ class SelfMonitor:
         loop = gevent.get_hub().loop
         interval = self.lag_interval_s
         perf = time.perf_counter
-        record = self.record
+        record, banded, load = self.record, self.record_banded, LOAD
         while True:
             loop.update_now()  # the timer counts from now, not from the loop's cached time
             asked = perf()
             gevent.sleep(interval)
             late_ms = (perf() - asked - interval) * 1000.0
-            record(CLIENT_LOOP_LAG, late_ms if late_ms > 0.0 else 0.0)
+            lag = late_ms if late_ms > 0.0 else 0.0
+            record(CLIENT_LOOP_LAG, lag)
+            if banded is not None:
+                n = load[0]  # the calls open as the probe woke: the load it was late under
+                band = open_calls_band(n)
+                banded(CLIENT_LAG_AT_LOAD, band, lag)
+                banded(CLIENT_OPEN_CALLS, band, float(n))
 
     def _cpu_loop(self) -> None:
         import gevent
 
-        perf, cpu = time.perf_counter, time.process_time
-        w0, c0 = perf(), cpu()
+        perf, cpu, load = time.perf_counter, time.process_time, LOAD
+        w0, c0, t0 = perf(), cpu(), load[1]
         while True:
             gevent.sleep(self.cpu_interval_s)
-            w1, c1 = perf(), cpu()
+            w1, c1, t1 = perf(), cpu(), load[1]
             if w1 > w0:
                 self.record(CLIENT_CPU, 100.0 * (c1 - c0) / (w1 - w0))
-            w0, c0 = w1, c1
+                if self.record_banded is not None:
+                    self.record_banded(CLIENT_TOKENS_READ, open_calls_band(load[0]), (t1 - t0) / (w1 - w0))
+            w0, c0, t0 = w1, c1, t1

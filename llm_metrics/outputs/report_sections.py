@@ -26,6 +26,7 @@ __all__ = [
     "metrics_section",
     "num_cell",
     "overview_section",
+    "per_process_section",
     "rates_section",
     "run_section",
     "thresholds_section",
@@ -204,6 +205,7 @@ def trust_section(doc: Mapping[str, Any]) -> str:
     if rows:
         parts.append("<p>Load generator (every process that ran Users):</p>")
         parts.append(html_table(["metric", "samples", "p50", "p99", "max"], rows, 1))
+    parts.append(per_process_section(gen.get("per_process")))
     arr = doc.get("arrivals")
     if isinstance(arr, Mapping) and "expected" in arr:
         row = "".join(f"<td class='n'>{num_cell(arr.get(k))}</td>" for k in ("expected", "issued", "sent", "dropped"))
@@ -212,6 +214,26 @@ def trust_section(doc: Mapping[str, Any]) -> str:
         for problem in arr.get("problems") or []:
             parts.append(f'<p class="warn">SCHEDULE NOT KEPT: {_e(problem)}</p>')
     return "".join(parts) or '<p class="muted">Nothing measured.</p>'
+
+
+def per_process_section(pp: Any) -> str:
+    """The per-process limit (``load_generator.per_process``): its line and the lag p99 at each open-calls band."""
+    if not isinstance(pp, Mapping) or not pp.get("text"):
+        return ""
+    out = f"<p>{_e(pp['text'])}</p>"
+    rows = []
+    for b in pp.get("bands") or []:
+        verdict = "not judged" if not b.get("judged") else ("within" if b.get("within") else "over")
+        nums = [b.get(k) for k in ("max_open_calls", "samples", "probed_s", "lag_p99_ms", "tokens_per_s")]
+        rows.append(
+            f"<tr><td>{_e(b.get('open_calls'))}</td>"
+            + "".join(f'<td class="n">{num_cell(v)}</td>' for v in nums)
+            + f"<td>{verdict}</td></tr>"
+        )
+    if rows:
+        head = ["open LLM calls (per process)", "most open", "lag samples", "probed s", "lag p99 ms", "tokens/s read"]
+        out += html_table([*head, f"p99 <= {num_cell(pp.get('limit_ms'))} ms"], rows, 1)
+    return out
 
 
 def run_section(doc: Mapping[str, Any]) -> str:

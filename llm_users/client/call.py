@@ -19,6 +19,7 @@ from typing import Any
 import gevent
 
 from llm_metrics.engine.calls import CallRecord
+from llm_metrics.monitors.gauge import LOAD as _load
 from llm_users.client.answer import ReadPlan, read_answer, release
 from llm_users.client.bounds import (
     MAX_BODY_BYTES,
@@ -94,6 +95,7 @@ def llm_call(
     # both), the whole call, and the idle bound of a stream's body
     watch = CallWatch(t0, timeouts)
     how = ReadPlan(stream, server_stamps, timeouts, inspect, parse_json, blocked, decoder, watch)
+    _load[0] += 1  # open LLM calls of this process (the saturation guard's per-process limit)
     try:
         with session.request(
             "POST",
@@ -116,6 +118,8 @@ def llm_call(
         _fire_unanswered(session, rec, watch.reason or TIMEOUT_HEADERS, context, path)
     finally:
         watch.close()
+        _load[0] -= 1
+        _load[1] += rec.content_events
     return rec
 
 
