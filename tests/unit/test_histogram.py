@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_metrics.engine.histogram import GAMMA, Histogram, bucket_index, bucket_value, nearest_rank
+from llm_metrics.engine.histogram import (
+    GAMMA,
+    RELATIVE_ACCURACY,
+    Histogram,
+    bucket_index,
+    bucket_value,
+    nearest_rank,
+)
 
 PERCENTILES = [0, 0.1, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 100]
 
@@ -159,6 +166,25 @@ def test_record_many_files_every_value_in_the_bucket_record_does(values: list[fl
     many.record_many(values)
     assert many.buckets == one.buckets
     assert (many.count, many.min, many.max, many.zero) == (one.count, one.min, one.max, one.zero)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=-2000, max_value=68000), st.integers(min_value=1, max_value=3))
+def test_a_value_at_or_near_a_bucket_bound_is_within_the_accuracy_of_its_bucket(i: int, step: int) -> None:
+    # log2 may file a value within float rounding of a bound on either side: still within 0.5% (+ rounding)
+    for v in _near_bucket_edges(i, step):
+        assert abs(bucket_value(bucket_index(v)) - v) <= v * RELATIVE_ACCURACY * (1 + 1e-9)
+
+
+def test_a_worker_wire_of_another_version_is_refused_a_saved_version_2_summary_is_read() -> None:
+    h = Histogram.of([1.0, 2.5, 40.0])
+    old = h.to_wire()
+    old[0] = 2  # the log formula's wire (saved summaries of earlier runs)
+    with pytest.raises(ValueError, match="version 3"):
+        Histogram.from_wire(old)
+    assert Histogram.from_wire(old, saved=True) == h
+    with pytest.raises(ValueError):
+        Histogram.from_wire([1, *old[1:]], saved=True)
 
 
 def test_percentile_outside_0_100_is_an_error() -> None:
