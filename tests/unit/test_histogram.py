@@ -169,6 +169,44 @@ def test_record_many_files_every_value_in_the_bucket_record_does(values: list[fl
 
 
 @settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), max_size=70),
+    st.sampled_from([1000.0, 1.0, 1e305]),
+    st.sampled_from([None, 0.0, -1.0, math.nan, math.inf]),
+)
+def test_record_diffs_is_record_many_of_the_differences(times: list[float], scale: float, odd: float | None) -> None:
+    # the chunk gaps: successive differences of the chunk times, scaled (1e305 makes some too large to record)
+    if odd is not None and times:
+        times.insert(len(times) // 2, odd if odd != 0.0 else times[len(times) // 2])  # 0.0: a repeated time
+    diffs = [(b - a) * scale for a, b in zip(times, times[1:], strict=False)]
+    many = Histogram.of([5.0])
+    many.record_many(diffs)
+    fused = Histogram.of([5.0])
+    fused.record_diffs(times, scale)
+    assert fused.buckets == many.buckets
+    assert (fused.count, fused.zero, fused.clamped, fused.invalid) == (many.count, many.zero, many.clamped, many.invalid)
+    assert (fused.min, fused.max) == (many.min, many.max)
+    assert fused.sum == many.sum or (math.isnan(fused.sum) and math.isnan(many.sum))
+
+
+_any_value = st.floats(min_value=-10.0, max_value=1e7, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_any_value, min_size=1, max_size=80), st.lists(_any_value, max_size=5))
+def test_record_many_in_order_is_a_loop_of_record_including_the_sum(values: list[float], first: list[float]) -> None:
+    # the store records a request's values in bulk (in_order=True): exactly what record one by one gave
+    one = Histogram.of(first)
+    for v in values:
+        one.record(v)
+    many = Histogram.of(first)
+    many.record_many(values, in_order=True)
+    assert many.buckets == one.buckets
+    assert (many.count, many.zero, many.clamped, many.min, many.max) == (one.count, one.zero, one.clamped, one.min, one.max)
+    assert many.sum == one.sum  # bit for bit on CPython 3.11 (sum(values, start) adds in order)
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=-2000, max_value=68000), st.integers(min_value=1, max_value=3))
 def test_a_value_at_or_near_a_bucket_bound_is_within_the_accuracy_of_its_bucket(i: int, step: int) -> None:
     # log2 may file a value within float rounding of a bound on either side: still within 0.5% (+ rounding)
