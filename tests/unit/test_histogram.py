@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -178,13 +179,14 @@ def test_record_diffs_is_record_many_of_the_differences(times: list[float], scal
     # the chunk gaps: successive differences of the chunk times, scaled (1e305 makes some too large to record)
     if odd is not None and times:
         times.insert(len(times) // 2, odd if odd != 0.0 else times[len(times) // 2])  # 0.0: a repeated time
-    diffs = [(b - a) * scale for a, b in zip(times, times[1:], strict=False)]
+    diffs = [(b - a) * scale for a, b in itertools.pairwise(times)]
     many = Histogram.of([5.0])
     many.record_many(diffs)
     fused = Histogram.of([5.0])
     fused.record_diffs(times, scale)
     assert fused.buckets == many.buckets
-    assert (fused.count, fused.zero, fused.clamped, fused.invalid) == (many.count, many.zero, many.clamped, many.invalid)
+    assert (fused.count, fused.zero, fused.clamped) == (many.count, many.zero, many.clamped)
+    assert fused.invalid == many.invalid
     assert (fused.min, fused.max) == (many.min, many.max)
     assert fused.sum == many.sum or (math.isnan(fused.sum) and math.isnan(many.sum))
 
@@ -202,7 +204,8 @@ def test_record_many_in_order_is_a_loop_of_record_including_the_sum(values: list
     many = Histogram.of(first)
     many.record_many(values, in_order=True)
     assert many.buckets == one.buckets
-    assert (many.count, many.zero, many.clamped, many.min, many.max) == (one.count, one.zero, one.clamped, one.min, one.max)
+    assert (many.count, many.zero, many.clamped) == (one.count, one.zero, one.clamped)
+    assert (many.min, many.max) == (one.min, one.max)
     assert many.sum == one.sum  # bit for bit on CPython 3.11 (sum(values, start) adds in order)
 
 
