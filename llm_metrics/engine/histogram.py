@@ -4,9 +4,15 @@ Why not Locust's histogram: it rounds to about two significant digits, too coars
 Why not ``hdrhistogram``: measured 1.35 µs per record against ~0.35 µs here, and the hot path records
 about 64 values per streamed request (design.md section 6).
 
-Bucketing. A positive value ``v`` goes to bucket ``i = ceil(log(v) / log(gamma))`` with
+Bucketing. A positive value ``v`` goes to bucket ``i = ceil(log2(v) * k)`` with ``k = 1 / log2(gamma)``,
 ``gamma = (1 + a) / (1 - a)`` and ``a = 0.005``. Bucket ``i`` covers ``(gamma**(i-1), gamma**i]``; its
-representative value ``2 * gamma**i / (gamma + 1)`` is within ``a`` (relative) of every value in it.
+representative value ``2 * gamma**i / (gamma + 1)`` is within ``a`` (relative) of every value in it. A value
+within float rounding (about 1e-13 relative) of a bound may be filed on either side of it: still within ``a``
+(plus that rounding) of its bucket's representative. Every process files a value with this same code, so
+merged histograms stay exact. ``math.log2`` rather than ``math.log``: CPython 3.11 calls ``log`` (which takes
+an optional base) through argument-tuple parsing, about twice the cost per value; the formula changed with
+wire version 3 (version 2 used ``ceil(log(v) / log(gamma))``, the same buckets up to that rounding at the
+bounds).
 Values at or below ``ZERO_FLOOR`` (including 0) go to a dedicated zero bucket. Negative values are clamped
 to 0 (zero bucket) and counted in ``clamped``. NaN and infinities are not recorded; they are counted in
 ``invalid`` so that a broken measurement is visible without poisoning ``sum``.
@@ -21,10 +27,13 @@ their union (``sum`` up to float rounding). ``__eq__`` compares ``sum`` with a r
 
 Wire format (``to_wire``): a plain list, msgpack- and JSON-friendly, no map keys at all::
 
-    [2, count, sum, min, max, zero, clamped, invalid, keys, counts]
+    [3, count, sum, min, max, zero, clamped, invalid, keys, counts]
 
 ``min``/``max`` are ``None`` when empty; ``keys`` holds the sorted bucket indexes delta-encoded (first
-index, then differences, mostly 1, one byte each in msgpack) and ``counts`` the matching counts.
+index, then differences, mostly 1, one byte each in msgpack) and ``counts`` the matching counts. The first
+item is the wire version: ``from_wire`` refuses any other (a worker filing values by another formula is not
+merged silently), except that a saved summary's version 2 histogram is read with ``saved=True`` (the
+comparison of runs and the overview only read percentiles of it).
 """
 
 from __future__ import annotations
@@ -32,8 +41,6 @@ from __future__ import annotations
 import math
 from collections import _count_elements as _count_into  # type: ignore[attr-defined]
 from collections.abc import Iterable, Sequence
-from itertools import repeat
-from operator import mul as _mul
 from typing import Any
 
 __all__ = [
@@ -51,18 +58,19 @@ GAMMA = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
 ZERO_FLOOR = 1e-9
 """Values at or below this go to the zero bucket (1e-9 ms is a picosecond; counts are integers)."""
 _MAX_VALUE = 1e300
-_INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
+_INV_LOG2_GAMMA = 1.0 / math.log2(GAMMA)
 _VALUE_FACTOR = 2.0 / (GAMMA + 1.0)
-_WIRE_VERSION = 2
+_WIRE_VERSION = 3
+_SAVED_VERSIONS = (2, 3)
 
-_log = math.log
+_log2 = math.log2
 _ceil = math.ceil
 _inf = math.inf
 
 
 def bucket_index(v: float) -> int:
     """Bucket index of a positive value above ``ZERO_FLOOR``."""
-    return _ceil(_log(v) * _INV_LOG_GAMMA)
+    return _ceil(_log2(v) * _INV_LOG2_GAMMA)
 
 
 def nearest_rank(p: float, n: int) -> int:
@@ -106,9 +114,9 @@ class Histogram:
     # -- recording ---------------------------------------------------------------------------------
 
     def record(self, v: float) -> None:
-        """Record one value. Hot path: one log, one dict update, no further calls."""
+        """Record one value. Hot path: one log2, one dict update, no further calls."""
         if ZERO_FLOOR < v <= _MAX_VALUE:
-            i = _ceil(_log(v) * _INV_LOG_GAMMA)
+            i = _ceil(_log2(v) * _INV_LOG2_GAMMA)
             b = self.buckets
             b[i] = b.get(i, 0) + 1
             self.count += 1
@@ -134,31 +142,78 @@ class Histogram:
         self.min = min(self.min, v)
         self.max = max(self.max, v)
 
-    def record_many(self, values: Iterable[float]) -> None:
-        """Record many values; about 60% of the cost per value of calling ``record`` in a loop.
+    def record_many(self, values: Iterable[float], *, in_order: bool = False) -> None:
+        """Record many values; about 40% of the cost per value of calling ``record`` in a loop.
 
         ``count``, ``sum``, ``min`` and ``max`` come from the C builtins over the batch, so the loop only
         computes bucket indexes. A batch holding a special value (0, negative, NaN, inf) goes value by value.
+        ``sum`` grows by the batch's sum; with ``in_order`` it adds the values one by one instead
+        (``sum(values, self.sum)``), as a loop of ``record`` does: the same float on CPython 3.11 (3.12's
+        ``sum`` compensates rounding, so there it may differ from the loop in the last bits).
         """
         vals = values if isinstance(values, list) else list(values)
         if not vals:
             return
-        s = sum(vals)
+        s = sum(vals, self.sum) if in_order else self.sum + sum(vals)
         lo = min(vals)
         hi = max(vals)
         # s - s == 0 rules out NaN and infinities anywhere in the batch (they make the sum NaN or inf).
         if lo > ZERO_FLOOR and hi <= _MAX_VALUE and s - s == 0:
-            # the same index as ``record`` (ceil(log(v) * k)), computed and counted in C: map chains and
-            # collections' counting helper (``Counter.update``'s), about 0.8x the instructions of a loop
-            _count_into(self.buckets, map(_ceil, map(_mul, map(_log, vals), repeat(_INV_LOG_GAMMA))))
+            # the same index as ``record`` (ceil(log2(v) * k)), counted in C by collections' counting helper
+            # (``Counter.update``'s); a list comprehension beats map chains here (3.11 specialises the calls)
+            k = _INV_LOG2_GAMMA
+            _count_into(self.buckets, [_ceil(_log2(v) * k) for v in vals])
             self.count += len(vals)
-            self.sum += s
+            self.sum = s
             self.min = min(self.min, lo)
             self.max = max(self.max, hi)
         else:
             record = self.record
             for v in vals:
                 record(v)
+
+    def record_diffs(self, times: Sequence[float], scale: float) -> None:
+        """Record ``(times[i] - times[i-1]) * scale`` for every ``i >= 1`` (a stream's chunk gaps in ms from
+        its chunk times in seconds): the same buckets, count, min, max and sum as ``record_many`` of those
+        values, in one loop that also finds the sum, min and max (no list of the values is built). A gap that
+        is not a plain positive value (0, negative, NaN, inf, tiny or huge) sends the batch to ``record_many``.
+        """
+        if len(times) < 2:
+            return
+        log2, ceil, k = _log2, _ceil, _INV_LOG2_GAMMA
+        idx: list[int] = []
+        append = idx.append
+        prev = times[0]
+        s = 0.0
+        lo = _inf
+        hi = -_inf
+        try:
+            for t in times[1:]:
+                g = (t - prev) * scale
+                prev = t
+                s += g
+                if g < lo:
+                    lo = g
+                if g > hi:
+                    hi = g
+                append(ceil(log2(g) * k))
+        except (ValueError, OverflowError):  # log2 of 0 or a negative value, ceil of NaN or inf
+            lo = -_inf
+        if lo > ZERO_FLOOR and hi <= _MAX_VALUE:
+            _count_into(self.buckets, idx)
+            self.count += len(idx)
+            self.sum += s
+            if lo < self.min:
+                self.min = lo
+            if hi > self.max:
+                self.max = hi
+        else:
+            prev = times[0]
+            gaps = []
+            for t in times[1:]:
+                gaps.append((t - prev) * scale)
+                prev = t
+            self.record_many(gaps)
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Histogram:
@@ -306,9 +361,11 @@ class Histogram:
         ]
 
     @classmethod
-    def from_wire(cls, wire: Any) -> Histogram:
-        """Inverse of ``to_wire``; raises ValueError on a malformed structure."""
-        if not isinstance(wire, list | tuple) or len(wire) != 10 or wire[0] != _WIRE_VERSION:
+    def from_wire(cls, wire: Any, *, saved: bool = False) -> Histogram:
+        """Inverse of ``to_wire``; raises ValueError on a malformed structure or another wire version.
+        ``saved``: a saved summary's histogram, read for its percentiles; version 2 is accepted too."""
+        versions = _SAVED_VERSIONS if saved else (_WIRE_VERSION,)
+        if not isinstance(wire, list | tuple) or len(wire) != 10 or wire[0] not in versions:
             raise ValueError(f"not a histogram wire structure (version {_WIRE_VERSION}): {wire!r:.80}")
         _, count, total, lo, hi, zero, clamped, invalid, deltas, counts = wire
         if not isinstance(deltas, list | tuple) or not isinstance(counts, list | tuple):

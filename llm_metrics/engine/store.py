@@ -19,9 +19,10 @@ metric, so a tag carrying e.g. a request id cannot eat the memory; ``warnings()`
 
 Hot path. ``record_call`` caches, per (scenario, name, prompt, status, extra tags), the tag tuple and the
 live cells it feeds (histograms, goodput, token-source count), and ``record_request`` per request key its
-tags and live cells, so a call costs the metric math plus one dict lookup and one ``record`` per value
-(the chunk gaps go through ``Histogram.record_many``); the live cells are forgotten with the live part
-(``take_delta``).
+tags and live cells (``store_cells``), so a call costs the metric math plus one dict lookup and one list
+append per value; the appended values are recorded in bulk before any read, when the live part is sent and
+every ``store_cells.FLUSH_EVERY`` requests, exactly as one ``record`` per value would (the chunk gaps go
+through ``Histogram.record_diffs`` per call); the live cells are forgotten with the live part (``take_delta``).
 
 Duration. ``mark_start``/``mark_stop`` (wall clock) give ``duration_s``, the denominator of the ``rate``
 aggregation of counters (count per second).
@@ -43,6 +44,7 @@ from llm_metrics.engine.calls import (
     scalar_metric_values,
 )
 from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.store_cells import FLUSH_EVERY, CallSeries, Pending, RequestCells
 from llm_metrics.engine.store_parts import Part, fold, from_wire, to_wire
 from llm_metrics.engine.tags import OTHER, Kind, Tags, TagsLike, make_tags, tags_dict, tags_match
 
@@ -95,31 +97,6 @@ class RateValue:
         return self
 
 
-class _CallSeries:
-    """Cached per call key: the tags and the live cells a call writes to."""
-
-    __slots__ = ("goodput", "hists", "source_cell", "tags")
-
-    def __init__(self, tags: Tags) -> None:
-        self.tags = tags
-        self.hists: dict[str, Histogram] = {}
-        self.goodput: list[int] | None = None
-        self.source_cell: dict[str, tuple[dict[Tags, float], Tags]] = {}
-        """Per output-token source: the live ``llm_token_source`` series and the tags to count under."""
-
-
-class _RequestCells:
-    """Cached per request key (``record_request``): the tags and the live cells a request writes to."""
-
-    __slots__ = ("duration", "failed", "reqs", "reqs_tags", "tags")
-
-    def __init__(self, tags: Tags, failed: list[int], reqs: tuple[dict[Tags, float], Tags]) -> None:
-        self.tags = tags
-        self.duration: Histogram | None = None
-        self.failed = failed
-        self.reqs, self.reqs_tags = reqs
-
-
 class MetricStore:
     """Histograms, counters and rates per (metric, tags). See the module docstring."""
 
@@ -131,9 +108,10 @@ class MetricStore:
         self._kinds: dict[str, Kind] = {}
         self._known: dict[str, set[Tags]] = {}
         self.overflowed: dict[str, int] = {}
-        self._call_cache: dict[tuple[Any, ...], _CallSeries] = {}
+        self._call_cache: dict[tuple[Any, ...], CallSeries] = {}
         self._req_cache: dict[tuple[Any, ...], Tags] = {}
-        self._req_cells: dict[tuple[Any, ...], _RequestCells] = {}
+        self._req_cells: dict[tuple[Any, ...], RequestCells] = {}
+        self._pending = Pending()
         self.started_at: float | None = None
         self.stopped_at: float | None = None
 
@@ -238,12 +216,12 @@ class MetricStore:
             cell[0] += 1
         cell[1] += 1
 
-    def _call_series(self, key: tuple[Any, ...]) -> _CallSeries:
+    def _call_series(self, key: tuple[Any, ...]) -> CallSeries:
         scenario, name, prompt, status, extra = key
         tags = make_tags([("scenario", scenario), ("name", name), ("prompt", prompt), ("status", status)])
         if extra:
             tags = make_tags(dict(tags) | dict(extra))
-        entry = self._call_cache[key] = _CallSeries(tags)
+        entry = self._call_cache[key] = CallSeries(tags)
         return entry
 
     def record_call(self, rec: CallRecord, goodput_slo: GoodputSLO | None = None, good: bool | None = None) -> None:
@@ -257,27 +235,22 @@ class MetricStore:
         entry = self._call_cache.get(key)
         if entry is None:
             entry = self._call_series(key)
-        hists = entry.hists
+        pending = entry.pending
         for metric, v in scalar_metric_values(rec):
-            h = hists.get(metric)
-            if h is None:
-                h = hists[metric] = self._live_hist(metric, entry.tags)
-            h.record(v)
+            p = pending.get(metric)
+            if p is None:
+                p = pending[metric] = self._pending.list_for(self._live_hist(metric, entry.tags))
+            p.append(v)
         if not rec.ok:
             if goodput_slo is not None and not goodput_slo.empty:
                 self._goodput(entry, False)
             return
         ct = rec.chunk_times
         if len(ct) > 1:
-            h = hists.get(METRIC_CHUNK_GAP)
+            h = entry.hists.get(METRIC_CHUNK_GAP)
             if h is None:
-                h = hists[METRIC_CHUNK_GAP] = self._live_hist(METRIC_CHUNK_GAP, entry.tags)
-            prev = ct[0]
-            gaps = []
-            for t in ct[1:]:
-                gaps.append((t - prev) * 1000.0)
-                prev = t
-            h.record_many(gaps)
+                h = entry.hists[METRIC_CHUNK_GAP] = self._live_hist(METRIC_CHUNK_GAP, entry.tags)
+            h.record_diffs(ct, 1000.0)  # the gaps between successive chunks, in ms
         source = (
             "usage"
             if rec.usage_completion_tokens is not None
@@ -299,7 +272,7 @@ class MetricStore:
         if goodput_slo is not None and not goodput_slo.empty:
             self._goodput(entry, meets_slo(rec, goodput_slo) if good is None else good)
 
-    def _goodput(self, entry: _CallSeries, good: bool) -> None:
+    def _goodput(self, entry: CallSeries, good: bool) -> None:
         cell = entry.goodput
         if cell is None:
             cell = entry.goodput = self._live_rate(GOODPUT, entry.tags)
@@ -331,10 +304,10 @@ class MetricStore:
             cells = self._request_cells(key)
         tags = cells.tags
         if response_time_ms is not None:
-            h = cells.duration
-            if h is None:
-                h = cells.duration = self._live_hist(HTTP_REQ_DURATION, tags)
-            h.record(response_time_ms)
+            p = cells.duration
+            if p is None:
+                p = cells.duration = self._pending.list_for(self._live_hist(HTTP_REQ_DURATION, tags))
+            p.append(response_time_ms)
         rate = cells.failed
         if failed:
             rate[0] += 1
@@ -342,10 +315,14 @@ class MetricStore:
         cells.reqs[cells.reqs_tags] += 1
         if blocked:
             self.inc(blocked, tags)
-        elif str(status) == "429":
+        elif status == "429" or (status == 429 and str(status) == "429"):  # str() only for a 429
             self.inc(REQUESTS_BLOCKED, tags)
+        pending = self._pending
+        pending.requests += 1
+        if pending.requests >= FLUSH_EVERY:
+            pending.flush()
 
-    def _request_cells(self, key: tuple[Any, ...]) -> _RequestCells:
+    def _request_cells(self, key: tuple[Any, ...]) -> RequestCells:
         """The tags of a request key (cached for the store's life) and its live cells (until ``take_delta``)."""
         name, method, status, scenario, extra_tags = key
         tags = self._req_cache.get(key)
@@ -353,7 +330,7 @@ class MetricStore:
             base = {"name": name, "method": method, "status": status, "scenario": scenario}
             tags = self._req_cache[key] = make_tags(base | dict(extra_tags))
         failed = self._live_rate(HTTP_REQ_FAILED, tags)
-        cells = self._req_cells[key] = _RequestCells(tags, failed, self._live_counter(HTTP_REQS, tags))
+        cells = self._req_cells[key] = RequestCells(tags, failed, self._live_counter(HTTP_REQS, tags))
         return cells
 
     def clear(self) -> None:
@@ -364,6 +341,8 @@ class MetricStore:
 
     def take_delta(self) -> dict[str, Any]:
         """Everything recorded since the last call, as a wire structure; starts a new delta."""
+        self._pending.flush()
+        self._pending.forget()
         live = self._live
         wire = to_wire(live)
         if self.keep_totals:
@@ -380,6 +359,7 @@ class MetricStore:
     # -- reading -----------------------------------------------------------------------------------
 
     def _parts(self) -> tuple[Part, ...]:
+        self._pending.flush()  # every read goes through here: the pending values first
         return (self._base, self._live)
 
     def metrics(self) -> list[str]:

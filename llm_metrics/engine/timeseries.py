@@ -181,6 +181,10 @@ class TimeSeries:
         self._base: dict[int, SecondStats] = {}
         self._newest: int | None = None
         self._last_prune: int | None = None
+        self._pending: SecondStats | None = None
+        """The live second whose latencies wait in ``_pending_total``/``_pending_ttft`` (``_flush``)."""
+        self._pending_total: list[float] = []
+        self._pending_ttft: list[float] = []
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -222,14 +226,32 @@ class TimeSeries:
             s.good += 1
         if output_tokens:
             s.output_tokens += output_tokens
+        if s is not self._pending:
+            self._flush()
+            self._pending = s
         if total_ms is not None:
+            self._pending_total.append(total_ms)
+        if ttft_ms is not None:
+            self._pending_ttft.append(ttft_ms)
+
+    def _flush(self) -> None:
+        """Record the pending latencies of the current second in bulk (``Histogram.record_many(in_order=True)``:
+        exactly what one ``record`` each gives); every read, prune and ``take_delta`` calls it first, and a
+        request in another second. It costs one list append per value on the hot path."""
+        s = self._pending
+        if s is None:
+            return
+        self._pending = None
+        if self._pending_total:
             if s.total_ms is None:
                 s.total_ms = Histogram()
-            s.total_ms.record(total_ms)
-        if ttft_ms is not None:
+            s.total_ms.record_many(self._pending_total, in_order=True)
+            self._pending_total.clear()
+        if self._pending_ttft:
             if s.ttft_ms is None:
                 s.ttft_ms = Histogram()
-            s.ttft_ms.record(ttft_ms)
+            s.ttft_ms.record_many(self._pending_ttft, in_order=True)
+            self._pending_ttft.clear()
 
     def record_call(self, rec: CallRecord, t: float | None = None, *, good: bool = False) -> None:
         """Count one LLM call; latency only for successful calls (as in ``calls.metric_values``)."""
@@ -259,6 +281,7 @@ class TimeSeries:
 
     def prune(self) -> None:
         """Drop seconds (and histograms) beyond the retention before the newest second."""
+        self._flush()
         if self._newest is None:
             return
         oldest_kept = self._newest - self.max_seconds
@@ -273,6 +296,9 @@ class TimeSeries:
 
     def clear(self) -> None:
         """Forget every second (Locust's "Reset stats", a new run)."""
+        self._pending = None
+        self._pending_total.clear()
+        self._pending_ttft.clear()
         self._live = {}
         self._base = {}
         self._newest = None
@@ -282,6 +308,7 @@ class TimeSeries:
 
     def take_delta(self) -> dict[str, Any]:
         """The seconds touched since the last call, as a wire structure; starts a new delta."""
+        self._flush()
         live = self._live
         wire = {"v": _WIRE_VERSION, "s": [s.to_wire(sec) for sec, s in sorted(live.items())]}
         if self.keep_totals:
@@ -315,6 +342,7 @@ class TimeSeries:
 
     def get(self, second: int) -> SecondStats | None:
         """The merged stats of one second (a copy), None when nothing happened in it."""
+        self._flush()
         a = self._base.get(second)
         b = self._live.get(second)
         if a is None and b is None:
@@ -327,6 +355,7 @@ class TimeSeries:
 
     def window(self, t_end: int, window_s: int, *, not_before: int | None = None) -> WindowStats:
         """Aggregate of the seconds ``t_end - window_s < s <= t_end`` (and ``s >= not_before``)."""
+        self._flush()
         start = t_end - window_s + 1
         if not_before is not None and not_before > start:
             start = not_before

@@ -145,7 +145,7 @@ def _collect(doc: Mapping[str, Any], options: CompareOptions) -> dict[tuple[str,
         name = m["name"]
         if not options.wants(name):
             continue
-        h = Histogram.from_wire(m["hist"])
+        h = Histogram.from_wire(m["hist"], saved=True)
         out[(name, _tags_key(m["tags"]))] = trend(h, name)
         agg = merged_h.get(name)
         merged_h[name] = h.copy() if agg is None else agg.merge(h)

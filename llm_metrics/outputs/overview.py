@@ -201,7 +201,7 @@ def check_summary(doc: Any, source: str) -> dict[str, Any]:
         if not isinstance(m, dict) or not isinstance(m.get("name"), str) or not isinstance(m.get("tags"), dict):
             raise SummaryError(f"{source}: metrics[{i}]: expected an object with 'name', 'tags' and 'hist'")
         try:
-            Histogram.from_wire(m.get("hist"))
+            Histogram.from_wire(m.get("hist"), saved=True)
         except (ValueError, TypeError) as exc:
             raise SummaryError(f"{source}: metrics[{i}] ({m['name']}): bad histogram: {exc}") from None
     for key, fields in (("counters", ("name", "tags", "count")), ("rates", ("name", "tags", "hits", "total"))):
@@ -248,7 +248,7 @@ def summary_histograms(
     """(metric, tags, histogram) of every series of a summary (only ``metrics`` when given)."""
     wanted = set(metrics) if metrics is not None else None
     return [
-        (m["name"], dict(m["tags"]), Histogram.from_wire(m["hist"]))
+        (m["name"], dict(m["tags"]), Histogram.from_wire(m["hist"], saved=True))
         for m in doc.get("metrics", [])
         if wanted is None or m["name"] in wanted
     ]

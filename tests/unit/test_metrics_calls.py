@@ -5,8 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from llm_metrics.engine.calls import CallRecord, GoodputSLO, meets_slo, metric_values, output_tokens, token_source
+from llm_metrics.engine.calls import (
+    CallRecord,
+    GoodputSLO,
+    meets_slo,
+    metric_values,
+    output_tokens,
+    token_source,
+    tpot_ms,
+    ttfo_ms,
+    ttft_ms,
+)
 
 
 def call(**kw: Any) -> CallRecord:
@@ -179,3 +191,50 @@ GOODPUT: list[tuple[str, dict[str, Any], GoodputSLO, bool]] = [
 @pytest.mark.parametrize(("case", "overrides", "slo", "met"), GOODPUT, ids=[g[0] for g in GOODPUT])
 def test_goodput(case: str, overrides: dict[str, Any], slo: GoodputSLO, met: bool) -> None:
     assert meets_slo(call(**overrides), slo) is met
+
+
+def _meets_slo_by_the_metric_functions(rec: CallRecord, slo: GoodputSLO) -> bool:
+    """The module docstring's goodput rule written with ttft_ms, ttfo_ms and tpot_ms (meets_slo inlines them)."""
+    if not rec.ok:
+        return False
+    if slo.total_ms is not None and (rec.t_end is None or (rec.t_end - rec.t_start) * 1000.0 > slo.total_ms):
+        return False
+    for limit, value in ((slo.ttft_ms, ttft_ms(rec)), (slo.ttfo_ms, ttfo_ms(rec))):
+        if limit is not None and rec.stream and (value is None or value > limit):
+            return False
+    t = tpot_ms(rec)
+    return slo.tpot_ms is None or t is None or t <= slo.tpot_ms
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.data(),
+    st.lists(st.floats(min_value=0.0, max_value=0.5), min_size=0, max_size=6),
+    st.sampled_from([None, 0, 1, 2, 5]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_meets_slo_is_the_rule_written_with_the_metric_functions(
+    data: st.DataObject, gaps: list[float], usage: int | None, stream: bool, ok: bool
+) -> None:
+    times = [10.2]
+    for g in gaps:
+        times.append(times[-1] + g)
+    maybe = st.one_of(st.none(), st.floats(min_value=10.0, max_value=12.0))
+    rec = call(
+        ok=ok,
+        stream=stream,
+        chunk_times=times if stream else [],
+        usage_completion_tokens=usage,
+        content_events=len(times),
+        t_first_content=data.draw(maybe),
+        t_first_output=data.draw(maybe),
+        t_end=data.draw(maybe),
+    )
+    # limits drawn near the call's own values too, so a value equal to a limit is tried
+    near = [v for v in (ttft_ms(rec), ttfo_ms(rec), tpot_ms(rec)) if v is not None]
+    limit = st.one_of(st.none(), st.floats(min_value=0.0, max_value=3000.0), st.sampled_from(near or [1.0]))
+    slo = GoodputSLO(
+        ttft_ms=data.draw(limit), tpot_ms=data.draw(limit), total_ms=data.draw(limit), ttfo_ms=data.draw(limit)
+    )
+    assert meets_slo(rec, slo) is _meets_slo_by_the_metric_functions(rec, slo)

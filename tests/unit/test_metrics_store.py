@@ -11,6 +11,7 @@ import pytest
 from llm_metrics.engine.calls import CallRecord, GoodputSLO
 from llm_metrics.engine.histogram import Histogram
 from llm_metrics.engine.store import OTHER, MetricStore, RateValue, make_tags, tags_match
+from llm_metrics.engine.store_cells import FLUSH_EVERY
 
 
 def call(scenario: str = "chat_stream", prompt: str = "short", ttft: float = 0.2, **kw: Any) -> CallRecord:
@@ -230,6 +231,33 @@ def test_record_call_after_take_delta_records_into_the_new_delta() -> None:
     assert {m for m, _, _ in wire["h"]} >= {"llm_total_ms", "llm_ttft_ms"}
     h = s.select_hist("llm_total_ms")
     assert h is not None and h.count == 2
+
+
+def test_pending_values_are_recorded_before_every_read_and_every_delta() -> None:
+    # a request's values wait in lists and are recorded in bulk: reads and deltas must never miss or reorder them
+    rng = random.Random(3)
+    s = MetricStore()
+    duration, ttft = Histogram(), Histogram()  # what record one value at a time gives
+    sent_duration, sent_ttft = Histogram(), Histogram()
+    for i in range(FLUSH_EVERY * 2 + 37):
+        v = rng.lognormvariate(5, 1)
+        s.record_request(name="/x", method="POST", status=200, scenario="s", response_time_ms=v, failed=False)
+        rec = call(ttft=rng.uniform(0.01, 2.0))
+        s.record_call(rec)
+        duration.record(v)
+        ttft.record((rec.t_first_content - rec.t_start) * 1000.0)  # type: ignore[operator]
+        if i % 97 == 0:
+            assert s.select_hist("http_req_duration") == duration
+            assert s.select_hist("llm_ttft_ms") == ttft
+        if i % 150 == 149 or i == FLUSH_EVERY * 2 + 36:
+            for metric, _tags, wire in s.take_delta()["h"]:
+                if metric == "http_req_duration":
+                    sent_duration.merge(Histogram.from_wire(wire))
+                if metric == "llm_ttft_ms":
+                    sent_ttft.merge(Histogram.from_wire(wire))
+    assert (sent_duration, sent_ttft) == (duration, ttft)
+    assert sent_duration.count == FLUSH_EVERY * 2 + 37
+    assert (s.select_hist("http_req_duration"), s.select_hist("llm_ttft_ms")) == (duration, ttft)
 
 
 def test_keep_totals_false_forgets_after_take() -> None:

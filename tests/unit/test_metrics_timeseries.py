@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import msgpack
 import pytest
 
 from llm_metrics.engine.calls import CallRecord
-from llm_metrics.engine.timeseries import TimeSeries, analyze_recovery, recovery_time
+from llm_metrics.engine.histogram import Histogram
+from llm_metrics.engine.timeseries import SecondStats, TimeSeries, analyze_recovery, recovery_time
 
 T0 = 1_700_000_000
 
@@ -187,3 +190,47 @@ def test_recovery_without_baseline_or_after_data() -> None:
 def test_recovery_rejects_empty_windows() -> None:
     with pytest.raises(ValueError):
         recovery_time(TimeSeries(), SPIKE_END, BASELINE, window_s=0)
+
+
+def test_latencies_waiting_for_a_bulk_record_are_seen_by_every_read_and_delta() -> None:
+    # record appends a second's latencies to lists recorded in bulk: reads, deltas and a new second must not
+    # miss, reorder or misfile any of them (sums compared bit for bit)
+    rng = random.Random(5)
+    ts = TimeSeries()
+    expect: dict[int, tuple[Histogram, Histogram]] = {}
+    sent: dict[int, tuple[Histogram, Histogram]] = {}
+    t = 1000.0
+    for i in range(600):
+        t += rng.choice([0.0, 0.01, 0.3, 1.0])
+        t_rec = t - rng.randrange(1, 4) if rng.random() < 0.1 else t  # sometimes late: a second left behind
+        total, ttft = rng.lognormvariate(5, 1), rng.lognormvariate(3, 1)
+        ts.record(t_rec, total_ms=total, ttft_ms=ttft if i % 3 else None)
+        tot_h, ttft_h = expect.setdefault(int(t_rec), (Histogram(), Histogram()))
+        tot_h.record(total)
+        if i % 3:
+            ttft_h.record(ttft)
+        if rng.random() < 0.05:
+            sec = int(t_rec)
+            got = ts.get(sec)
+            assert got is not None and got.total_ms is not None
+            assert got.total_ms.count == expect[sec][0].count
+            assert ts.window(sec, 1).total_ms == expect[sec][0]
+        if rng.random() < 0.03 or i == 599:
+            for row in ts.take_delta()["s"]:
+                sec, stats = SecondStats.from_wire(row)
+                acc = sent.setdefault(sec, (Histogram(), Histogram()))
+                assert stats.total_ms is not None and stats.ttft_ms is not None
+                acc[0].merge(stats.total_ms)
+                acc[1].merge(stats.ttft_ms)
+    assert sent.keys() == expect.keys()
+    for sec, (tot_h, ttft_h) in expect.items():
+        assert sent[sec] == (tot_h, ttft_h)
+    one = TimeSeries()
+    for v in (3.0, 1.5, 7.25):
+        one.record(2000.0, total_ms=v)
+    h = Histogram()
+    for v in (3.0, 1.5, 7.25):
+        h.record(v)
+    got = one.get(2000)
+    assert got is not None and got.total_ms is not None
+    assert got.total_ms.sum == h.sum and got.total_ms.buckets == h.buckets
