@@ -21,7 +21,7 @@ from llm_metrics.engine.calls import CallRecord
 from llm_users.client.bounds import MAX_BODY_BYTES, MAX_EVENT_BYTES, CallWatch, Timeouts, TooLarge, exception_reason
 from llm_users.client.decoding import JsonAnswer, StreamError, StreamState
 from llm_users.client.openai_stream import ChatStreamAccumulator
-from llm_users.client.sse import StreamCut, drain, iter_arrivals, iter_events
+from llm_users.client.sse import StreamCut, drain, iter_arrivals, iter_event_lists, text_events
 from llm_users.common import tokenizer as _tokenizer
 
 _perf = time.perf_counter
@@ -210,15 +210,17 @@ def read_stream(
         st.texts = []  # the streamed text, for the local tokenizer
     counted = Counted(iter_arrivals(raw), watch)
     perf = _perf
+    feed_texts = getattr(acc, "feed_texts", None)
     finished = False
     try:
-        for event, data in iter_events(counted):
+        for item in iter_event_lists(counted):
             counted.mark = counted.n
-            if event == "error":
-                st.error = StreamError("SSE error event", data[:60])
-                break
-            if acc.feed(data, perf()):
-                finished = True
+            if type(item) is list and feed_texts is not None:  # one read's events, each at its own perf() time
+                code = feed_texts(item, perf)
+            else:
+                code = _feed_pairs(acc, st, text_events(item) if type(item) is list else (item,), perf)
+            if code:
+                finished = code == 1
                 break
     except UnicodeDecodeError:
         st.error = StreamError("invalid UTF-8 in SSE stream")
@@ -262,6 +264,17 @@ def read_stream(
     if not st.chunk_times and not st.completion_tokens:
         return counted.n, "no tokens"
     return counted.n, None
+
+
+def _feed_pairs(acc: Any, st: StreamState, pairs: Any, perf: Callable[[], float]) -> int:
+    """Feed ``(event, data)`` pairs to an accumulator without ``feed_texts``: 0 go on, 1 finished, 2 error event."""
+    for event, data in pairs:
+        if event == "error":
+            st.error = StreamError("SSE error event", data[:60])
+            return 2
+        if acc.feed(data, perf()):
+            return 1
+    return 0
 
 
 class Counted:

@@ -14,6 +14,7 @@ reasoning events are counted. Role-only and keep-alive events are not token even
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from llm_users.client.decoding import (
@@ -30,9 +31,10 @@ _dumps = json.dumps
 
 
 class _Template:
-    """A parsed content chunk with a hole where its content string is: ``prefix + text + suffix``."""
+    """A parsed content chunk with a hole where its content string is: ``prefix + text + suffix``; ``line`` is
+    ``data: `` + prefix, the start of the event's text (``feed_texts``), or None when the chunk spans lines."""
 
-    __slots__ = ("lp", "ls", "n", "prefix", "suffix")
+    __slots__ = ("line", "ll", "lp", "ls", "n", "prefix", "suffix")
 
     def __init__(self, prefix: str, suffix: str) -> None:
         self.prefix = prefix
@@ -40,6 +42,8 @@ class _Template:
         self.lp = len(prefix)
         self.ls = len(suffix)
         self.n = self.lp + self.ls
+        self.line = None if "\n" in prefix or "\n" in suffix else "data: " + prefix
+        self.ll = self.lp + 6
 
 
 _OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
@@ -196,6 +200,32 @@ class ChatStreamAccumulator(StreamDecoder):
             if rt is not None:
                 st.reasoning_tokens = rt
         return False
+
+    def feed_texts(self, texts: list[str], perf: Callable[[], float]) -> int:
+        """``StreamDecoder.feed_texts`` with the template read straight from an event's text: an event that is
+        one line ``data: `` + prefix + text + suffix, text plain (``_simple``), is that chunk with content text,
+        as ``feed`` takes it (no mock stamps: those go through ``feed``). Its time is ``perf()`` when it is read."""
+        tpl = self._tpl
+        if tpl is None or tpl.line is None or self._mock:
+            return StreamDecoder.feed_texts(self, texts, perf)
+        st = self.state
+        times = self._chunk_times
+        line, ll, ls, suffix = tpl.line, tpl.ll, tpl.ls, tpl.suffix
+        for i, ev in enumerate(texts):
+            # prefix, suffix and a printable text hold no newline: the event is that one data line
+            if ev.startswith(line) and ev.endswith(suffix, ll):
+                text = ev[ll : len(ev) - ls]
+                if '"' not in text and "\\" not in text and text.isprintable():
+                    st.events += 1
+                    self.template_hits += 1
+                    if text:
+                        if st.texts is not None:
+                            st.texts.append(text)
+                        times.append(perf())
+                    continue
+            # any other event, and the rest of this read, as feed takes them
+            return StreamDecoder.feed_texts(self, texts[i:], perf)
+        return 0
 
     def _learn(self, data: str, obj: dict[str, Any], ch: Any, delta: Any) -> None:
         """Try to make a template of a content chunk (see ``_make_template``)."""
