@@ -60,8 +60,9 @@ def _record(chunks: list[bytes], decoder: Any) -> tuple[Any, ...]:
     n, reason = read_stream(_Raw([c for c in chunks if c], cut=False), rec, False, {}, with_texts)
     times = rec.chunk_times or []
     assert times == sorted(times)
-    return (n, reason, "".join(made[0].state.texts), len(times), rec.reasoning_events, rec.usage_completion_tokens, rec.usage_prompt_tokens,
-            rec.t_first_content is not None, rec.t_first_output is not None, rec.t_end is not None)  # fmt: skip
+    usage = rec.usage_completion_tokens, rec.usage_prompt_tokens
+    firsts = rec.t_first_content is not None, rec.t_first_output is not None, rec.t_end is not None
+    return (n, reason, "".join(made[0].state.texts), len(times), rec.reasoning_events, *usage, *firsts)
 
 
 def _ref_record(chunks: list[bytes], api: str = "chat") -> tuple[Any, ...]:
@@ -85,7 +86,7 @@ def _ref_record(chunks: list[bytes], api: str = "chat") -> tuple[Any, ...]:
 @EXAMPLES
 @given(st.lists(_events, min_size=1, max_size=30), _ends, st.lists(st.integers(0, 3000), max_size=8))
 def test_a_chat_stream_read_by_batches_gives_the_reference_record(events: list[str], end: str, cuts: list[int]) -> None:
-    events = events + [end] if end else events
+    events = [*events, end] if end else events
     data = "".join(ev + "\n\n" for ev in events).encode()
     chunks = split(data, cuts)
     assert _record(chunks, ChatStreamAccumulator) == _ref_record(chunks)
