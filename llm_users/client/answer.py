@@ -208,7 +208,7 @@ def read_stream(
     st: StreamState = acc.state
     if _tokenizer.active() is not None:
         st.texts = []  # the streamed text, for the local tokenizer
-    counted = Counted(iter_arrivals(raw), watch)
+    counted = Counted(raw, watch)
     perf = _perf
     feed_texts = getattr(acc, "feed_texts", None)
     finished = False
@@ -278,27 +278,22 @@ def _feed_pairs(acc: Any, st: StreamState, pairs: Any, perf: Callable[[], float]
 
 
 class Counted:
-    """Wraps the arrivals generator to count bytes; ``mark`` is the count at the last complete SSE event, and
-    more than ``MAX_EVENT_BYTES`` beyond it raise ``TooLarge`` (one event would have to be that large)."""
+    """The byte count of a stream read by ``sse.iter_arrivals(raw, count)``: ``mark`` is the count at the last
+    complete SSE event, and more than ``MAX_EVENT_BYTES`` beyond it raise ``TooLarge`` (one event would have to be
+    that large); ``watch.last`` is stamped at every read. Iterating it reads ``raw``."""
 
-    __slots__ = ("gen", "mark", "n", "watch")
+    __slots__ = ("limit", "mark", "n", "raw", "watch")
 
-    def __init__(self, gen: Any, watch: Any = None) -> None:
-        self.gen = gen
+    def __init__(self, raw: Any, watch: Any = None) -> None:
+        self.raw = raw
         self.n = 0
         self.mark = 0
+        self.limit = MAX_EVENT_BYTES
         self.watch = watch
 
     def __iter__(self) -> Any:
-        watch = self.watch
-        perf = _perf
-        for data in self.gen:
-            if watch is not None:
-                watch.last = perf()
-            self.n += len(data)
-            if self.n - self.mark > MAX_EVENT_BYTES:
-                raise TooLarge(f"oversized SSE event (over {MAX_EVENT_BYTES >> 20} MiB)")
-            yield data
+        return iter_arrivals(self.raw, self)
 
-    def close(self) -> None:
-        self.gen.close()
+    @staticmethod
+    def too_large() -> TooLarge:
+        return TooLarge(f"oversized SSE event (over {MAX_EVENT_BYTES >> 20} MiB)")

@@ -208,23 +208,25 @@ class ChatStreamAccumulator(StreamDecoder):
         tpl = self._tpl
         if tpl is None or tpl.line is None or self._mock:
             return StreamDecoder.feed_texts(self, texts, perf)
-        st = self.state
-        times = self._chunk_times
         line, ll, ls, suffix = tpl.line, tpl.ll, tpl.ls, tpl.suffix
-        for i, ev in enumerate(texts):
+        hits = 0
+        for ev in texts:
             # prefix, suffix and a printable text hold no newline: the event is that one data line
             if ev.startswith(line) and ev.endswith(suffix, ll):
                 text = ev[ll : len(ev) - ls]
                 if '"' not in text and "\\" not in text and text.isprintable():
-                    st.events += 1
-                    self.template_hits += 1
+                    hits += 1
                     if text:
-                        if st.texts is not None:
-                            st.texts.append(text)
-                        times.append(perf())
+                        if self.state.texts is not None:
+                            self.state.texts.append(text)
+                        self._chunk_times.append(perf())
                     continue
-            # any other event, and the rest of this read, as feed takes them
-            return StreamDecoder.feed_texts(self, texts[i:], perf)
+            # any other event, and the rest of this read, as feed takes them (an equal text before it was a hit)
+            self.template_hits += hits
+            self.state.events += hits
+            return StreamDecoder.feed_texts(self, texts[texts.index(ev) :], perf)
+        self.template_hits += hits
+        self.state.events += hits
         return 0
 
     def _learn(self, data: str, obj: dict[str, Any], ch: Any, delta: Any) -> None:

@@ -10,28 +10,40 @@ chunks never changes the events. No Locust import.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sseclient import SSEClient
+
+_perf = time.perf_counter
 
 
 class StreamCut(Exception):
     """The connection closed before the HTTP message was complete."""
 
 
-def iter_arrivals(raw: Any) -> Iterator[bytes]:
+def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     """Yield the decoded (de-chunked) body bytes of ``raw`` as each socket read arrives.
 
     ``raw`` is geventhttpclient's ``HTTPSocketPoolResponse`` (``FastResponse._response``): this reads its
     private ``_body_buffer``/``_sock``/``feed`` the same way its own ``readline`` does, which is why the
     geventhttpclient version is pinned and covered by an accuracy test. Socket timeouts propagate.
+    ``count`` (``answer.Counted``), when given, counts the bytes here (no generator level of its own): its ``n``
+    grows by each read, its ``watch.last`` (when it has a watch) is stamped with the read's time, and more than
+    ``limit`` bytes beyond its ``mark`` raise ``count.too_large()``.
     """
     buf: bytearray = raw._body_buffer
     while True:
         if buf:
             data = bytes(buf)
             del buf[:]
+            if count is not None:
+                if count.watch is not None:
+                    count.watch.last = _perf()
+                count.n += len(data)
+                if count.n - count.mark > count.limit:
+                    raise count.too_large()
             yield data
         if raw.message_complete:
             return
