@@ -114,18 +114,19 @@ class ChatStreamAccumulator(StreamDecoder):
     content. Any other chunk (usage, finish, error, escapes in the text, another shape) is parsed in full.
     """
 
-    __slots__ = ("_chunk_times", "_tpl", "_tries", "template_hits")
+    __slots__ = ("_chunk_times", "_line", "_tpl", "_tries", "template_hits")
 
     def __init__(self, collect_server_stamps: bool = False) -> None:
         super().__init__(collect_server_stamps)
         self._chunk_times = self.state.chunk_times
         self._tpl: _Template | None = None
+        self._line: tuple[str, int, int, str] | None = None  # feed_texts' reading of the template
         self._tries = _TEMPLATE_TRIES
         self.template_hits = 0
 
     def disable_template(self) -> None:
         """Parse every chunk in full (the reference behaviour, for tests and benchmarks)."""
-        self._tpl = None
+        self._tpl = self._line = None
         self._tries = 0
 
     def feed(self, data: str, t: float) -> bool:
@@ -205,10 +206,10 @@ class ChatStreamAccumulator(StreamDecoder):
         """``StreamDecoder.feed_texts`` with the template read straight from an event's text: an event that is
         one line ``data: `` + prefix + text + suffix, text plain (``_simple``), is that chunk with content text,
         as ``feed`` takes it (no mock stamps: those go through ``feed``). Its time is ``perf()`` when it is read."""
-        tpl = self._tpl
-        if tpl is None or tpl.line is None or self._mock:
+        fast = self._line
+        if fast is None:
             return StreamDecoder.feed_texts(self, texts, perf)
-        line, ll, ls, suffix = tpl.line, tpl.ll, tpl.ls, tpl.suffix
+        line, ll, ls, suffix = fast
         hits = 0
         for ev in texts:
             # prefix, suffix and a printable text hold no newline: the event is that one data line
@@ -243,7 +244,9 @@ class ChatStreamAccumulator(StreamDecoder):
             obj = {k: v for k, v in obj.items() if k != "mock_sent_ns"}
             if "mock_sent_ns" in core:
                 return
-        self._tpl = _make_template(core, obj, text)
+        self._tpl = tpl = _make_template(core, obj, text)
+        if tpl is not None and tpl.line is not None and not self._mock:
+            self._line = (tpl.line, tpl.ll, tpl.ls, tpl.suffix)
 
 
 def parse_chat_json(body: bytes) -> JsonAnswer:
