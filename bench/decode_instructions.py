@@ -37,7 +37,7 @@ class _Raw:
         self._body_buffer = bytearray()
         self._chunks = list(reversed(chunks))
         self.message_complete = False
-        self._sock = self
+        self._sock: _Raw | None = self
 
     def recv(self, _n: int) -> bytes:
         return self._chunks.pop()

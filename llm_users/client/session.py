@@ -34,7 +34,7 @@ class LeanCookieJar(CookieJar):
 
     def add_cookie_header(self, request: Any) -> None:
         # an empty jar adds no header (CookieJar._cookies_for_request finds nothing) and has nothing to expire
-        if self._cookies:
+        if self._cookies:  # type: ignore[attr-defined]
             super().add_cookie_header(request)
 
     def extract_cookies(self, response: Any, request: Any) -> None:
@@ -53,13 +53,11 @@ class FrozenURL(URL):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        base = URL
-        self.scheme = base.scheme.fget(self)  # type: ignore[attr-defined]
-        self.netloc = base.netloc.fget(self)  # type: ignore[attr-defined]
-        self.host = base.host.fget(self)  # type: ignore[attr-defined]
-        self.port = base.port.fget(self)  # type: ignore[attr-defined]
-        self.request_uri = base.request_uri.fget(self)  # type: ignore[attr-defined]
-        self.quoted_uri = base.quoted_uri.fget(self)  # type: ignore[attr-defined]
+        for name in _FROZEN:  # each slot set from URL's own property (request_uri before quoted_uri, which reads it)
+            object.__setattr__(self, name, getattr(URL, name).fget(self))
+
+
+_FROZEN = ("scheme", "netloc", "host", "port", "request_uri", "quoted_uri")
 
 
 _urls: dict[str, FrozenURL] = {}

@@ -101,7 +101,7 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     The events are cut by ``iter_event_lists``; each event's text is decoded by ``text_events``.
     """
     for item in iter_event_lists(chunks):
-        if type(item) is tuple:
+        if isinstance(item, tuple):
             yield item
         else:
             yield from text_events(item)

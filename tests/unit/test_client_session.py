@@ -143,7 +143,7 @@ def test_lean_session_runs_once_and_leaves_a_custom_jar_alone() -> None:
     cls = session.client.request_type
     lean_session(session)
     assert session.client.request_type is cls  # not wrapped twice
-    assert type(custom) is MyJar and session.llm_lean is True
+    assert type(custom) is MyJar and getattr(session, "llm_lean", None) is True
 
 
 def test_the_lean_jar_still_takes_cookies_when_empty_and_told_to() -> None:
@@ -158,9 +158,9 @@ def test_the_lean_jar_still_takes_cookies_when_empty_and_told_to() -> None:
         def info(self) -> Headers:
             return Headers(self._h)
 
-    jar.extract_cookies(_Resp({"Content-Type": "text/plain"}), req)
+    jar.extract_cookies(_Resp({"Content-Type": "text/plain"}), req)  # type: ignore[arg-type]
     assert list(jar) == []
-    jar.extract_cookies(_Resp({"set-cookie": "a=1"}), req)  # header names are case-insensitive
+    jar.extract_cookies(_Resp({"set-cookie": "a=1"}), req)  # type: ignore[arg-type] # header names are case-insensitive
     assert [c.name for c in jar] == ["a"]
     jar.add_cookie_header(req)
     assert req.headers.get("Cookie") == "a=1"
