@@ -211,14 +211,21 @@ def read_stream(
     counted = Counted(raw, watch)
     perf = _perf
     feed_texts = getattr(acc, "feed_texts", None)
+    feed_text = getattr(acc, "feed_text", None)
     finished = False
     try:
+        item: Any
         for item in iter_event_lists(counted):
             counted.mark = counted.n
-            if type(item) is list and feed_texts is not None:  # one read's events, each at its own perf() time
+            kind = type(item)
+            # one read's events (or its one event), each taken at its own perf() time
+            if kind is str and feed_text is not None:
+                code = feed_text(item, perf)
+            elif kind is list and feed_texts is not None:
                 code = feed_texts(item, perf)
             else:
-                code = _feed_pairs(acc, st, text_events(item) if type(item) is list else (item,), perf)
+                pairs = (item,) if kind is tuple else text_events([item] if kind is str else item)
+                code = _feed_pairs(acc, st, pairs, perf)
             if code:
                 finished = code == 1
                 break

@@ -131,6 +131,10 @@ class StreamDecoder:
                 return 1
         return 0
 
+    def feed_text(self, text: str, perf: Callable[[], float]) -> int:
+        """``feed_texts`` of a read that is one event."""
+        return self.feed_texts([text], perf)
+
     def take(self, obj: dict[str, Any], t: float) -> bool:
         """One event's JSON object (not an error object); True when the stream is finished."""
         raise NotImplementedError

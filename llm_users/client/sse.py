@@ -104,7 +104,7 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
         if isinstance(item, tuple):
             yield item
         else:
-            yield from text_events(item)
+            yield from text_events([item] if isinstance(item, str) else item)
 
 
 def text_events(texts: list[str]) -> Iterator[tuple[str, str]]:
@@ -116,10 +116,10 @@ def text_events(texts: list[str]) -> Iterator[tuple[str, str]]:
             yield from _other_event(ev)
 
 
-def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | tuple[str, str]]:
+def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | str | tuple[str, str]]:
     """The SSE events of byte chunks, cut as sseclient-py cuts them: per network read, the list of the texts of
-    its complete events (each without its blank line; ``text_events`` decodes them), or one decoded
-    ``(event type, data)`` pair where sseclient-py decodes the rest (see below).
+    its complete events (each without its blank line; ``text_events`` decodes them), the text alone when the read
+    is exactly one event, or one decoded ``(event type, data)`` pair where sseclient-py decodes the rest (below).
 
     Fast path (measured in bench/RESULTS.md: sseclient-py took about 40% of the CPU of a streamed call): while
     the stream's line endings are LF only, events are cut at each ``\\n\\n`` here and the common events, one
@@ -147,7 +147,7 @@ def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | tuple[str,
             if not joined and b"\n\n" not in chunk:
                 continue
         elif chunk.endswith(b"\n\n") and chunk.find(b"\n") == len(chunk) - 2:
-            yield [chunk[:-2].decode()]  # one read, one event (tokens paced by the server)
+            yield chunk[:-2].decode()  # one read, one event (tokens paced by the server): its text alone
             continue
         elif b"\n\n" in chunk:
             buf = chunk
