@@ -1,9 +1,10 @@
 """Reading one LLM call's answer as the bytes arrive, into its ``CallRecord``.
 
 ``read_answer`` takes the response once its headers are in: an error status (its reason from the JSON error
-body), a non-streamed body (``ReadPlan.parse_json``), or a stream (``text/event-stream``) decoded event by event
-with ``sse.iter_events`` and the API's accumulator (``read_stream``): every token event's time is taken when its
-event is parsed. The size bounds and failure reasons are ``bounds``'. No Locust import.
+body), a non-streamed body (``ReadPlan.parse_json``), or a stream (``text/event-stream``) cut into events read by
+read with ``sse.iter_event_lists`` and taken by the API's accumulator (``read_stream``): every token event's time
+is taken when its event is taken, one ``perf_counter()`` each. The size bounds and failure reasons are
+``bounds``'. No Locust import.
 """
 
 from __future__ import annotations

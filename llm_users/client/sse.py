@@ -3,8 +3,8 @@
 Two layers: ``iter_arrivals`` yields the body of a geventhttpclient response as each network read arrives
 (design.md section 6: ``read(n)`` and Locust's ``iter_content``/``iter_lines`` wait for n bytes and batch tokens),
 and ``iter_events`` decodes any stream of byte chunks into SSE events with sseclient-py's semantics (its
-common case decoded here, the rest by sseclient-py itself: see ``iter_events``), so the split of the bytes into
-chunks never changes the events. No Locust import.
+common case decoded here, the rest by sseclient-py itself: see ``iter_event_lists``, which hands over the
+events of each read together), so the split of the bytes into chunks never changes the events. No Locust import.
 """
 
 from __future__ import annotations
