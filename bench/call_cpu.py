@@ -7,12 +7,15 @@ A noisy shared machine blurs throughput; the CPU time a process spends per call 
 runner's) and, unless ``--no-metrics``, to ``LLMMetrics.on_request``, as in a worker. ``--repeat`` rounds;
 the median and the minimum are printed with the load average.
 
+``--no-stream`` makes the same calls non-streamed (the whole answer in one JSON body).
+
 ``--itl-ms 0`` (default): the mock sends the answer at once (few network reads per call, as in the capacity
 runs); ``--itl-ms 1``: one read per token (64 socket waits per call, as open streams are read).
 
 Run it from a checkout to measure that checkout (it puts its own tree first on ``sys.path``).
 
 Usage: taskset -c 1 python bench/call_cpu.py [--calls 3000] [--users 50] [--repeat 7] [--itl-ms 0] [--no-metrics]
+       [--no-stream]
 """
 
 from __future__ import annotations
@@ -47,14 +50,16 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--itl-ms", type=float, default=0.0)
     ap.add_argument("--no-metrics", action="store_true")
+    ap.add_argument("--no-stream", action="store_true", help="non-streamed calls (one JSON body)")
     args = ap.parse_args()
     payload = {
         "model": "mock-llm",
         "messages": [{"role": "user", "content": "In one sentence, what is a load test?"}],
-        "stream": True,
+        "stream": not args.no_stream,
         "max_tokens": args.tokens,
-        "stream_options": {"include_usage": True},
     }
+    if not args.no_stream:
+        payload["stream_options"] = {"include_usage": True}
     margs = ["--ttft-ms", "0", "--itl-ms", f"{args.itl_ms:g}", "--output-tokens", str(args.tokens)]
     with mock(margs) as m:
         env = Environment(events=events)
@@ -65,11 +70,13 @@ def main() -> int:
         session = FastHttpSession(m.base_url, env.events.request, user=None, concurrency=args.users)
         left = [0]
         failed = [0]
+        stream = not args.no_stream
+        scenario = "chat_stream" if stream else "chat"
 
         def worker() -> None:
             while left[0] > 0:
                 left[0] -= 1
-                rec = llm_call(session, PATH, payload, stream=True, scenario="chat_stream", prompt="short")
+                rec = llm_call(session, PATH, payload, stream=stream, scenario=scenario, prompt="short")
                 if not rec.ok:
                     failed[0] += 1
 
@@ -84,7 +91,8 @@ def main() -> int:
                 print(f"round {r}: {cpu / args.calls * 1e6:7.1f} µs CPU per call, {args.calls / wall:7.0f} calls/s, "
                       f"CPU {cpu / wall:.0%}, load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     print(machine())
-    print(f"CPU µs per streamed call ({args.tokens} tokens, itl {args.itl_ms:g} ms, {args.users} users, "
+    kind = "streamed" if stream else "non-streamed"
+    print(f"CPU µs per {kind} call ({args.tokens} tokens, itl {args.itl_ms:g} ms, {args.users} users, "
           f"metrics {'off' if args.no_metrics else 'on'}): median {statistics.median(per_call):.1f}, "
           f"min {min(per_call):.1f}, max {max(per_call):.1f} over {len(per_call)} rounds; "
           f"failed calls {failed[0]}")  # fmt: skip

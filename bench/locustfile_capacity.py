@@ -59,7 +59,8 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 
 iter_events = sse.iter_events
 if os.environ.get("BENCH_REFERENCE", "0") == "1":
-    iter_events = client_answer.iter_events = sse.iter_events_sseclient
+    iter_events = sse.iter_events_sseclient
+    client_answer.iter_event_lists = sse.iter_events_sseclient  # pairs, read one by one
     openai_stream._TEMPLATE_TRIES = 0
 
 if os.environ.get("BENCH_METRICS", "1") == "1":

@@ -1,9 +1,10 @@
 """Reading one LLM call's answer as the bytes arrive, into its ``CallRecord``.
 
 ``read_answer`` takes the response once its headers are in: an error status (its reason from the JSON error
-body), a non-streamed body (``ReadPlan.parse_json``), or a stream (``text/event-stream``) decoded event by event
-with ``sse.iter_events`` and the API's accumulator (``read_stream``): every token event's time is taken when its
-event is parsed. The size bounds and failure reasons are ``bounds``'. No Locust import.
+body), a non-streamed body (``ReadPlan.parse_json``), or a stream (``text/event-stream``) cut into events read by
+read with ``sse.iter_event_lists`` and taken by the API's accumulator (``read_stream``): every token event's time
+is taken when its event is taken, one ``perf_counter()`` each. The size bounds and failure reasons are
+``bounds``'. No Locust import.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from llm_metrics.engine.calls import CallRecord
 from llm_users.client.bounds import MAX_BODY_BYTES, MAX_EVENT_BYTES, CallWatch, Timeouts, TooLarge, exception_reason
 from llm_users.client.decoding import JsonAnswer, StreamError, StreamState
 from llm_users.client.openai_stream import ChatStreamAccumulator
-from llm_users.client.sse import StreamCut, drain, iter_arrivals, iter_events
+from llm_users.client.sse import StreamCut, drain, iter_arrivals, iter_event_lists, text_events
 from llm_users.common import tokenizer as _tokenizer
 
 _perf = time.perf_counter
@@ -208,17 +209,26 @@ def read_stream(
     st: StreamState = acc.state
     if _tokenizer.active() is not None:
         st.texts = []  # the streamed text, for the local tokenizer
-    counted = Counted(iter_arrivals(raw), watch)
+    counted = Counted(raw, watch)
     perf = _perf
+    feed_texts = getattr(acc, "feed_texts", None)
+    feed_text = getattr(acc, "feed_text", None)
     finished = False
     try:
-        for event, data in iter_events(counted):
+        item: Any
+        for item in iter_event_lists(counted):
             counted.mark = counted.n
-            if event == "error":
-                st.error = StreamError("SSE error event", data[:60])
-                break
-            if acc.feed(data, perf()):
-                finished = True
+            kind = type(item)
+            # one read's events (or its one event), each taken at its own perf() time
+            if kind is str and feed_text is not None:
+                code = feed_text(item, perf)
+            elif kind is list and feed_texts is not None:
+                code = feed_texts(item, perf)
+            else:
+                pairs = (item,) if kind is tuple else text_events([item] if kind is str else item)
+                code = _feed_pairs(acc, st, pairs, perf)
+            if code:
+                finished = code == 1
                 break
     except UnicodeDecodeError:
         st.error = StreamError("invalid UTF-8 in SSE stream")
@@ -264,28 +274,34 @@ def read_stream(
     return counted.n, None
 
 
+def _feed_pairs(acc: Any, st: StreamState, pairs: Any, perf: Callable[[], float]) -> int:
+    """Feed ``(event, data)`` pairs to an accumulator without ``feed_texts``: 0 go on, 1 finished, 2 error event."""
+    for event, data in pairs:
+        if event == "error":
+            st.error = StreamError("SSE error event", data[:60])
+            return 2
+        if acc.feed(data, perf()):
+            return 1
+    return 0
+
+
 class Counted:
-    """Wraps the arrivals generator to count bytes; ``mark`` is the count at the last complete SSE event, and
-    more than ``MAX_EVENT_BYTES`` beyond it raise ``TooLarge`` (one event would have to be that large)."""
+    """The byte count of a stream read by ``sse.iter_arrivals(raw, count)``: ``mark`` is the count at the last
+    complete SSE event, and more than ``MAX_EVENT_BYTES`` beyond it raise ``TooLarge`` (one event would have to be
+    that large); ``watch.last`` is stamped at every read. Iterating it reads ``raw``."""
 
-    __slots__ = ("gen", "mark", "n", "watch")
+    __slots__ = ("limit", "mark", "n", "raw", "watch")
 
-    def __init__(self, gen: Any, watch: Any = None) -> None:
-        self.gen = gen
+    def __init__(self, raw: Any, watch: Any = None) -> None:
+        self.raw = raw
         self.n = 0
         self.mark = 0
+        self.limit = MAX_EVENT_BYTES
         self.watch = watch
 
     def __iter__(self) -> Any:
-        watch = self.watch
-        perf = _perf
-        for data in self.gen:
-            if watch is not None:
-                watch.last = perf()
-            self.n += len(data)
-            if self.n - self.mark > MAX_EVENT_BYTES:
-                raise TooLarge(f"oversized SSE event (over {MAX_EVENT_BYTES >> 20} MiB)")
-            yield data
+        return iter_arrivals(self.raw, self)
 
-    def close(self) -> None:
-        self.gen.close()
+    @staticmethod
+    def too_large() -> TooLarge:
+        return TooLarge(f"oversized SSE event (over {MAX_EVENT_BYTES >> 20} MiB)")

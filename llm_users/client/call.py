@@ -35,6 +35,7 @@ from llm_users.client.bounds import (
 )
 from llm_users.client.decoding import JsonAnswer, StreamError
 from llm_users.client.openai_stream import ChatStreamAccumulator, parse_chat_json
+from llm_users.client.session import lean_session
 from llm_users.common import tokenizer as _tokenizer
 
 __all__ = [
@@ -81,6 +82,8 @@ def llm_call(
     ``decoder(server_stamps)`` makes the accumulator of a streamed answer (another API's events; see
     ``answer.read_stream``). The record is also in the event's ``context["llm"]``.
     """
+    if not getattr(session, "llm_lean", False):
+        lean_session(session)  # once per session: the same requests, less work per request (session.py)
     timeouts = timeouts or Timeouts()
     hdrs = _request_headers(stream, server_stamps, headers)
     body = _dumps(payload)

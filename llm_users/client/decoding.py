@@ -10,8 +10,11 @@ API; ``read_usage`` takes the token counts of a usage object under the API's key
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from llm_users.client.sse import text_events
 
 _loads = json.loads
 
@@ -116,6 +119,21 @@ class StreamDecoder:
         if obj is None:
             return True
         return self.take(obj, t)
+
+    def feed_texts(self, texts: list[str], perf: Callable[[], float]) -> int:
+        """Take the event texts of one network read (``sse.iter_event_lists``) in order, each at its own
+        ``perf()`` time as ``feed`` would: 0 go on, 1 finished, 2 an SSE ``error`` event (``state.error`` set)."""
+        for event, data in text_events(texts):
+            if event == "error":
+                self.state.error = StreamError("SSE error event", data[:60])
+                return 2
+            if self.feed(data, perf()):
+                return 1
+        return 0
+
+    def feed_text(self, text: str, perf: Callable[[], float]) -> int:
+        """``feed_texts`` of a read that is one event."""
+        return self.feed_texts([text], perf)
 
     def take(self, obj: dict[str, Any], t: float) -> bool:
         """One event's JSON object (not an error object); True when the stream is finished."""

@@ -14,6 +14,7 @@ reasoning events are counted. Role-only and keep-alive events are not token even
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from llm_users.client.decoding import (
@@ -30,9 +31,10 @@ _dumps = json.dumps
 
 
 class _Template:
-    """A parsed content chunk with a hole where its content string is: ``prefix + text + suffix``."""
+    """A parsed content chunk with a hole where its content string is: ``prefix + text + suffix``; ``line`` is
+    ``data: `` + prefix, the start of the event's text (``feed_texts``), or None when the chunk spans lines."""
 
-    __slots__ = ("lp", "ls", "n", "prefix", "suffix")
+    __slots__ = ("line", "ll", "lp", "ls", "n", "prefix", "suffix")
 
     def __init__(self, prefix: str, suffix: str) -> None:
         self.prefix = prefix
@@ -40,6 +42,8 @@ class _Template:
         self.lp = len(prefix)
         self.ls = len(suffix)
         self.n = self.lp + self.ls
+        self.line = None if "\n" in prefix or "\n" in suffix else "data: " + prefix
+        self.ll = self.lp + 6
 
 
 _OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
@@ -110,18 +114,19 @@ class ChatStreamAccumulator(StreamDecoder):
     content. Any other chunk (usage, finish, error, escapes in the text, another shape) is parsed in full.
     """
 
-    __slots__ = ("_chunk_times", "_tpl", "_tries", "template_hits")
+    __slots__ = ("_chunk_times", "_line", "_tpl", "_tries", "template_hits")
 
     def __init__(self, collect_server_stamps: bool = False) -> None:
         super().__init__(collect_server_stamps)
         self._chunk_times = self.state.chunk_times
         self._tpl: _Template | None = None
+        self._line: tuple[str, int, int, str] | None = None  # feed_texts' reading of the template
         self._tries = _TEMPLATE_TRIES
         self.template_hits = 0
 
     def disable_template(self) -> None:
         """Parse every chunk in full (the reference behaviour, for tests and benchmarks)."""
-        self._tpl = None
+        self._tpl = self._line = None
         self._tries = 0
 
     def feed(self, data: str, t: float) -> bool:
@@ -197,6 +202,51 @@ class ChatStreamAccumulator(StreamDecoder):
                 st.reasoning_tokens = rt
         return False
 
+    def feed_texts(self, texts: list[str], perf: Callable[[], float]) -> int:
+        """``StreamDecoder.feed_texts`` with the template read straight from an event's text: an event that is
+        one line ``data: `` + prefix + text + suffix, text plain (``_simple``), is that chunk with content text,
+        as ``feed`` takes it (no mock stamps: those go through ``feed``). Its time is ``perf()`` when it is read."""
+        fast = self._line
+        if fast is None:
+            return StreamDecoder.feed_texts(self, texts, perf)
+        line, ll, ls, suffix = fast
+        hits = 0
+        for ev in texts:
+            # prefix, suffix and a printable text hold no newline: the event is that one data line
+            if ev.startswith(line) and ev.endswith(suffix, ll):
+                text = ev[ll : len(ev) - ls]
+                if '"' not in text and "\\" not in text and text.isprintable():
+                    hits += 1
+                    if text:
+                        if self.state.texts is not None:
+                            self.state.texts.append(text)
+                        self._chunk_times.append(perf())
+                    continue
+            # any other event, and the rest of this read, as feed takes them (an equal text before it was a hit)
+            self.template_hits += hits
+            self.state.events += hits
+            return StreamDecoder.feed_texts(self, texts[texts.index(ev) :], perf)
+        self.template_hits += hits
+        self.state.events += hits
+        return 0
+
+    def feed_text(self, ev: str, perf: Callable[[], float]) -> int:
+        """``feed_texts`` of a read that is one event (paced tokens): the same template reading, no list."""
+        fast = self._line
+        if fast is not None:
+            line, ll, ls, suffix = fast
+            if ev.startswith(line) and ev.endswith(suffix, ll):
+                text = ev[ll : len(ev) - ls]
+                if '"' not in text and "\\" not in text and text.isprintable():
+                    self.template_hits += 1
+                    self.state.events += 1
+                    if text:
+                        if self.state.texts is not None:
+                            self.state.texts.append(text)
+                        self._chunk_times.append(perf())
+                    return 0
+        return StreamDecoder.feed_texts(self, [ev], perf)
+
     def _learn(self, data: str, obj: dict[str, Any], ch: Any, delta: Any) -> None:
         """Try to make a template of a content chunk (see ``_make_template``)."""
         self._tries -= 1
@@ -211,7 +261,9 @@ class ChatStreamAccumulator(StreamDecoder):
             obj = {k: v for k, v in obj.items() if k != "mock_sent_ns"}
             if "mock_sent_ns" in core:
                 return
-        self._tpl = _make_template(core, obj, text)
+        self._tpl = tpl = _make_template(core, obj, text)
+        if tpl is not None and tpl.line is not None and not self._mock:
+            self._line = (tpl.line, tpl.ll, tpl.ls, tpl.suffix)
 
 
 def parse_chat_json(body: bytes) -> JsonAnswer:

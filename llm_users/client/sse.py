@@ -3,35 +3,47 @@
 Two layers: ``iter_arrivals`` yields the body of a geventhttpclient response as each network read arrives
 (design.md section 6: ``read(n)`` and Locust's ``iter_content``/``iter_lines`` wait for n bytes and batch tokens),
 and ``iter_events`` decodes any stream of byte chunks into SSE events with sseclient-py's semantics (its
-common case decoded here, the rest by sseclient-py itself: see ``iter_events``), so the split of the bytes into
-chunks never changes the events. No Locust import.
+common case decoded here, the rest by sseclient-py itself: see ``iter_event_lists``, which hands over the
+events of each read together), so the split of the bytes into chunks never changes the events. No Locust import.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sseclient import SSEClient
+
+_perf = time.perf_counter
 
 
 class StreamCut(Exception):
     """The connection closed before the HTTP message was complete."""
 
 
-def iter_arrivals(raw: Any) -> Iterator[bytes]:
+def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     """Yield the decoded (de-chunked) body bytes of ``raw`` as each socket read arrives.
 
     ``raw`` is geventhttpclient's ``HTTPSocketPoolResponse`` (``FastResponse._response``): this reads its
     private ``_body_buffer``/``_sock``/``feed`` the same way its own ``readline`` does, which is why the
     geventhttpclient version is pinned and covered by an accuracy test. Socket timeouts propagate.
+    ``count`` (``answer.Counted``), when given, counts the bytes here (no generator level of its own): its ``n``
+    grows by each read, its ``watch.last`` (when it has a watch) is stamped with the read's time, and more than
+    ``limit`` bytes beyond its ``mark`` raise ``count.too_large()``.
     """
     buf: bytearray = raw._body_buffer
     while True:
         if buf:
             data = bytes(buf)
             del buf[:]
+            if count is not None:
+                if count.watch is not None:
+                    count.watch.last = _perf()
+                count.n += len(data)
+                if count.n - count.mark > count.limit:
+                    raise count.too_large()
             yield data
         if raw.message_complete:
             return
@@ -86,17 +98,40 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
 
     Comment lines (keep-alives such as ``: ping``) and events without data are not yielded. Lines that are
     not UTF-8 raise ``UnicodeDecodeError`` (as sseclient-py does); nothing else is raised for any bytes.
+    The events are cut by ``iter_event_lists``; each event's text is decoded by ``text_events``.
+    """
+    for item in iter_event_lists(chunks):
+        if isinstance(item, tuple):
+            yield item
+        else:
+            yield from text_events([item] if isinstance(item, str) else item)
+
+
+def text_events(texts: list[str]) -> Iterator[tuple[str, str]]:
+    """The ``(event type, data)`` pairs of event texts from ``iter_event_lists``, as ``iter_events`` gives them."""
+    for ev in texts:
+        if ev.startswith("data: ") and "\n" not in ev:
+            yield "message", ev[6:]
+        else:
+            yield from _other_event(ev)
+
+
+def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | str | tuple[str, str]]:
+    """The SSE events of byte chunks, cut as sseclient-py cuts them: per network read, the list of the texts of
+    its complete events (each without its blank line; ``text_events`` decodes them), the text alone when the read
+    is exactly one event, or one decoded ``(event type, data)`` pair where sseclient-py decodes the rest (below).
 
     Fast path (measured in bench/RESULTS.md: sseclient-py took about 40% of the CPU of a streamed call): while
     the stream's line endings are LF only, events are cut at each ``\\n\\n`` here and the common events, one
     ``data: ...`` line, or one ``event: ...`` line then one ``data: ...`` line (the Responses and Anthropic
     APIs), are decoded directly; any other event (comments, ``id:`` fields, several data lines) is handed to
-    sseclient-py alone. The complete events of a read are decoded from UTF-8 at once and cut as text; a read
-    that is exactly one ``data: ...`` event (tokens paced by the server) is decoded directly (bench/RESULTS.md,
-    issue 19: 0.6x the instructions of cutting event by event). At the first ``\\r`` in the stream the rest,
-    with the bytes not yet cut, goes to sseclient-py. For LF-only streams sseclient-py cuts an event at the first
-    ``\\n\\n`` after the previous cut whatever the chunking, and a lone ``data: X`` line is the event
+    sseclient-py alone. The complete events of a read are decoded from UTF-8 at once and cut as text (bench/
+    RESULTS.md, issue 19: 0.6x the instructions of cutting event by event). At the first ``\\r`` in the stream the
+    rest, with the bytes not yet cut, goes to sseclient-py. For LF-only streams sseclient-py cuts an event at the
+    first ``\\n\\n`` after the previous cut whatever the chunking, and a lone ``data: X`` line is the event
     ``("message", X)``, so the events are the same; ``iter_events_sseclient`` is the reference (tests compare).
+    A reader that handles a read's events together (``answer.read_stream``) still takes each one's time when it
+    comes to it.
     """
     it = iter(chunks)
     buf = b""
@@ -111,8 +146,8 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
             buf += chunk
             if not joined and b"\n\n" not in chunk:
                 continue
-        elif chunk.endswith(b"\n\n") and chunk.find(b"\n") == len(chunk) - 2 and chunk.startswith(b"data: "):
-            yield "message", chunk[6:-2].decode()  # one read, one event (tokens paced by the server)
+        elif chunk.endswith(b"\n\n") and chunk.find(b"\n") == len(chunk) - 2:
+            yield chunk[:-2].decode()  # one read, one event (tokens paced by the server): its text alone
             continue
         elif b"\n\n" in chunk:
             buf = chunk
@@ -130,11 +165,7 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
             raise
         if events.pop():
             buf = b"\n" + buf
-        for ev in events:
-            if ev.startswith("data: ") and "\n" not in ev:
-                yield "message", ev[6:]
-            else:
-                yield from _other_event(ev)
+        yield events
     if buf:  # sseclient-py dispatches what is left at the end of the body, even without the blank line
         yield from iter_events_sseclient((buf,))
 
