@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -28,7 +30,7 @@ from llm_metrics.state import state
 from llm_users.chat.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.common.options import settings_or_exit, settings_or_quit
-from llm_users.common.prompts import PromptError
+from llm_users.common.prompts import PromptError, PromptSet
 from llm_users.common.target_binding import local_secrets
 from llm_users.common.tokenizer import configure_from_options
 from llm_users.pacing.arrival import ArrivalSpec
@@ -75,15 +77,22 @@ class ChatRuntime:
         """(Re)start this process's schedules on its share (``llm_users.pacing.share_protocol``)."""
         self.stop()
         share = self.shares.share
+        scenarios = self.scenarios()
+        metrics = self.metrics()
+        on_issue: Callable[[str], None] | None = None
+        if metrics is not None:  # per arrival: the tally's key and the metrics core looked up once, here
+            keys = {sc.name: f"issued:{sc.name}" for sc in scenarios}
+            tally = metrics.tally
+
+            def tally_issued(scenario: str) -> None:
+                tally(keys[scenario])
+
+            on_issue = tally_issued
+
         self.dispatcher = ArrivalDispatcher(
-            self.scenarios(), share.index, share.workers, self._dropped, on_issue=self._issued
+            scenarios, share.index, share.workers, self._dropped if metrics is not None else None, on_issue=on_issue
         )
         self.dispatcher.start(delay_s=READY_S)
-
-    def _issued(self, scenario: str) -> None:
-        metrics = self.metrics()
-        if metrics is not None:
-            metrics.tally(f"issued:{scenario}")
 
     def metrics(self) -> Any:
         """The metrics core (``llm_metrics.hooks``), if installed: the suite state's ``metrics``."""
@@ -193,6 +202,41 @@ def install_chat(events: Any) -> None:
     halt_on_stop(events, _shares)
 
 
+@dataclass(frozen=True, slots=True)
+class CallKind:
+    """What the calls of one (scenario, prompt variant) share: their name, stream flag and prompt set."""
+
+    name: str
+    stream: bool
+    prompts: PromptSet
+    max_tokens: int
+    tools: list[Any] | None
+
+
+class CallPlan:
+    """What every call of one ``ChatSettings`` shares, built once per User and settings instead of per call:
+    the request headers (where the User's calls go), the bounds, and each (scenario, prompt)'s ``CallKind``."""
+
+    def __init__(self, settings: ChatSettings, headers: dict[str, str]) -> None:
+        self.settings = settings
+        self.headers = settings.api.headers(headers)
+        self.timeouts = Timeouts(settings.target.idle_timeout_s, settings.target.call_timeout_s)
+        self.server_stamps = settings.target.server_stamps
+        self.kinds: dict[tuple[str, str], CallKind] = {}
+
+    def kind(self, scenario: str, prompt: str) -> CallKind:
+        s = self.settings
+        pset = s.prompt_sets[prompt]
+        k = self.kinds[(scenario, prompt)] = CallKind(
+            name=f"{s.api.path} ({scenario}, {prompt})",
+            stream=scenario == "chat_stream" and s.api.streams,
+            prompts=pset,
+            max_tokens=s.max_tokens or pset.max_tokens or 0,
+            tools=pset.tools,
+        )
+        return k
+
+
 class ChatUser(FastHttpUser):
     """Takes the arrivals of the chat scenarios and sends each as one chat-completions call."""
 
@@ -200,6 +244,8 @@ class ChatUser(FastHttpUser):
     abstract = True  # the locustfile declares the concrete class
 
     def __init__(self, environment: Any) -> None:
+        self._runtime: ChatRuntime | None = None  # the suite's runtime, looked up at the first arrival
+        self._plan: CallPlan | None = None  # what every call of the current settings shares
         rt = state(environment).runtime("chat", ChatRuntime)
         if rt is not None:
             self.network_timeout = socket_timeout(self.network_timeout, rt.settings.target.idle_timeout_s)
@@ -230,35 +276,39 @@ class ChatUser(FastHttpUser):
 
     @task
     def arrival(self) -> None:
-        rt = runtime(self.environment)
-        if rt.dispatcher is None:
+        rt = self._runtime or self._bind()
+        dispatcher = rt.dispatcher
+        if dispatcher is None:
             self.wait_for_start()
             return
-        ticket = rt.dispatcher.take(timeout=1.0)
+        ticket = dispatcher.take(timeout=1.0)
         if ticket is None:
             return
-        s = rt.settings
-        pset = s.prompt_sets[ticket.prompt]
+        plan = self._plan
+        if plan is None or plan.settings is not rt.settings:  # the settings are read again at each test start
+            plan = self._plan = CallPlan(rt.settings, self._headers())
+        kind = plan.kinds.get((ticket.scenario, ticket.prompt)) or plan.kind(ticket.scenario, ticket.prompt)
+        s = plan.settings
         api = s.api
-        stream = ticket.scenario == "chat_stream" and api.streams
-        payload = api.payload(
-            s.model, pset.next(), stream=stream, max_tokens=s.max_tokens or pset.max_tokens or 0, tools=pset.tools
-        )
         llm_call(
             self.client,
             api.path,
-            payload,
-            stream=stream,
+            api.payload(s.model, kind.prompts.next(), stream=kind.stream, max_tokens=kind.max_tokens, tools=kind.tools),
+            stream=kind.stream,
             scenario=ticket.scenario,
             prompt=ticket.prompt,
-            name=f"{api.path} ({ticket.scenario}, {ticket.prompt})",
-            headers=api.headers(self._headers()),
+            name=kind.name,
+            headers=plan.headers,
             scheduled=ticket.scheduled,
-            timeouts=Timeouts(s.target.idle_timeout_s, s.target.call_timeout_s),
-            server_stamps=s.target.server_stamps,
+            timeouts=plan.timeouts,
+            server_stamps=plan.server_stamps,
             decoder=api.decoder,
             parse_json=api.parse_json,
         )
+
+    def _bind(self) -> ChatRuntime:
+        self._runtime = rt = runtime(self.environment)
+        return rt
 
     def wait_for_start(self) -> None:
         gevent.sleep(0.05)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import Event
+from gevent.hub import Waiter
 
 from llm_users.pacing.arrival import ArrivalSpec, arrival_times
 
@@ -64,36 +65,58 @@ def sleep_until(due: float) -> None:
 
 
 class _Handover(Generic[T]):
-    """The Users waiting for work, longest first: ``take()`` waits, ``_hand()`` gives to the first waiting."""
+    """The Users waiting for work, longest first: ``take()`` waits, ``_hand()`` gives to the first waiting.
+
+    A waiting User is a bare ``gevent.hub.Waiter`` (no ``AsyncResult``, no ``gevent.Timeout``): ``_hand`` takes
+    it off the queue and the hub switches the ticket into it on its next turn; a ``take`` with a timeout arms one
+    loop timer, whose expiry gives ``None`` only to a User still in the queue (one already handed a ticket gets
+    the ticket: the ticket is never lost to a timeout firing in the same loop turn)."""
 
     def __init__(self) -> None:
-        self.idle: deque[AsyncResult] = deque()
+        self.idle: deque[Waiter[Any]] = deque()
 
     def _hand(self, ticket: T) -> bool:
         """Give ``ticket`` to the User that has waited longest; False when none waits (the arrival is dropped)."""
         if not self.idle:
             return False
-        self.idle.popleft().set(ticket)
+        waiter = self.idle.popleft()
+        waiter.hub.loop.run_callback(waiter.switch, ticket)
         return True
 
     def _release(self) -> None:
         """Wake every waiting User with ``None`` (the dispatcher stops)."""
         while self.idle:
-            self.idle.popleft().set(None)
+            waiter = self.idle.popleft()
+            waiter.hub.loop.run_callback(waiter.switch, None)
+
+    def _expire(self, waiter: Waiter[Any]) -> None:
+        """(In the hub) a ``take`` timed out: ``None`` to its User, unless a ticket was handed to it already."""
+        try:
+            self.idle.remove(waiter)
+        except ValueError:
+            return
+        waiter.switch(None)
 
     def take(self, timeout: float | None = None) -> T | None:
         """Wait, as an idle User, for the next arrival; None when stopped or on timeout."""
-        waiter: AsyncResult = AsyncResult()
+        waiter: Waiter[Any] = Waiter()
         self.idle.append(waiter)
+        timer = None
+        if timeout is not None:
+            timer = waiter.hub.loop.timer(max(timeout, 0.0))
+            timer.start(self._expire, waiter)
         try:
-            return waiter.get(timeout=timeout)
-        except gevent.Timeout:
-            return None
-        finally:
+            ticket: T | None = waiter.get()
+            return ticket
+        except BaseException:  # killed while waiting (the User stops): out of the queue
             try:
                 self.idle.remove(waiter)
             except ValueError:
                 pass
+            raise
+        finally:
+            if timer is not None:
+                timer.close()
 
 
 class ArrivalDispatcher(_Handover[Ticket]):
@@ -138,18 +161,23 @@ class ArrivalDispatcher(_Handover[Ticket]):
         return any(not g.dead for g in self._greenlets)
 
     def _run(self, sc: Scenario, t0: float) -> None:
+        name = sc.name
         prompts = itertools.cycle(sc.prompts)
+        issued, dropped, on_issue, on_drop, hand = self.issued, self.dropped, self.on_issue, self.on_drop, self._hand
+        perf, sleep = time.perf_counter, gevent.sleep
         for offset in arrival_times(sc.spec, self.worker_index, self.workers):
             due = t0 + offset
-            sleep_until(due)
+            delay = due - perf()  # sleep_until(due)
+            if delay > 0:
+                sleep(delay)
             prompt = next(prompts)
-            self.issued[sc.name] = self.issued.get(sc.name, 0) + 1
-            if self.on_issue is not None:
-                self.on_issue(sc.name)
-            if not self._hand(Ticket(sc.name, prompt, due)):
-                self.dropped[sc.name] = self.dropped.get(sc.name, 0) + 1
-                if self.on_drop is not None:
-                    self.on_drop(sc.name, prompt)
+            issued[name] = issued.get(name, 0) + 1
+            if on_issue is not None:
+                on_issue(name)
+            if not hand(Ticket(name, prompt, due)):
+                dropped[name] = dropped.get(name, 0) + 1
+                if on_drop is not None:
+                    on_drop(name, prompt)
 
 
 class ScheduleDispatcher(_Handover[WorkTicket]):
