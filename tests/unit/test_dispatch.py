@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import gevent
 
 from llm_users.pacing.arrival import ArrivalSpec
@@ -64,3 +66,20 @@ def test_arrival_dispatcher_runs_its_share_of_each_scenario() -> None:
     assert d.started_at is not None
     offsets = [round(t.scheduled - d.started_at, 6) for t in taken]
     assert offsets == [0.01, 0.03, 0.05, 0.07, 0.09]
+
+
+def test_a_ticket_handed_in_the_loop_turn_its_take_times_out_is_not_lost() -> None:
+    """The hand-over and the take's timeout expire in the same loop turn, the hand-over first: the User gets the
+    ticket (a timeout that came after the hand-over but before the User ran would lose an issued arrival)."""
+    d = ScheduleDispatcher([])
+    got: list[WorkTicket | None] = []
+    taker = gevent.spawn(lambda: got.append(d.take(timeout=0.05)))
+    gevent.sleep(0)  # the User waits; its timeout is armed
+    assert len(d.idle) == 1
+    ticket = WorkTicket("late", 0.0)
+    hand = gevent.get_hub().loop.timer(0.02)  # due before the take's timeout, run by the hub itself
+    hand.start(d._hand, ticket)
+    time.sleep(0.1)  # the loop is held: both timers are due when it runs again
+    taker.join(timeout=1.0)
+    hand.close()
+    assert got == [ticket] and not d.idle

@@ -1,0 +1,80 @@
+"""Instructions per arrival of the chat suite's dispatcher, dropped or handed to a waiting User, under callgrind.
+
+``bench/chat_instructions.py`` counts a whole call when every arrival finds an idle User; a saturated run also
+drops arrivals (no User idle: about 0.6 per call at 3,000 arrivals/s asked in ``bench/k6_compare.py``), each
+counted as ``dropped_iterations`` and in the run's ledger. This runs the chat suite's own ``ChatRuntime`` (its
+settings from the default knobs, its dispatcher and callbacks, an ``LLMMetrics`` core) on one bounded schedule:
+
+  drop  ``--arrivals`` arrivals at 1,000,000/s and no User: every one is dropped (the dispatcher, behind its
+        schedule, runs them back to back, as it does in a burst at saturation)
+  hand  ``--arrivals`` arrivals at ``--rate``/s (default 200) to 8 greenlets taking tickets as ChatUser does
+        (``take(timeout=1.0)``): every one is handed over (the dispatcher sleeps until each is due)
+
+Per arrival = (Ir of ``--arrivals N`` - Ir of ``--arrivals M``) / (N - M), e.g.::
+
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/dispatch_instructions.py drop 20000
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/dispatch_instructions.py drop 2000
+
+Run it from a checkout to measure that checkout (its own tree first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import gevent
+from locust import events
+from locust.argument_parser import get_parser
+from locust.env import Environment
+
+from llm_metrics.core import LLMMetrics
+from llm_metrics.engine.calls import GoodputSLO
+from llm_metrics.state import state
+from llm_users.chat.options import add_chat_arguments, chat_settings
+from llm_users.chat.users import ChatRuntime
+from llm_users.pacing.arrival import ArrivalSpec
+from llm_users.pacing.dispatch import Scenario
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=("drop", "hand"))
+    ap.add_argument("arrivals", type=int)
+    ap.add_argument("--rate", type=float, default=200.0, help="arrivals/s in the hand mode (default 200)")
+    args = ap.parse_args()
+    parser = get_parser()
+    add_chat_arguments(parser)
+    opts = parser.parse_args(["--stream-rps", "1", "--nonstream-rps", "0", "--prompts", "short"])
+    env = Environment(events=events, parsed_options=opts)
+    env.create_local_runner()
+    state(env).metrics = LLMMetrics(env, "bench", [], GoodputSLO(ttft_ms=1000, tpot_ms=100), "", "")
+    rt = ChatRuntime(env, chat_settings(opts))
+    rate = 1_000_000.0 if args.mode == "drop" else args.rate
+    spec = ArrivalSpec(rate, duration_s=args.arrivals / rate)
+    rt.scenarios = lambda: [Scenario("chat_stream", spec, rt.settings.variants)]  # type: ignore[method-assign]
+    taken = [0]
+
+    def user() -> None:
+        while rt.dispatcher is not None and rt.dispatcher.running:
+            if rt.dispatcher.take(timeout=1.0) is not None:
+                taken[0] += 1
+
+    rt.start()
+    users = [gevent.spawn(user) for _ in range(8 if args.mode == "hand" else 0)]
+    d = rt.dispatcher
+    assert d is not None
+    gevent.sleep(0.2)
+    while d.running:
+        gevent.sleep(0.05)
+    rt.stop()
+    gevent.joinall(users, timeout=2.0)
+    print(f"{args.mode}: issued {d.issued} dropped {d.dropped} taken {taken[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
