@@ -29,25 +29,27 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import BIN, CLIENT_CORE, ROOT, machine, mock
 
 
-def run(tree: Path, base: str, calls: int, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    """One callgrind run of the suite until ``calls`` request events; its Ir, calls, arrivals issued and dropped."""
-    out, probe, summary = tmp / f"cg.{calls}", tmp / f"probe.{calls}.json", tmp / f"summary.{calls}.json"
-    rate = str(args.rate)
+def run(tree: Path, base: str, calls: int, args: argparse.Namespace, tmp: Path, seconds: int = 0) -> dict[str, Any]:
+    """One callgrind run of the suite until ``calls`` request events (or for ``seconds``, at ``--idle-rate``);
+    its Ir, calls, arrivals issued and dropped and the seconds its schedule ran."""
+    out, probe, summary = tmp / f"cg.{calls}.{seconds}", tmp / f"probe.{calls}.{seconds}.json", tmp / "summary.json"
+    rate = str(args.idle_rate if seconds else args.rate)
     env = {
         **os.environ,
         "STREAM_RPS": rate if args.stream else "0",
         "NONSTREAM_RPS": "0" if args.stream else rate,
         "MAX_TOKENS": "64", "BASE": base, "PROMPTS": "short", "SMOKE": "false", "THRESHOLDS": "",
-        "BENCH_OUT": str(probe), "BENCH_WARMUP_S": "0", "BENCH_STOP_AFTER": str(calls),
-        "SUMMARY_JSON": str(summary), "PYTHONPATH": str(tree),
+        "BENCH_OUT": str(probe), "BENCH_WARMUP_S": "0",
+        "SUMMARY_JSON": str(summary), "PYTHONPATH": str(tree), "BENCH_STOP_AFTER": str(calls or ""),
     }  # fmt: skip
-    limit = max(60, round(calls / args.rate * 3) + 60)
+    limit = seconds or max(60, round(calls / args.rate * 3) + 60)
     cmd = ["taskset", "-c", CLIENT_CORE, "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
            str(BIN / "python"), str(BIN / "locust"), "-f", "bench/locustfile_chat.py", "--headless",
            "--host", base, "-u", str(args.users), "-r", str(args.users), "-t", f"{limit}s", "--stop-timeout", "5",
@@ -61,7 +63,9 @@ def run(tree: Path, base: str, calls: int, args: argparse.Namespace, tmp: Path) 
     p = json.loads(probe.read_text())
     done = p["total_ok"] + p["total_failed"]
     arrivals = json.loads(summary.read_text()).get("arrivals", {}) if summary.exists() else {}
-    return {"ir": int(m.group(1)), "calls": done, "failed": p["total_failed"], "arrivals": arrivals}
+    summary.unlink(missing_ok=True)
+    return {"ir": int(m.group(1)), "calls": done, "failed": p["total_failed"], "arrivals": arrivals,
+            "seconds": float(arrivals.get("scheduled_s", 0.0))}  # fmt: skip
 
 
 def main() -> int:
@@ -72,17 +76,32 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=4)
     ap.add_argument("--nonstream", dest="stream", action="store_false")
     ap.add_argument("--tree", type=Path, default=ROOT)
+    ap.add_argument("--idle", default="", help="S1,S2: also two runs of S1 and S2 seconds at --idle-rate")
+    ap.add_argument("--idle-rate", type=float, default=0.2)
     args = ap.parse_args()
     tree = args.tree.resolve()
     with mock(["--ttft-ms", "0", "--itl-ms", "0", "--output-tokens", "64"]) as m, tempfile.TemporaryDirectory() as t:
-        short = run(tree, m.base_url, args.base_calls, args, Path(t))
-        long = run(tree, m.base_url, args.calls, args, Path(t))
-    per_call = (long["ir"] - short["ir"]) / (long["calls"] - short["calls"])
+        runs = {"short": run(tree, m.base_url, args.base_calls, args, Path(t))}
+        runs["long"] = run(tree, m.base_url, args.calls, args, Path(t))
+        if args.idle:
+            s1, s2 = (int(x) for x in args.idle.split(","))
+            runs["idle1"] = run(tree, m.base_url, 0, args, Path(t), s1)
+            runs["idle2"] = run(tree, m.base_url, 0, args, Path(t), s2)
     print(machine())
     print(f"tree {tree}, {'streamed' if args.stream else 'non-streamed'}, {args.rate:g} arrivals/s, {args.users} Users")
-    for name, r in (("short", short), ("long", long)):
-        print(f"{name}: Ir {r['ir']:,} calls {r['calls']} failed {r['failed']} arrivals {json.dumps(r['arrivals'])}")
-    print(f"instructions per call: {per_call:,.0f}")
+    for name, r in runs.items():
+        print(f"{name}: Ir {r['ir']:,} calls {r['calls']} failed {r['failed']} scheduled_s {r['seconds']} "
+              f"arrivals {json.dumps(r['arrivals'].get('scenarios'))}")  # fmt: skip
+    short, long = runs["short"], runs["long"]
+    d_ir, d_calls, d_s = long["ir"] - short["ir"], long["calls"] - short["calls"], long["seconds"] - short["seconds"]
+    print(f"instructions per call: {d_ir / d_calls:,.0f}")
+    if args.idle:
+        i1, i2 = runs["idle1"], runs["idle2"]
+        # the idle runs' few calls (--idle-rate) are counted at the per-call figure found without a correction
+        per_s = (i2["ir"] - i1["ir"] - (i2["calls"] - i1["calls"]) * d_ir / d_calls) / (i2["seconds"] - i1["seconds"])
+        print(f"instructions per second of schedule with no calls (timers, monitors): {per_s:,.0f}")
+        print(f"instructions per call, the {d_s:.1f} s more of the long run's schedule at that rate taken out: "
+              f"{(d_ir - per_s * d_s) / d_calls:,.0f}")  # fmt: skip
     return 0
 
 

@@ -5,15 +5,16 @@ drops arrivals (no User idle: about 0.6 per call at 3,000 arrivals/s asked in ``
 counted as ``dropped_iterations`` and in the run's ledger. This runs the chat suite's own ``ChatRuntime`` (its
 settings from the default knobs, its dispatcher and callbacks, an ``LLMMetrics`` core) on one bounded schedule:
 
-  drop  ``--arrivals`` arrivals at 1,000,000/s and no User: every one is dropped (the dispatcher, behind its
-        schedule, runs them back to back, as it does in a burst at saturation)
+  drop  ``--arrivals`` arrivals and no User: every one is dropped. They come in bursts of ``--burst`` (default
+        1) at the same time, a burst every 10 ms: the dispatcher sleeps until each burst and runs its arrivals
+        back to back (at saturation the dispatcher wakes late and finds one or more arrivals due)
   hand  ``--arrivals`` arrivals at ``--rate``/s (default 200) to 8 greenlets taking tickets as ChatUser does
         (``take(timeout=1.0)``): every one is handed over (the dispatcher sleeps until each is due)
 
 Per arrival = (Ir of ``--arrivals N`` - Ir of ``--arrivals M``) / (N - M), e.g.::
 
-    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/dispatch_instructions.py drop 20000
-    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/dispatch_instructions.py drop 2000
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/dispatch_instructions.py drop 2400
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/dispatch_instructions.py drop 400
 
 Run it from a checkout to measure that checkout (its own tree first on ``sys.path``).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,6 +38,7 @@ from llm_metrics.engine.calls import GoodputSLO
 from llm_metrics.state import state
 from llm_users.chat.options import add_chat_arguments, chat_settings
 from llm_users.chat.users import ChatRuntime
+from llm_users.pacing import dispatch
 from llm_users.pacing.arrival import ArrivalSpec
 from llm_users.pacing.dispatch import Scenario
 
@@ -45,6 +48,7 @@ def main() -> int:
     ap.add_argument("mode", choices=("drop", "hand"))
     ap.add_argument("arrivals", type=int)
     ap.add_argument("--rate", type=float, default=200.0, help="arrivals/s in the hand mode (default 200)")
+    ap.add_argument("--burst", type=int, default=1, help="arrivals due at once in the drop mode (default 1)")
     args = ap.parse_args()
     parser = get_parser()
     add_chat_arguments(parser)
@@ -53,8 +57,15 @@ def main() -> int:
     env.create_local_runner()
     state(env).metrics = LLMMetrics(env, "bench", [], GoodputSLO(ttft_ms=1000, tpot_ms=100), "", "")
     rt = ChatRuntime(env, chat_settings(opts))
-    rate = 1_000_000.0 if args.mode == "drop" else args.rate
+    rate = args.rate
     spec = ArrivalSpec(rate, duration_s=args.arrivals / rate)
+    if args.mode == "drop":  # the schedule in bursts (the dispatcher reads the module's arrival_times)
+
+        def bursts(*_a: object) -> Iterator[float]:
+            for i in range(args.arrivals):
+                yield (i // args.burst) * 0.01
+
+        dispatch.arrival_times = bursts  # type: ignore[assignment]
     rt.scenarios = lambda: [Scenario("chat_stream", spec, rt.settings.variants)]  # type: ignore[method-assign]
     taken = [0]
 

@@ -79,13 +79,13 @@ class ChatRuntime:
         share = self.shares.share
         scenarios = self.scenarios()
         metrics = self.metrics()
-        on_issue: Callable[[str], None] | None = None
+        on_issue: Callable[[str, int], None] | None = None
         if metrics is not None:  # per arrival: the tally's key and the metrics core looked up once, here
             keys = {sc.name: f"issued:{sc.name}" for sc in scenarios}
             tally = metrics.tally
 
-            def tally_issued(scenario: str) -> None:
-                tally(keys[scenario])
+            def tally_issued(scenario: str, n: int) -> None:
+                tally(keys[scenario], n)
 
             on_issue = tally_issued
 
@@ -136,11 +136,11 @@ class ChatRuntime:
             "share": {"index": share.index, "workers": share.workers},
         }
 
-    def _dropped(self, scenario: str, prompt: str) -> None:
+    def _dropped(self, scenario: str, prompt: str, n: int) -> None:
         metrics = self.metrics()
         if metrics is not None:
-            metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt})
-            metrics.tally(f"dropped:{scenario}")  # this run's ledger (the metric covers the whole session)
+            metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt}, n)
+            metrics.tally(f"dropped:{scenario}", n)  # this run's ledger (the metric covers the whole session)
 
     def test_start(self) -> None:
         """At test start: the settings again (the web UI may have changed them), the ledger, the shares."""

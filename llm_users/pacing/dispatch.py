@@ -127,9 +127,12 @@ class ArrivalDispatcher(_Handover[Ticket]):
         scenarios: Sequence[Scenario],
         worker_index: int = 0,
         workers: int = 1,
-        on_drop: Callable[[str, str], None] | None = None,
-        on_issue: Callable[[str], None] | None = None,
+        on_drop: Callable[[str, str, int], None] | None = None,
+        on_issue: Callable[[str, int], None] | None = None,
     ) -> None:
+        """``on_issue(scenario, n)``: ``n`` arrivals were issued; ``on_drop(scenario, prompt, n)``: ``n`` of them
+        were dropped (no User waited). Called once per burst: the arrivals a schedule issues back to back when it
+        is behind (at once, in the same loop turn), else once per arrival."""
         super().__init__()
         self.scenarios = list(scenarios)
         self.worker_index = worker_index
@@ -163,21 +166,38 @@ class ArrivalDispatcher(_Handover[Ticket]):
     def _run(self, sc: Scenario, t0: float) -> None:
         name = sc.name
         prompts = itertools.cycle(sc.prompts)
-        issued, dropped, on_issue, on_drop, hand = self.issued, self.dropped, self.on_issue, self.on_drop, self._hand
-        perf, sleep = time.perf_counter, gevent.sleep
-        for offset in arrival_times(sc.spec, self.worker_index, self.workers):
-            due = t0 + offset
-            delay = due - perf()  # sleep_until(due)
-            if delay > 0:
-                sleep(delay)
-            prompt = next(prompts)
-            issued[name] = issued.get(name, 0) + 1
-            if on_issue is not None:
-                on_issue(name)
-            if not hand(Ticket(name, prompt, due)):
-                dropped[name] = dropped.get(name, 0) + 1
-                if on_drop is not None:
-                    on_drop(name, prompt)
+        hand, perf, sleep = self._hand, time.perf_counter, gevent.sleep
+        burst = 0  # arrivals issued since this greenlet last slept, and the prompts of those dropped
+        burst_dropped: dict[str, int] = {}
+        try:
+            for offset in arrival_times(sc.spec, self.worker_index, self.workers):
+                due = t0 + offset
+                delay = due - perf()  # sleep_until(due)
+                if delay > 0:
+                    if burst:
+                        self._count(name, burst, burst_dropped)
+                        burst = 0
+                    sleep(delay)
+                burst += 1
+                prompt = next(prompts)
+                if not hand(Ticket(name, prompt, due)):
+                    burst_dropped[prompt] = burst_dropped.get(prompt, 0) + 1
+        finally:
+            if burst:
+                self._count(name, burst, burst_dropped)
+
+    def _count(self, name: str, issued: int, dropped: dict[str, int]) -> None:
+        """Count the arrivals of one burst (issued back to back: no other greenlet ran between them), by prompt
+        for the dropped ones, and report them to ``on_issue``/``on_drop`` in one call each; empties ``dropped``."""
+        self.issued[name] = self.issued.get(name, 0) + issued
+        if self.on_issue is not None:
+            self.on_issue(name, issued)
+        if dropped:
+            self.dropped[name] = self.dropped.get(name, 0) + sum(dropped.values())
+            if self.on_drop is not None:
+                for prompt, n in dropped.items():
+                    self.on_drop(name, prompt, n)
+            dropped.clear()
 
 
 class ScheduleDispatcher(_Handover[WorkTicket]):

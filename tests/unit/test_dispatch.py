@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import gevent
+import pytest
 
 from llm_users.pacing.arrival import ArrivalSpec
 from llm_users.pacing.dispatch import ArrivalDispatcher, Scenario, ScheduleDispatcher, Ticket, WorkTicket
@@ -83,3 +84,41 @@ def test_a_ticket_handed_in_the_loop_turn_its_take_times_out_is_not_lost() -> No
     taker.join(timeout=1.0)
     hand.close()
     assert got == [ticket] and not d.idle
+
+
+def test_a_schedule_behind_counts_its_burst_of_arrivals_at_once() -> None:
+    """50 arrivals all due when the dispatcher first runs (the loop was held): handed to the 2 waiting Users
+    first, the other 48 dropped; issued and dropped reported in one call each, by prompt."""
+    issues: list[tuple[str, int]] = []
+    drops: list[tuple[str, str, int]] = []
+    spec = ArrivalSpec(rate=1000.0, duration_s=0.05)
+    d = ArrivalDispatcher(
+        [Scenario("s", spec, ("p", "q"))],
+        on_drop=lambda sc, prompt, n: drops.append((sc, prompt, n)),
+        on_issue=lambda sc, n: issues.append((sc, n)),
+    )
+    taken: list[Ticket | None] = []
+    users = [gevent.spawn(lambda: taken.append(d.take(timeout=1.0))) for _ in range(2)]
+    gevent.sleep(0)
+    d.start()
+    time.sleep(0.1)  # the loop is held: the whole schedule is due when the dispatcher runs
+    gevent.joinall(users, timeout=2.0)
+    assert not d.running
+    assert [(t.prompt, round(t.scheduled - (d.started_at or 0.0), 6)) for t in taken if t] == [("p", 0.0), ("q", 0.001)]
+    assert issues == [("s", 50)] and sorted(drops) == [("s", "p", 24), ("s", "q", 24)]
+    assert d.issued == {"s": 50} and d.dropped == {"s": 48}
+
+
+@pytest.mark.timing  # arrivals 100 ms apart: a loop held longer than that (a loaded machine) makes a burst of 2
+def test_a_schedule_on_time_reports_each_arrival_as_it_comes() -> None:
+    issues: list[tuple[str, int]] = []
+    drops: list[tuple[str, str, int]] = []
+    d = ArrivalDispatcher(
+        [Scenario("s", ArrivalSpec(rate=10.0, duration_s=0.5), ("p",))],
+        on_drop=lambda sc, prompt, n: drops.append((sc, prompt, n)),
+        on_issue=lambda sc, n: issues.append((sc, n)),
+    )
+    d.start()
+    while d.running:
+        gevent.sleep(0.01)
+    assert issues == [("s", 1)] * 5 and drops == [("s", "p", 1)] * 5
