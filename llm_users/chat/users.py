@@ -80,18 +80,26 @@ class ChatRuntime:
         scenarios = self.scenarios()
         metrics = self.metrics()
         on_issue: Callable[[str, int], None] | None = None
-        if metrics is not None:  # per arrival: the tally's key and the metrics core looked up once, here
-            keys = {sc.name: f"issued:{sc.name}" for sc in scenarios}
-            tally = metrics.tally
+        on_drop: Callable[[str, str, int], None] | None = None
+        if metrics is not None:  # per arrival: the tallies' keys and the metrics core looked up once, here
+            issued = {sc.name: f"issued:{sc.name}" for sc in scenarios}
+            dropped = {sc.name: f"dropped:{sc.name}" for sc in scenarios}  # this run's ledger
+            tags: dict[tuple[str, str], dict[str, str]] = {}  # the metric (the whole session) by scenario, prompt
+            tally, count = metrics.tally, metrics.count
 
             def tally_issued(scenario: str, n: int) -> None:
-                tally(keys[scenario], n)
+                tally(issued[scenario], n)
 
-            on_issue = tally_issued
+            def count_dropped(scenario: str, prompt: str, n: int) -> None:
+                t = tags.get((scenario, prompt)) or tags.setdefault(
+                    (scenario, prompt), {"scenario": scenario, "prompt": prompt}
+                )
+                count("dropped_iterations", t, n)
+                tally(dropped[scenario], n)
 
-        self.dispatcher = ArrivalDispatcher(
-            scenarios, share.index, share.workers, self._dropped if metrics is not None else None, on_issue=on_issue
-        )
+            on_issue, on_drop = tally_issued, count_dropped
+
+        self.dispatcher = ArrivalDispatcher(scenarios, share.index, share.workers, on_drop, on_issue=on_issue)
         self.dispatcher.start(delay_s=READY_S)
 
     def metrics(self) -> Any:
@@ -135,12 +143,6 @@ class ChatRuntime:
             "scheduled_s": round(seconds, 3),
             "share": {"index": share.index, "workers": share.workers},
         }
-
-    def _dropped(self, scenario: str, prompt: str, n: int) -> None:
-        metrics = self.metrics()
-        if metrics is not None:
-            metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt}, n)
-            metrics.tally(f"dropped:{scenario}", n)  # this run's ledger (the metric covers the whole session)
 
     def test_start(self) -> None:
         """At test start: the settings again (the web UI may have changed them), the ledger, the shares."""

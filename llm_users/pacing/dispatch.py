@@ -166,38 +166,44 @@ class ArrivalDispatcher(_Handover[Ticket]):
     def _run(self, sc: Scenario, t0: float) -> None:
         name = sc.name
         prompts = itertools.cycle(sc.prompts)
-        hand, perf, sleep = self._hand, time.perf_counter, gevent.sleep
+        issued, on_issue, hand, perf, sleep = self.issued, self.on_issue, self._hand, time.perf_counter, gevent.sleep
         burst = 0  # arrivals issued since this greenlet last slept, and the prompts of those dropped
-        burst_dropped: dict[str, int] = {}
+        dropped: list[str] = []
         try:
             for offset in arrival_times(sc.spec, self.worker_index, self.workers):
                 due = t0 + offset
                 delay = due - perf()  # sleep_until(due)
                 if delay > 0:
-                    if burst:
-                        self._count(name, burst, burst_dropped)
+                    if burst:  # the arrivals since the last sleep, counted before another greenlet runs
+                        issued[name] = issued.get(name, 0) + burst
+                        if on_issue is not None:
+                            on_issue(name, burst)
+                        if dropped:
+                            self._count_dropped(name, dropped)
                         burst = 0
                     sleep(delay)
                 burst += 1
                 prompt = next(prompts)
                 if not hand(Ticket(name, prompt, due)):
-                    burst_dropped[prompt] = burst_dropped.get(prompt, 0) + 1
+                    dropped.append(prompt)
         finally:
             if burst:
-                self._count(name, burst, burst_dropped)
+                issued[name] = issued.get(name, 0) + burst
+                if on_issue is not None:
+                    on_issue(name, burst)
+                if dropped:
+                    self._count_dropped(name, dropped)
 
-    def _count(self, name: str, issued: int, dropped: dict[str, int]) -> None:
-        """Count the arrivals of one burst (issued back to back: no other greenlet ran between them), by prompt
-        for the dropped ones, and report them to ``on_issue``/``on_drop`` in one call each; empties ``dropped``."""
-        self.issued[name] = self.issued.get(name, 0) + issued
-        if self.on_issue is not None:
-            self.on_issue(name, issued)
-        if dropped:
-            self.dropped[name] = self.dropped.get(name, 0) + sum(dropped.values())
-            if self.on_drop is not None:
-                for prompt, n in dropped.items():
-                    self.on_drop(name, prompt, n)
-            dropped.clear()
+    def _count_dropped(self, name: str, prompts: list[str]) -> None:
+        """Count the arrivals of one burst that were dropped (``prompts``: of each), by prompt; empties it."""
+        self.dropped[name] = self.dropped.get(name, 0) + len(prompts)
+        if self.on_drop is not None:
+            if len(prompts) == 1:
+                self.on_drop(name, prompts[0], 1)
+            else:
+                for prompt in dict.fromkeys(prompts):
+                    self.on_drop(name, prompt, prompts.count(prompt))
+        prompts.clear()
 
 
 class ScheduleDispatcher(_Handover[WorkTicket]):
