@@ -10,6 +10,8 @@ settings from the default knobs, its dispatcher and callbacks, an ``LLMMetrics``
         back to back (at saturation the dispatcher wakes late and finds one or more arrivals due)
   hand  ``--arrivals`` arrivals at ``--rate``/s (default 200) to 8 greenlets taking tickets as ChatUser does
         (``take(timeout=1.0)``): every one is handed over (the dispatcher sleeps until each is due)
+  task  the same, the 8 greenlets running ``ChatUser.arrival`` (the task: take, prompt, payload, headers,
+        name, bounds) with ``llm_call`` replaced by a function that does nothing: task - hand = the task's own work
 
 Per arrival = (Ir of ``--arrivals N`` - Ir of ``--arrivals M``) / (N - M), e.g.::
 
@@ -36,8 +38,9 @@ from locust.env import Environment
 from llm_metrics.core import LLMMetrics
 from llm_metrics.engine.calls import GoodputSLO
 from llm_metrics.state import state
+from llm_users.chat import users as chat_users
 from llm_users.chat.options import add_chat_arguments, chat_settings
-from llm_users.chat.users import ChatRuntime
+from llm_users.chat.users import ChatRuntime, ChatUser
 from llm_users.pacing import dispatch
 from llm_users.pacing.arrival import ArrivalSpec
 from llm_users.pacing.dispatch import Scenario
@@ -45,7 +48,7 @@ from llm_users.pacing.dispatch import Scenario
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=("drop", "hand"))
+    ap.add_argument("mode", choices=("drop", "hand", "task"))
     ap.add_argument("arrivals", type=int)
     ap.add_argument("--rate", type=float, default=200.0, help="arrivals/s in the hand mode (default 200)")
     ap.add_argument("--burst", type=int, default=1, help="arrivals due at once in the drop mode (default 1)")
@@ -68,14 +71,26 @@ def main() -> int:
         dispatch.arrival_times = bursts  # type: ignore[assignment]
     rt.scenarios = lambda: [Scenario("chat_stream", spec, rt.settings.variants)]  # type: ignore[method-assign]
     taken = [0]
+    state(env).set_runtime("chat", rt)
+
+    class User(ChatUser):
+        host = "http://127.0.0.1:9"  # never connected to: llm_call is replaced
+
+    def no_call(*_a: object, **_kw: object) -> None:
+        taken[0] += 1
+
+    chat_users.llm_call = no_call  # type: ignore[assignment]
 
     def user() -> None:
+        chat_user = User(env)
         while rt.dispatcher is not None and rt.dispatcher.running:
-            if rt.dispatcher.take(timeout=1.0) is not None:
+            if args.mode == "task":
+                chat_user.arrival()
+            elif rt.dispatcher.take(timeout=1.0) is not None:
                 taken[0] += 1
 
     rt.start()
-    users = [gevent.spawn(user) for _ in range(8 if args.mode == "hand" else 0)]
+    users = [gevent.spawn(user) for _ in range(0 if args.mode == "drop" else 8)]
     d = rt.dispatcher
     assert d is not None
     gevent.sleep(0.2)
