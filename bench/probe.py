@@ -12,6 +12,9 @@ with the thread's CPU clock, so the share of the process's CPU each one takes in
 inside the same run (``listeners_cpu``): a figure that other work on the machine does not blur as it blurs a
 comparison of two runs.
 
+``BENCH_STOP_AFTER=N`` quits the run once N request events were counted (a fixed request budget, for counting
+instructions per call under callgrind: ``bench/chat_instructions.py``); the run's ``-t`` still bounds it.
+
 With ``--processes N`` every forked worker writes ``BENCH_OUT.worker<pid>`` and the master ``BENCH_OUT``;
 ``bench/common.py`` sums the rates and CPU shares and merges the reading delays.
 """
@@ -65,6 +68,8 @@ class _Probe:
         self._g: Any = None
         self.timed: list[_Timed] = []
         self.cpu_at_warm: float | None = None
+        self.stop_after = int(os.environ.get("BENCH_STOP_AFTER", "0") or 0)
+        self.runner: Any = None
 
     def on_request(self, exception: Any = None, context: Any = None, **_kw: Any) -> None:
         if exception is None:
@@ -75,6 +80,8 @@ class _Probe:
             d = context.get("llm_read_delays_ms")
             if d:
                 self.delays.record_many(d)
+        if self.stop_after and self.ok + self.failed == self.stop_after and self.runner is not None:
+            gevent.spawn(self.runner.quit)  # not from inside the request event
 
     def sample(self) -> None:
         t = os.times()
@@ -149,6 +156,7 @@ def install_probe(events: Any) -> _Probe:
     @events.init.add_listener
     def _init(environment: Any, **_kw: Any) -> None:
         environment.events.request.add_listener(probe.on_request)
+        probe.runner = environment.runner
 
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:

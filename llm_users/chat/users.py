@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -28,7 +30,7 @@ from llm_metrics.state import state
 from llm_users.chat.options import ChatSettings, OptionError, add_chat_arguments, chat_settings
 from llm_users.client.call import Timeouts, llm_call, no_answer_reason, socket_timeout
 from llm_users.common.options import settings_or_exit, settings_or_quit
-from llm_users.common.prompts import PromptError
+from llm_users.common.prompts import PromptError, PromptSet
 from llm_users.common.target_binding import local_secrets
 from llm_users.common.tokenizer import configure_from_options
 from llm_users.pacing.arrival import ArrivalSpec
@@ -75,15 +77,30 @@ class ChatRuntime:
         """(Re)start this process's schedules on its share (``llm_users.pacing.share_protocol``)."""
         self.stop()
         share = self.shares.share
-        self.dispatcher = ArrivalDispatcher(
-            self.scenarios(), share.index, share.workers, self._dropped, on_issue=self._issued
-        )
-        self.dispatcher.start(delay_s=READY_S)
-
-    def _issued(self, scenario: str) -> None:
+        scenarios = self.scenarios()
         metrics = self.metrics()
-        if metrics is not None:
-            metrics.tally(f"issued:{scenario}")
+        on_issue: Callable[[str, int], None] | None = None
+        on_drop: Callable[[str, str, int], None] | None = None
+        if metrics is not None:  # per arrival: the tallies' keys and the metrics core looked up once, here
+            issued = {sc.name: f"issued:{sc.name}" for sc in scenarios}
+            dropped = {sc.name: f"dropped:{sc.name}" for sc in scenarios}  # this run's ledger
+            tags: dict[tuple[str, str], dict[str, str]] = {}  # the metric (the whole session) by scenario, prompt
+            tally, count = metrics.tally, metrics.count
+
+            def tally_issued(scenario: str, n: int) -> None:
+                tally(issued[scenario], n)
+
+            def count_dropped(scenario: str, prompt: str, n: int) -> None:
+                t = tags.get((scenario, prompt)) or tags.setdefault(
+                    (scenario, prompt), {"scenario": scenario, "prompt": prompt}
+                )
+                count("dropped_iterations", t, n)
+                tally(dropped[scenario], n)
+
+            on_issue, on_drop = tally_issued, count_dropped
+
+        self.dispatcher = ArrivalDispatcher(scenarios, share.index, share.workers, on_drop, on_issue=on_issue)
+        self.dispatcher.start(delay_s=READY_S)
 
     def metrics(self) -> Any:
         """The metrics core (``llm_metrics.hooks``), if installed: the suite state's ``metrics``."""
@@ -126,12 +143,6 @@ class ChatRuntime:
             "scheduled_s": round(seconds, 3),
             "share": {"index": share.index, "workers": share.workers},
         }
-
-    def _dropped(self, scenario: str, prompt: str) -> None:
-        metrics = self.metrics()
-        if metrics is not None:
-            metrics.count("dropped_iterations", {"scenario": scenario, "prompt": prompt})
-            metrics.tally(f"dropped:{scenario}")  # this run's ledger (the metric covers the whole session)
 
     def test_start(self) -> None:
         """At test start: the settings again (the web UI may have changed them), the ledger, the shares."""
@@ -193,6 +204,41 @@ def install_chat(events: Any) -> None:
     halt_on_stop(events, _shares)
 
 
+@dataclass(frozen=True, slots=True)
+class CallKind:
+    """What the calls of one (scenario, prompt variant) share: their name, stream flag and prompt set."""
+
+    name: str
+    stream: bool
+    prompts: PromptSet
+    max_tokens: int
+    tools: list[Any] | None
+
+
+class CallPlan:
+    """What every call of one ``ChatSettings`` shares, built once per User and settings instead of per call:
+    the request headers (where the User's calls go), the bounds, and each (scenario, prompt)'s ``CallKind``."""
+
+    def __init__(self, settings: ChatSettings, headers: dict[str, str]) -> None:
+        self.settings = settings
+        self.headers = settings.api.headers(headers)
+        self.timeouts = Timeouts(settings.target.idle_timeout_s, settings.target.call_timeout_s)
+        self.server_stamps = settings.target.server_stamps
+        self.kinds: dict[tuple[str, str], CallKind] = {}
+
+    def kind(self, scenario: str, prompt: str) -> CallKind:
+        s = self.settings
+        pset = s.prompt_sets[prompt]
+        k = self.kinds[(scenario, prompt)] = CallKind(
+            name=f"{s.api.path} ({scenario}, {prompt})",
+            stream=scenario == "chat_stream" and s.api.streams,
+            prompts=pset,
+            max_tokens=s.max_tokens or pset.max_tokens or 0,
+            tools=pset.tools,
+        )
+        return k
+
+
 class ChatUser(FastHttpUser):
     """Takes the arrivals of the chat scenarios and sends each as one chat-completions call."""
 
@@ -200,6 +246,8 @@ class ChatUser(FastHttpUser):
     abstract = True  # the locustfile declares the concrete class
 
     def __init__(self, environment: Any) -> None:
+        self._runtime: ChatRuntime | None = None  # the suite's runtime, looked up at the first arrival
+        self._plan: CallPlan | None = None  # what every call of the current settings shares
         rt = state(environment).runtime("chat", ChatRuntime)
         if rt is not None:
             self.network_timeout = socket_timeout(self.network_timeout, rt.settings.target.idle_timeout_s)
@@ -230,35 +278,39 @@ class ChatUser(FastHttpUser):
 
     @task
     def arrival(self) -> None:
-        rt = runtime(self.environment)
-        if rt.dispatcher is None:
+        rt = self._runtime or self._bind()
+        dispatcher = rt.dispatcher
+        if dispatcher is None:
             self.wait_for_start()
             return
-        ticket = rt.dispatcher.take(timeout=1.0)
+        ticket = dispatcher.take(timeout=1.0)
         if ticket is None:
             return
-        s = rt.settings
-        pset = s.prompt_sets[ticket.prompt]
+        plan = self._plan
+        if plan is None or plan.settings is not rt.settings:  # the settings are read again at each test start
+            plan = self._plan = CallPlan(rt.settings, self._headers())
+        kind = plan.kinds.get((ticket.scenario, ticket.prompt)) or plan.kind(ticket.scenario, ticket.prompt)
+        s = plan.settings
         api = s.api
-        stream = ticket.scenario == "chat_stream" and api.streams
-        payload = api.payload(
-            s.model, pset.next(), stream=stream, max_tokens=s.max_tokens or pset.max_tokens or 0, tools=pset.tools
-        )
         llm_call(
             self.client,
             api.path,
-            payload,
-            stream=stream,
+            api.payload(s.model, kind.prompts.next(), stream=kind.stream, max_tokens=kind.max_tokens, tools=kind.tools),
+            stream=kind.stream,
             scenario=ticket.scenario,
             prompt=ticket.prompt,
-            name=f"{api.path} ({ticket.scenario}, {ticket.prompt})",
-            headers=api.headers(self._headers()),
+            name=kind.name,
+            headers=plan.headers,
             scheduled=ticket.scheduled,
-            timeouts=Timeouts(s.target.idle_timeout_s, s.target.call_timeout_s),
-            server_stamps=s.target.server_stamps,
+            timeouts=plan.timeouts,
+            server_stamps=plan.server_stamps,
             decoder=api.decoder,
             parse_json=api.parse_json,
         )
+
+    def _bind(self) -> ChatRuntime:
+        self._runtime = rt = runtime(self.environment)
+        return rt
 
     def wait_for_start(self) -> None:
         gevent.sleep(0.05)

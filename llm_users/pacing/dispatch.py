@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import Event
+from gevent.hub import Waiter
 
 from llm_users.pacing.arrival import ArrivalSpec, arrival_times
 
@@ -64,36 +65,58 @@ def sleep_until(due: float) -> None:
 
 
 class _Handover(Generic[T]):
-    """The Users waiting for work, longest first: ``take()`` waits, ``_hand()`` gives to the first waiting."""
+    """The Users waiting for work, longest first: ``take()`` waits, ``_hand()`` gives to the first waiting.
+
+    A waiting User is a bare ``gevent.hub.Waiter`` (no ``AsyncResult``, no ``gevent.Timeout``): ``_hand`` takes
+    it off the queue and the hub switches the ticket into it on its next turn; a ``take`` with a timeout arms one
+    loop timer, whose expiry gives ``None`` only to a User still in the queue (one already handed a ticket gets
+    the ticket: the ticket is never lost to a timeout firing in the same loop turn)."""
 
     def __init__(self) -> None:
-        self.idle: deque[AsyncResult] = deque()
+        self.idle: deque[Waiter[Any]] = deque()
 
     def _hand(self, ticket: T) -> bool:
         """Give ``ticket`` to the User that has waited longest; False when none waits (the arrival is dropped)."""
         if not self.idle:
             return False
-        self.idle.popleft().set(ticket)
+        waiter = self.idle.popleft()
+        waiter.hub.loop.run_callback(waiter.switch, ticket)
         return True
 
     def _release(self) -> None:
         """Wake every waiting User with ``None`` (the dispatcher stops)."""
         while self.idle:
-            self.idle.popleft().set(None)
+            waiter = self.idle.popleft()
+            waiter.hub.loop.run_callback(waiter.switch, None)
+
+    def _expire(self, waiter: Waiter[Any]) -> None:
+        """(In the hub) a ``take`` timed out: ``None`` to its User, unless a ticket was handed to it already."""
+        try:
+            self.idle.remove(waiter)
+        except ValueError:
+            return
+        waiter.switch(None)
 
     def take(self, timeout: float | None = None) -> T | None:
         """Wait, as an idle User, for the next arrival; None when stopped or on timeout."""
-        waiter: AsyncResult = AsyncResult()
+        waiter: Waiter[Any] = Waiter()
         self.idle.append(waiter)
+        timer = None
+        if timeout is not None:
+            timer = waiter.hub.loop.timer(max(timeout, 0.0))
+            timer.start(self._expire, waiter)
         try:
-            return waiter.get(timeout=timeout)
-        except gevent.Timeout:
-            return None
-        finally:
+            ticket: T | None = waiter.get()
+            return ticket
+        except BaseException:  # killed while waiting (the User stops): out of the queue
             try:
                 self.idle.remove(waiter)
             except ValueError:
                 pass
+            raise
+        finally:
+            if timer is not None:
+                timer.close()
 
 
 class ArrivalDispatcher(_Handover[Ticket]):
@@ -104,9 +127,12 @@ class ArrivalDispatcher(_Handover[Ticket]):
         scenarios: Sequence[Scenario],
         worker_index: int = 0,
         workers: int = 1,
-        on_drop: Callable[[str, str], None] | None = None,
-        on_issue: Callable[[str], None] | None = None,
+        on_drop: Callable[[str, str, int], None] | None = None,
+        on_issue: Callable[[str, int], None] | None = None,
     ) -> None:
+        """``on_issue(scenario, n)``: ``n`` arrivals were issued; ``on_drop(scenario, prompt, n)``: ``n`` of them
+        were dropped (no User waited). Called once per burst: the arrivals a schedule issues back to back when it
+        is behind (at once, in the same loop turn), else once per arrival."""
         super().__init__()
         self.scenarios = list(scenarios)
         self.worker_index = worker_index
@@ -138,18 +164,46 @@ class ArrivalDispatcher(_Handover[Ticket]):
         return any(not g.dead for g in self._greenlets)
 
     def _run(self, sc: Scenario, t0: float) -> None:
+        name = sc.name
         prompts = itertools.cycle(sc.prompts)
-        for offset in arrival_times(sc.spec, self.worker_index, self.workers):
-            due = t0 + offset
-            sleep_until(due)
-            prompt = next(prompts)
-            self.issued[sc.name] = self.issued.get(sc.name, 0) + 1
-            if self.on_issue is not None:
-                self.on_issue(sc.name)
-            if not self._hand(Ticket(sc.name, prompt, due)):
-                self.dropped[sc.name] = self.dropped.get(sc.name, 0) + 1
-                if self.on_drop is not None:
-                    self.on_drop(sc.name, prompt)
+        issued, on_issue, hand, perf, sleep = self.issued, self.on_issue, self._hand, time.perf_counter, gevent.sleep
+        burst = 0  # arrivals issued since this greenlet last slept, and the prompts of those dropped
+        dropped: list[str] = []
+        try:
+            for offset in arrival_times(sc.spec, self.worker_index, self.workers):
+                due = t0 + offset
+                delay = due - perf()  # sleep_until(due)
+                if delay > 0:
+                    if burst:  # the arrivals since the last sleep, counted before another greenlet runs
+                        issued[name] = issued.get(name, 0) + burst
+                        if on_issue is not None:
+                            on_issue(name, burst)
+                        if dropped:
+                            self._count_dropped(name, dropped)
+                        burst = 0
+                    sleep(delay)
+                burst += 1
+                prompt = next(prompts)
+                if not hand(Ticket(name, prompt, due)):
+                    dropped.append(prompt)
+        finally:
+            if burst:
+                issued[name] = issued.get(name, 0) + burst
+                if on_issue is not None:
+                    on_issue(name, burst)
+                if dropped:
+                    self._count_dropped(name, dropped)
+
+    def _count_dropped(self, name: str, prompts: list[str]) -> None:
+        """Count the arrivals of one burst that were dropped (``prompts``: of each), by prompt; empties it."""
+        self.dropped[name] = self.dropped.get(name, 0) + len(prompts)
+        if self.on_drop is not None:
+            if len(prompts) == 1:
+                self.on_drop(name, prompts[0], 1)
+            else:
+                for prompt in dict.fromkeys(prompts):
+                    self.on_drop(name, prompt, prompts.count(prompt))
+        prompts.clear()
 
 
 class ScheduleDispatcher(_Handover[WorkTicket]):
