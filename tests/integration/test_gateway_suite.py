@@ -123,7 +123,7 @@ def gateway(
 def test_the_smoke_passes_against_the_mock_with_every_endpoint(tmp_path: Path) -> None:
     """The default configuration and SLOs against the mock: every task runs, nothing fails. (The mock answers
     fast, so that the ~60 tasks drawn at random by weight surely include a few admin calls.)"""
-    with MockProcess({"ttft_ms": 5, "itl_ms": 1}) as mock:
+    with MockProcess({"ttft_ms": 5, "itl_ms": 1}) as mock, SchedulingNoise() as noise:
         run = run_locust(
             "gateway.py",
             # --stop-timeout: the call in flight at the end finishes and is counted (Locust cuts it otherwise)
@@ -133,8 +133,18 @@ def test_the_smoke_passes_against_the_mock_with_every_endpoint(tmp_path: Path) -
             timeout=30,
         )
         stats = mock.stats()
-    assert run.returncode == 0, run.output[-3000:]
-    assert "6 of 6 thresholds passed" in run.output
+    assert run.summary is not None, run.output[-3000:]
+    results = run.summary["thresholds"]
+    assert len(results) == 6, results
+    # the health check's p(99)<50 ms is the maximum of ~20 samples: on a busy machine one stall of the test's own
+    # processes (measured: the scheduling noise's maximum) can push it over; any other failure is the suite's
+    failed = [r for r in results if not r["ok"]]
+    for r in failed:
+        over_ms = (r["observed"] or 0.0) - 50.0
+        stalled = r["key"] == "http_req_duration{scenario:health}" and over_ms <= noise.p(100)
+        assert stalled, (r, f"scheduling noise max {noise.p(100):.1f} ms", run.output[-3000:])
+    assert run.returncode == (99 if failed else 0), run.output[-3000:]
+    assert f"{6 - len(failed)} of 6 thresholds passed" in run.output
     assert stats["requests"]["POST /auth/login"] == 1  # one User, one login
     for key in ("GET /health", "POST /v1/chat/completions", "GET /admin/dashboard", "GET /admin/usage"):
         assert stats["requests"].get(key, 0) > 0, (key, stats)
