@@ -315,7 +315,7 @@ class MetricStore:
         cells.reqs[cells.reqs_tags] += 1
         if blocked:
             self.inc(blocked, tags)
-        elif status == "429" or (status == 429 and str(status) == "429"):  # str() only for a 429
+        elif str(status) == "429":
             self.inc(REQUESTS_BLOCKED, tags)
         pending = self._pending
         pending.requests += 1

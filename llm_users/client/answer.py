@@ -20,7 +20,7 @@ from geventhttpclient.response import HTTPParseError
 
 from llm_metrics.engine.calls import CallRecord
 from llm_users.client.bounds import MAX_BODY_BYTES, MAX_EVENT_BYTES, CallWatch, Timeouts, TooLarge, exception_reason
-from llm_users.client.decoding import JsonAnswer, StreamError, StreamState
+from llm_users.client.decoding import JsonAnswer, StreamError, StreamState, feed_pairs
 from llm_users.client.openai_stream import ChatStreamAccumulator
 from llm_users.client.sse import StreamCut, drain, iter_arrivals, iter_event_lists, text_events
 from llm_users.common import tokenizer as _tokenizer
@@ -226,7 +226,7 @@ def read_stream(
                 code = feed_texts(item, perf)
             else:
                 pairs = (item,) if kind is tuple else text_events([item] if kind is str else item)
-                code = _feed_pairs(acc, st, pairs, perf)
+                code = feed_pairs(acc, st, pairs, perf)
             if code:
                 finished = code == 1
                 break
@@ -272,17 +272,6 @@ def read_stream(
     if not st.chunk_times and not st.completion_tokens:
         return counted.n, "no tokens"
     return counted.n, None
-
-
-def _feed_pairs(acc: Any, st: StreamState, pairs: Any, perf: Callable[[], float]) -> int:
-    """Feed ``(event, data)`` pairs to an accumulator without ``feed_texts``: 0 go on, 1 finished, 2 error event."""
-    for event, data in pairs:
-        if event == "error":
-            st.error = StreamError("SSE error event", data[:60])
-            return 2
-        if acc.feed(data, perf()):
-            return 1
-    return 0
 
 
 class Counted:

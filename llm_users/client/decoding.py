@@ -10,7 +10,7 @@ API; ``read_usage`` takes the token counts of a usage object under the API's key
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,18 @@ class JsonAnswer:
     """Embeddings in an embeddings answer (``data`` items); None for the other APIs."""
 
 
+def feed_pairs(acc: Any, state: StreamState, pairs: Iterable[tuple[str, str]], perf: Callable[[], float]) -> int:
+    """Feed ``(event type, data)`` pairs to an accumulator's ``feed``, each at its own ``perf()`` time: 0 go on,
+    1 finished, 2 an SSE ``error`` event (``state.error`` set)."""
+    for event, data in pairs:
+        if event == "error":
+            state.error = StreamError("SSE error event", data[:60])
+            return 2
+        if acc.feed(data, perf()):
+            return 1
+    return 0
+
+
 class StreamDecoder:
     """Base of the stream accumulators: feed SSE event data strings in arrival order, read ``state``.
 
@@ -123,13 +135,7 @@ class StreamDecoder:
     def feed_texts(self, texts: list[str], perf: Callable[[], float]) -> int:
         """Take the event texts of one network read (``sse.iter_event_lists``) in order, each at its own
         ``perf()`` time as ``feed`` would: 0 go on, 1 finished, 2 an SSE ``error`` event (``state.error`` set)."""
-        for event, data in text_events(texts):
-            if event == "error":
-                self.state.error = StreamError("SSE error event", data[:60])
-                return 2
-            if self.feed(data, perf()):
-                return 1
-        return 0
+        return feed_pairs(self, self.state, text_events(texts), perf)
 
     def feed_text(self, text: str, perf: Callable[[], float]) -> int:
         """``feed_texts`` of a read that is one event."""

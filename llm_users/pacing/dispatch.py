@@ -166,7 +166,7 @@ class ArrivalDispatcher(_Handover[Ticket]):
     def _run(self, sc: Scenario, t0: float) -> None:
         name = sc.name
         prompts = itertools.cycle(sc.prompts)
-        issued, on_issue, hand, perf, sleep = self.issued, self.on_issue, self._hand, time.perf_counter, gevent.sleep
+        hand, perf, sleep = self._hand, time.perf_counter, gevent.sleep
         burst = 0  # arrivals issued since this greenlet last slept, and the prompts of those dropped
         dropped: list[str] = []
         try:
@@ -175,11 +175,7 @@ class ArrivalDispatcher(_Handover[Ticket]):
                 delay = due - perf()  # sleep_until(due)
                 if delay > 0:
                     if burst:  # the arrivals since the last sleep, counted before another greenlet runs
-                        issued[name] = issued.get(name, 0) + burst
-                        if on_issue is not None:
-                            on_issue(name, burst)
-                        if dropped:
-                            self._count_dropped(name, dropped)
+                        self._count_burst(name, burst, dropped)
                         burst = 0
                     sleep(delay)
                 burst += 1
@@ -188,14 +184,15 @@ class ArrivalDispatcher(_Handover[Ticket]):
                     dropped.append(prompt)
         finally:
             if burst:
-                issued[name] = issued.get(name, 0) + burst
-                if on_issue is not None:
-                    on_issue(name, burst)
-                if dropped:
-                    self._count_dropped(name, dropped)
+                self._count_burst(name, burst, dropped)
 
-    def _count_dropped(self, name: str, prompts: list[str]) -> None:
-        """Count the arrivals of one burst that were dropped (``prompts``: of each), by prompt; empties it."""
+    def _count_burst(self, name: str, n: int, prompts: list[str]) -> None:
+        """Count one burst: ``n`` arrivals issued, those dropped by prompt (``prompts``: of each); empties it."""
+        self.issued[name] = self.issued.get(name, 0) + n
+        if self.on_issue is not None:
+            self.on_issue(name, n)
+        if not prompts:
+            return
         self.dropped[name] = self.dropped.get(name, 0) + len(prompts)
         if self.on_drop is not None:
             if len(prompts) == 1:

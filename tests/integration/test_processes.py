@@ -55,6 +55,7 @@ def test_processes_2_share_the_arrivals_and_merge_the_metrics(tmp_path: Path) ->
     assert total_rate == pytest.approx(rate, rel=0.1)
 
     # the saturation guard's per-process line judges both workers' samples, merged by the master
+    assert run.summary is not None
     pp = run.summary["load_generator"]["per_process"]
     assert pp["processes"] == 2 and pp["held_total"] >= pp["held_per_process"] >= 1, pp
     assert f"\n  {pp['text']}\n" in run.output
