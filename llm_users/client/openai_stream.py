@@ -234,13 +234,13 @@ class ChatStreamAccumulator(StreamDecoder):
         """A content chunk of a proved shape (``event_shapes.match``), its text ``core[start:end]``: what
         ``_take`` does with a content chunk; this stream's template is that chunk around its text."""
         text = core[start:end]
-        if text:
+        if text:  # an empty content is no token event (and gives no template: its hits take TTFT as set)
             st = self.state
             st.token(t, False, True, text)
             if self._mock:
                 st.stamp(sent, t)
-        if self._tpl is None:
-            self._use(_Template(core[:start], core[end:]))
+            if self._tpl is None:
+                self._use(_Template(core[:start], core[end:]))
 
     def _learn_shape(self, core: str, obj: dict[str, Any]) -> None:
         """Offer an event parsed in full to ``event_shapes.learn`` (plain content chunks and tokenless events);
