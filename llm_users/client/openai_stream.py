@@ -21,11 +21,13 @@ from llm_users.client.decoding import (
     JsonAnswer,
     StreamDecoder,
     StreamError,
+    feed_pairs,
     load_body,
     load_event,
     reasoning_tokens_of,
 )
 from llm_users.client.event_shapes import SHAPES, content_chunk, learn, match, tokenless
+from llm_users.client.sse import text_events
 
 _loads = json.loads
 _dumps = json.dumps
@@ -261,7 +263,7 @@ class ChatStreamAccumulator(StreamDecoder):
         as ``feed`` takes it (no mock stamps: those go through ``feed``). Its time is ``perf()`` when it is read."""
         fast = self._line
         if fast is None:
-            return StreamDecoder.feed_texts(self, texts, perf)
+            return self._until_template(texts, perf)
         line, ll, ls, suffix = fast
         hits = 0
         for ev in texts:
@@ -281,6 +283,23 @@ class ChatStreamAccumulator(StreamDecoder):
             return StreamDecoder.feed_texts(self, texts[texts.index(ev) :], perf)
         self.template_hits += hits
         self.state.events += hits
+        return 0
+
+    def _until_template(self, texts: list[str], perf: Callable[[], float]) -> int:
+        """``StreamDecoder.feed_texts`` event by event until this stream's template is known (``_line``), then
+        the rest of the read by ``feed_texts``: with the shape of the first content chunk proved in an earlier
+        stream, the template comes with it, and the content chunks after it in the same read are read from the
+        text. A one-line ``data: `` event is ``("message", data)`` (``sse.text_events``), fed directly."""
+        for i, ev in enumerate(texts):
+            if ev.startswith("data: ") and "\n" not in ev:
+                if self.feed(ev[6:], perf()):
+                    return 1
+            else:
+                done = feed_pairs(self, self.state, text_events([ev]), perf)
+                if done:
+                    return done
+            if self._line is not None:
+                return self.feed_texts(texts[i + 1 :], perf) if i + 1 < len(texts) else 0
         return 0
 
     def feed_text(self, ev: str, perf: Callable[[], float]) -> int:
