@@ -166,6 +166,11 @@ def learn(core: str, obj: dict[str, Any], text: str | None) -> tuple[int, int] |
     shape joins ``SHAPES`` (bounded); for a content chunk, (start, end) of its text in ``core``, else None."""
     if "\\" in core or "mock_sent_ns" in core:
         return None
+    for shape in SHAPES:  # a full store costs a match, not the work below, for events that never recur
+        if shape.head.match(core) and (
+            len(shape.bodies) >= MAX_BODIES if text is None else len(shape.texts) >= MAX_TEXTS
+        ):
+            return None
     holes = _holes(core, obj)
     if holes is None:
         return None

@@ -229,3 +229,18 @@ def test_learn_refuses_escapes_stamps_and_ambiguity() -> None:
     assert match('{"id":"other","created":17,"choices":[]}') == (json.loads(good), 0, 0)
     assert match('{"id":"other","created":017,"choices":[]}') == (None, 0, 0)
     assert match('{"id":"o\\"","created":17,"choices":[]}') == (None, 0, 0)
+
+
+def test_the_store_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(event_shapes, "MAX_BODIES", 3)
+    monkeypatch.setattr(event_shapes, "MAX_TEXTS", 1)
+    monkeypatch.setattr(event_shapes, "MAX_SHAPES", 2)
+    for i in range(6):  # a usage body of its own per answer: the role, finish and first usage fill the 3 places
+        same_as_reference(answer(f"chatcmpl-{i}", str(1700000000 + i), usage=(10 + i, 3)))
+        same_as_reference(answer(f"chatcmpl-{i}", str(1700000000 + i), model=f"model-{i}"))  # another content body
+        same_as_reference(
+            answer(f"chatcmpl-{i}", str(1700000000 + i), order=(i % 4, *[j for j in range(4) if j != i % 4]))
+        )
+    assert len(SHAPES) == 2 and len(SHAPES[0].bodies) == 3 and all(len(s.texts) <= 1 for s in SHAPES)
+    assert same_as_reference(answer("chatcmpl-9", "1700000009", usage=(10, 3))).shape_hits == 4  # learnt first
+    assert same_as_reference(answer("chatcmpl-9", "1700000009", usage=(15, 3))).shape_hits == 3  # no room: parsed
