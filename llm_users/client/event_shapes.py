@@ -24,10 +24,14 @@ Why a match is the object learnt, up to the holes' values (``learn`` checks each
    as the int marker is the marker's digits (no sign, no leading zero, no fraction or exponent: those give
    another value or a float), which occur only in the hole; the character after it ended the number, so any
    ``0|[1-9][0-9]*`` there gives the same tokens with that one number changed.
-4. The parse is a function of the token sequence; the marker's value appears in the proof's result exactly
-   where the key says (a hole in a key, or in a string other than the key's value, would put a value the learnt
-   object lacks elsewhere in it, since no marker is in the learnt text), so a match parses to the learnt object
-   with the hole keys (and the content) holding the match's hole values.
+4. The parse is a function of the token sequence, and the place in the result that a value token fills is
+   decided by the keys and the structure, not by the values. In the proof's result the hole key holds the
+   marker; a string or int equal to it can only come from the marker's text (1., and an int is spelt one way),
+   which is only in the hole: the hole's token fills that place (it is the key's value, not a key, and not a
+   value a later duplicate key drops). All other tokens are the same in the learnt text, the marked text and a
+   match, so a match parses to the proof's result with its hole values in those places, and the proof's result
+   with the learnt values put back is the learnt object (checked): a match is the learnt object with the hole
+   keys (and the content) holding the match's values.
 
 The chat decoder reads from an event ``error``, ``choices``, ``usage`` and ``mock_sent_ns`` (the mock's stamp,
 which it splits off before matching, and which the learnt text may not contain), never a hole key: a matched
