@@ -4,9 +4,10 @@ Pure: no sockets, no Locust. Every event of an OpenAI-compatible chat stream hol
 to answer and that the chat decoder never reads: the top-level ``id``, ``created`` and ``system_fingerprint``
 (``HOLE_KEYS``). A *shape* is an event's JSON text with holes in their place: a ``head`` (a regular expression:
 the text up to the last such hole) and, behind it, the *bodies* proved with it: the rest of a non-token event
-(role, finish, usage, keep-alive) with the object it parses to, and the two sides of a content chunk's
-``choices[0].delta.content`` string (its text is the third hole). ``learn`` proves a shape from one event parsed
-in full; ``match`` reads an event that is a proved shape with other values in its holes.
+(role, finish, usage, keep-alive) with the object it parses to, and the two sides of a text chunk's text: the
+``choices[0].delta`` string ``content`` (output) or ``reasoning_content``/``reasoning`` (reasoning), the third
+hole. ``learn`` proves a shape from one event parsed in full; ``match`` reads an event that is a proved shape
+with other values in its holes.
 
 Why a match is the object learnt, up to the holes' values (``learn`` checks each premise):
 
@@ -14,7 +15,7 @@ Why a match is the object learnt, up to the holes' values (``learn`` checks each
 2. A string hole sits between two quotes, an int hole is a run of digits. The proof parses the text with a
    marker in every hole (``"zQ7~k"``-like strings, ``8642097531``-like ints; each marker occurs once in the
    marked text and nowhere in the learnt one) and requires the result to be the learnt object with each hole
-   key holding its marker (same type: ``str``; ``int``, not float), and the content holding its marker.
+   key holding its marker (same type: ``str``; ``int``, not float), and the delta's text holding its marker.
 3. The lexer reads left to right, so its state where a hole starts depends only on the text before it. Before a
    string hole is a quote, unescaped (1.): either it opens a string, or it closes one and the marker is read
    outside strings, where its first letter (``z``, ``y``, ``x``, ``w``) starts no JSON token and the proof
@@ -31,14 +32,14 @@ Why a match is the object learnt, up to the holes' values (``learn`` checks each
    value a later duplicate key drops). All other tokens are the same in the learnt text, the marked text and a
    match, so a match parses to the proof's result with its hole values in those places, and the proof's result
    with the learnt values put back is the learnt object (checked): a match is the learnt object with the hole
-   keys (and the content) holding the match's values.
+   keys (and the text) holding the match's values.
 
 The chat decoder reads from an event ``error``, ``choices``, ``usage`` and ``mock_sent_ns`` (the mock's stamp,
 which it splits off before matching, and which the learnt text may not contain), never a hole key: a matched
-non-token event has the effect of its learnt object, and a matched content chunk the effect of a content chunk
-with the matched text (the learnt chunk had no other token key, no finish reason, no usage). The store is
-bounded: ``MAX_SHAPES`` heads, ``MAX_BODIES`` non-token bodies and ``MAX_TEXTS`` content bodies each; past
-that, events that do not match are parsed in full, as before.
+non-token event has the effect of its learnt object, and a matched text chunk the effect of an output (or
+reasoning) event with the matched text (the learnt chunk's delta had no other token key, its first choice no
+finish reason, the event no usage). The store is bounded: ``MAX_SHAPES`` heads, ``MAX_BODIES`` non-token bodies
+and ``MAX_TEXTS`` text bodies each; past that, events that do not match are parsed in full, as before.
 """
 
 from __future__ import annotations
@@ -58,13 +59,14 @@ _INT = "(?:0|[1-9][0-9]*)"
 _PLAIN = re.compile(_STR)
 _STR_MARKERS = ("zQ7~k", "yW3~j", "xE5~h", "wR9~g")
 _INT_MARKERS = ("8642097531", "7531986420", "9753108642")
-_OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
+_TOKEN_KEYS = ("content", "reasoning_content", "reasoning", "tool_calls")
+_TEXT_KEYS = _TOKEN_KEYS[:3]
 
 
 class Shape:
     """A proved head (``head.match`` gives where the rest starts) and the bodies proved behind it: ``bodies``,
-    the rest of a non-token event -> the object it parses to (holes aside); ``texts``, a content chunk's rest
-    as (before the content text, after it)."""
+    the rest of a non-token event -> the object it parses to (holes aside); ``texts``, a text chunk's rest
+    as (before its text, after it, True for a reasoning text)."""
 
     __slots__ = ("bodies", "head", "pattern", "texts")
 
@@ -72,7 +74,7 @@ class Shape:
         self.pattern = pattern
         self.head = re.compile(pattern)
         self.bodies: dict[str, dict[str, Any]] = {}
-        self.texts: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str, bool]] = []
 
 
 SHAPES: list[Shape] = []
@@ -85,9 +87,10 @@ def plain(text: str) -> bool:
     return '"' not in text and "\\" not in text and text.isprintable()
 
 
-def match(core: str) -> tuple[dict[str, Any] | None, int, int]:
+def match(core: str) -> tuple[dict[str, Any] | None, int, int, bool]:
     """A proved shape of the event text ``core`` (without a mock stamp): (the learnt object of a non-token
-    event, 0, 0), or (None, start, end) of the plain content text of a content chunk, or (None, 0, 0)."""
+    event, 0, 0, False), or (None, start, end, reasoning) of the plain text of a text chunk, or (None, 0, 0,
+    False)."""
     for shape in SHAPES:
         m = shape.head.match(core)
         if m is None:
@@ -96,14 +99,14 @@ def match(core: str) -> tuple[dict[str, Any] | None, int, int]:
         rest = core[at:] if at else core
         obj = shape.bodies.get(rest)
         if obj is not None:
-            return obj, 0, 0
+            return obj, 0, 0, False
         n = len(rest)
-        for before, after in shape.texts:
+        for before, after, reasoning in shape.texts:
             if rest.startswith(before) and rest.endswith(after) and n >= len(before) + len(after):
                 start, end = at + len(before), len(core) - len(after)
                 if plain(core[start:end]):
-                    return None, start, end
-    return None, 0, 0
+                    return None, start, end, reasoning
+    return None, 0, 0, False
 
 
 def _holes(core: str, obj: dict[str, Any]) -> list[tuple[int, int, str, Any]] | None:
@@ -154,7 +157,7 @@ def _prove(core: str, obj: dict[str, Any], holes: list[tuple[int, int, str, Any]
     try:
         probe = _loads(marked)
         for key, mark, value in marks:
-            place = probe["choices"][0]["delta"] if key == "content" else probe
+            place = probe["choices"][0]["delta"] if key in _TEXT_KEYS else probe
             got = place[key]
             if type(got) is not type(value) or got != (int(mark) if type(value) is int else mark):
                 return False
@@ -164,15 +167,17 @@ def _prove(core: str, obj: dict[str, Any], holes: list[tuple[int, int, str, Any]
     return bool(probe == obj)
 
 
-def learn(core: str, obj: dict[str, Any], text: str | None) -> tuple[int, int] | None:
+def learn(core: str, obj: dict[str, Any], chunk: tuple[str, str] | None) -> tuple[int, int] | None:
     """Prove the shape of one event parsed in full (``core`` without a mock stamp, ``obj`` what it parses to):
-    a non-token event when ``text`` is None, else a plain content chunk whose delta content is ``text``. The
-    shape joins ``SHAPES`` (bounded); for a content chunk, (start, end) of its text in ``core``, else None."""
+    a non-token event when ``chunk`` is None, else a plain text chunk whose delta holds (key, text)
+    (``text_chunk``). The shape joins ``SHAPES`` (bounded); for a text chunk, (start, end) of its text in
+    ``core``, else None."""
+    key, text = chunk if chunk is not None else ("", None)
     if "\\" in core or "mock_sent_ns" in core:
         return None
-    for shape in SHAPES:  # a full store costs a match, not the work below, for events that never recur
-        if shape.head.match(core) and (
-            len(shape.bodies) >= MAX_BODIES if text is None else len(shape.texts) >= MAX_TEXTS
+    for known in SHAPES:  # a full store costs a match, not the work below, for events that never recur
+        if known.head.match(core) and (
+            len(known.bodies) >= MAX_BODIES if text is None else len(known.texts) >= MAX_TEXTS
         ):
             return None
     holes = _holes(core, obj)
@@ -182,17 +187,17 @@ def learn(core: str, obj: dict[str, Any], text: str | None) -> tuple[int, int] |
     if text is not None:
         if not text or not plain(text):
             return None
-        for needle in ('"content":"' + text + '"', '"content": "' + text + '"'):
+        for needle in (f'"{key}":"{text}"', f'"{key}": "{text}"'):
             i = core.find(needle)
             if i >= 0:
                 break
         if i < head_end or core.find(needle, i + 1) >= 0:
             return None
         start = i + len(needle) - len(text) - 1
-        holes.append((start, start + len(text), "content", text))
+        holes.append((start, start + len(text), key, text))
     pattern, last = [], 0
-    for start, end, key, value in holes:
-        if key != "content":
+    for start, end, name, value in holes:
+        if name not in _TEXT_KEYS:
             pattern += [re.escape(core[last:start]), _INT if type(value) is int else _STR]
             last = end
     head = "".join(pattern)
@@ -211,13 +216,14 @@ def learn(core: str, obj: dict[str, Any], text: str | None) -> tuple[int, int] |
         shape.bodies[core[head_end:]] = obj
         return None
     start, end = holes[-1][0], holes[-1][1]
-    shape.texts.append((core[head_end:start], core[end:]))
+    shape.texts.append((core[head_end:start], core[end:], key != "content"))
     return start, end
 
 
-def content_chunk(obj: dict[str, Any]) -> str | None:
-    """The delta content of a plain content chunk (one choice whose delta holds no other token key, no finish
-    reason, no usage, no error), else None."""
+def text_chunk(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(key, text) of a plain text chunk: the first choice's delta holds one token key, ``content`` or a
+    reasoning key, with a non-empty string (``content`` may also be null beside a reasoning text, as ``feed``
+    takes it), and there is no finish reason, no usage, no error; else None."""
     choices = obj.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return None
@@ -225,15 +231,16 @@ def content_chunk(obj: dict[str, Any]) -> str | None:
     delta = ch.get("delta")
     if not isinstance(delta, dict) or ch.get("finish_reason") is not None or "usage" in obj or "error" in obj:
         return None
-    if any(k in delta for k in _OTHER_TOKEN_KEYS):
+    keys = [k for k in _TOKEN_KEYS if k in delta and not (k == "content" and delta[k] is None)]
+    if len(keys) != 1 or keys[0] == "tool_calls":
         return None
-    text = delta.get("content")
-    return text if isinstance(text, str) and text else None
+    text = delta[keys[0]]
+    return (keys[0], text) if isinstance(text, str) and text else None
 
 
 def tokenless(obj: dict[str, Any]) -> bool:
     """An event that is no token event by its look (no choice, or a delta without content, reasoning or tool
-    call): the only events other than plain content chunks whose shapes are kept (the effect of any proved
+    call): the only events other than plain text chunks whose shapes are kept (the effect of any proved
     shape is exact; this keeps the store for the events that recur from answer to answer)."""
     choices = obj.get("choices")
     if not choices:
@@ -243,4 +250,4 @@ def tokenless(obj: dict[str, Any]) -> bool:
     delta = choices[0].get("delta")
     if not delta:
         return True
-    return isinstance(delta, dict) and not any(delta.get(k) for k in ("content", *_OTHER_TOKEN_KEYS))
+    return isinstance(delta, dict) and not any(delta.get(k) for k in _TOKEN_KEYS)

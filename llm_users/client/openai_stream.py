@@ -26,7 +26,7 @@ from llm_users.client.decoding import (
     load_event,
     reasoning_tokens_of,
 )
-from llm_users.client.event_shapes import SHAPES, content_chunk, learn, match, tokenless
+from llm_users.client.event_shapes import SHAPES, learn, match, text_chunk, tokenless
 from llm_users.client.sse import text_events
 
 _loads = json.loads
@@ -52,7 +52,7 @@ class _Template:
 _OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
 _MARKERS = ("zQ7~k", "yW3~j", "xE5~h")
 _TEMPLATE_TRIES = 4  # content chunks parsed in full before giving up on a template for this stream
-_SHAPE_TRIES = 4  # events parsed in full offered to event_shapes.learn per stream
+_SHAPE_TRIES = 6  # events parsed in full offered to event_shapes.learn per stream
 
 
 def _simple(text: str) -> bool:
@@ -169,13 +169,13 @@ class ChatStreamAccumulator(StreamDecoder):
             st.done_at = t
             return True
         if self._shapes and SHAPES:
-            known, start, end = match(core)
+            known, start, end, reasoning = match(core)
             if known is not None:
                 self.shape_hits += 1
                 return self._take(known, t, sent, None)
             if end:
                 self.shape_hits += 1
-                self._shaped(core, start, end, t, sent)
+                self._shaped(core, start, end, t, sent, reasoning)
                 return False
         obj = load_event(st, data)
         if obj is None:
@@ -232,29 +232,29 @@ class ChatStreamAccumulator(StreamDecoder):
                 st.reasoning_tokens = rt
         return False
 
-    def _shaped(self, core: str, start: int, end: int, t: float, sent: int | None) -> None:
-        """A content chunk of a proved shape (``event_shapes.match``), its text ``core[start:end]``: what
-        ``_take`` does with a content chunk; this stream's template is that chunk around its text."""
+    def _shaped(self, core: str, start: int, end: int, t: float, sent: int | None, reasoning: bool) -> None:
+        """A text chunk of a proved shape (``event_shapes.match``), its text ``core[start:end]``: what ``_take``
+        does with it (an output or a reasoning event); a content chunk's text gives this stream's template."""
         text = core[start:end]
-        if text:  # an empty content is no token event (and gives no template: its hits take TTFT as set)
+        if text:  # an empty text is no token event (and gives no template: its hits take TTFT as set)
             st = self.state
-            st.token(t, False, True, text)
+            st.token(t, reasoning, not reasoning, text)
             if self._mock:
                 st.stamp(sent, t)
-            if self._tpl is None:
+            if self._tpl is None and not reasoning:
                 self._use(_Template(core[:start], core[end:]))
 
     def _learn_shape(self, core: str, obj: dict[str, Any]) -> None:
-        """Offer an event parsed in full to ``event_shapes.learn`` (plain content chunks and tokenless events);
-        a content chunk whose shape is proved gives this stream's template."""
-        self._shape_tries -= 1
+        """Offer an event parsed in full to ``event_shapes.learn`` (plain text chunks and tokenless events); a
+        content chunk whose shape is proved gives this stream's template."""
         if self._mock:
             obj = {k: v for k, v in obj.items() if k != "mock_sent_ns"}
-        text = content_chunk(obj)
-        if text is None and not tokenless(obj):
+        chunk = text_chunk(obj)
+        if chunk is None and not tokenless(obj):
             return
-        at = learn(core, obj, text)
-        if at is not None and self._tpl is None:
+        self._shape_tries -= 1
+        at = learn(core, obj, chunk)
+        if at is not None and self._tpl is None and chunk is not None and chunk[0] == "content":
             self._use(_Template(core[: at[0]], core[at[1] :]))
 
     def feed_texts(self, texts: list[str], perf: Callable[[], float]) -> int:

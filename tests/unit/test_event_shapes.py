@@ -43,10 +43,13 @@ def answer(
     finish: str = "length",
     usage: tuple[int, int] = (12, 3),
     raw: bool = False,
+    thinking: tuple[str, ...] = (),
+    thinking_key: str = "reasoning_content",
 ) -> list[str]:
     """The events of one streamed answer as the mock writes them; ``created`` is raw JSON text (any), ``order``
     the order of the head's members, ``extra`` raw members put after them; ``raw``: the id and the texts are put
-    between quotes as they are (which may not be JSON)."""
+    between quotes as they are (which may not be JSON); ``thinking``: reasoning texts before the content, under
+    ``thinking_key`` (with ``"content":null`` or ``""`` after it when the key ends in ``+null`` or ``+empty``)."""
     quote = (lambda v: '"' + v + '"') if raw else _dump
     members = [
         f'"id":{quote(ident)}',
@@ -56,6 +59,12 @@ def answer(
     ]
     head = "{" + ",".join(members[i] for i in order) + extra
     events = [head + ',"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}']
+    key, _, also = thinking_key.partition("+")
+    null = {"": "", "null": ',"content":null', "empty": ',"content":""'}[also]
+    events += [
+        head + ',"choices":[{"index":0,"delta":{"' + key + '":' + quote(t) + null + '},"finish_reason":null}]}'
+        for t in thinking
+    ]
     events += [
         head + ',"choices":[{"index":0,"delta":{"content":' + quote(t) + '},"finish_reason":null}]}' for t in texts
     ]
@@ -118,6 +127,17 @@ def test_a_later_answer_is_read_without_a_parse(monkeypatch: pytest.MonkeyPatch)
     assert len(SHAPES) == 1 and len(SHAPES[0].bodies) == 3 and len(SHAPES[0].texts) == 1
 
 
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning", "reasoning+null"])
+def test_reasoning_chunks_are_read_through_their_shape(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    same_as_reference(answer(thinking=("Hm", " so"), thinking_key=key))
+    monkeypatch.setattr(decoding, "_loads", lambda s: pytest.fail(f"parsed: {s}"))
+    acc = read(answer("chatcmpl-r2", "1763900077", ("A", " B"), thinking=("x", " y", " z"), thinking_key=key), True)
+    st_ = acc.state
+    assert acc.shape_hits == 7 and acc.template_hits == 1 and st_.reasoning_events == 3
+    assert (st_.first_content, st_.first_reasoning, st_.first_output) == (2.0, 2.0, 5.0)
+    assert st_.chunk_times == [2.0, 3.0, 4.0, 5.0, 6.0] and st_.texts == ["x", " y", " z", "A", " B"]
+
+
 def test_what_does_not_match_is_parsed_in_full() -> None:
     same_as_reference(answer())
     cases = [
@@ -164,6 +184,8 @@ ANSWER = st.builds(
     finish=often("length", st.sampled_from(["stop", ""])),
     usage=often((12, 3), st.tuples(st.integers(0, 40), st.integers(0, 40))),
     raw=st.booleans(),
+    thinking=often((), st.lists(TEXT, max_size=4).map(tuple)),
+    thinking_key=st.sampled_from(["reasoning_content", "reasoning", "reasoning_content+null", "reasoning+empty"]),
 )  # fmt: skip
 
 
@@ -226,9 +248,9 @@ def test_learn_refuses_escapes_stamps_and_ambiguity() -> None:
     assert SHAPES == []
     good = '{"id":"a","created":1,"choices":[]}'
     assert learn(good, json.loads(good), None) is None and len(SHAPES) == 1
-    assert match('{"id":"other","created":17,"choices":[]}') == (json.loads(good), 0, 0)
-    assert match('{"id":"other","created":017,"choices":[]}') == (None, 0, 0)
-    assert match('{"id":"o\\"","created":17,"choices":[]}') == (None, 0, 0)
+    assert match('{"id":"other","created":17,"choices":[]}') == (json.loads(good), 0, 0, False)
+    assert match('{"id":"other","created":017,"choices":[]}') == (None, 0, 0, False)
+    assert match('{"id":"o\\"","created":17,"choices":[]}') == (None, 0, 0, False)
 
 
 def test_the_store_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
