@@ -119,8 +119,9 @@ class ChatStreamAccumulator(StreamDecoder):
 
     Across streams (issue 19, session 5): the events of every answer differ from the last answer's only in
     ``id``, ``created`` (and ``system_fingerprint``), which are never read. ``event_shapes`` proves, once per
-    process, an event's shape with holes there; a later event of that shape (role, first content, finish,
-    usage) is then read without a parse, and this stream's template follows from its first content chunk.
+    process, an event's shape with holes there; a later event of that shape (role, first content, reasoning
+    chunks, finish, usage) is then read without a parse, and this stream's template follows from its first
+    content chunk (``feed_texts`` reads the rest of that network read with it).
     """
 
     __slots__ = ("_chunk_times", "_line", "_shape_tries", "_shapes", "_tpl", "_tries", "shape_hits", "template_hits")
