@@ -4,7 +4,8 @@ Decodes a 64-token chat stream (the mock's own bytes, ``bench/hot_path.py``) N t
 ``sse.iter_events`` over reads of 1 or 16 events; ``feed1``/``feed16`` also feed every event to
 ``ChatStreamAccumulator`` with a ``perf_counter()`` per event, as ``answer.read_stream`` did before issue 19's
 session 4; ``read1``/``read16`` run ``answer.read_stream`` itself (byte counts, the SSE cut, the accumulator)
-over a stand-in for geventhttpclient's response that hands over one read at a time. Per answer =
+over a stand-in for geventhttpclient's response that hands over one read at a time; ``think1``/``think16`` run
+``read_stream`` over an answer of 32 reasoning and 32 content tokens (``reasoning_content``). Per answer =
 (Ir of a run with N - Ir of a run with 0) / N, which removes the start-up:
 
   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/decode_instructions.py sse1 300
@@ -26,6 +27,7 @@ from llm_metrics.engine.calls import CallRecord
 from llm_users.client.answer import read_stream
 from llm_users.client.openai_stream import ChatStreamAccumulator
 from llm_users.client.sse import iter_events
+from mock_llm.chunks import ChatChunks
 
 
 class _Raw:
@@ -52,8 +54,13 @@ class _Raw:
 
 def main() -> int:
     what, n = sys.argv[1], int(sys.argv[2])
-    kind, per_read = what.rstrip("0123456789"), int(what.lstrip("sefdra"))
-    chunks = reads(stream_events(64, False), per_read)
+    kind, per_read = what.rstrip("0123456789"), int(what.lstrip("sefdrathink"))
+    events = stream_events(64, False)
+    if kind == "think":
+        enc = ChatChunks("chatcmpl-mock1f", 1763900000, "mock-llm", False)
+        events = [events[0], *(enc.reasoning(b"hmm%d " % i) for i in range(32)), *events[1:33], *events[-3:]]
+        kind = "read"
+    chunks = reads(events, per_read)
     perf = time.perf_counter
     for _ in range(n):
         if kind == "sse":

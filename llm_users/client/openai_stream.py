@@ -21,10 +21,13 @@ from llm_users.client.decoding import (
     JsonAnswer,
     StreamDecoder,
     StreamError,
+    feed_pairs,
     load_body,
     load_event,
     reasoning_tokens_of,
 )
+from llm_users.client.event_shapes import SHAPES, learn, match, text_chunk, tokenless
+from llm_users.client.sse import text_events
 
 _loads = json.loads
 _dumps = json.dumps
@@ -49,6 +52,7 @@ class _Template:
 _OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
 _MARKERS = ("zQ7~k", "yW3~j", "xE5~h")
 _TEMPLATE_TRIES = 4  # content chunks parsed in full before giving up on a template for this stream
+_SHAPE_TRIES = 6  # events parsed in full offered to event_shapes.learn per stream
 
 
 def _simple(text: str) -> bool:
@@ -67,7 +71,7 @@ def _make_template(core: str, obj: Any, text: str) -> _Template | None:
     if not _simple(text) or not text:
         return None
     delta0 = obj["choices"][0]["delta"]
-    if any(delta0.get(k) for k in _OTHER_TOKEN_KEYS):  # not a plain content chunk: a template would miscount
+    if any(k in delta0 for k in _OTHER_TOKEN_KEYS):  # not a plain content chunk: a template would miscount
         return None
     needle = '"' + text + '"'
     i = core.find(needle)
@@ -112,9 +116,15 @@ class ChatStreamAccumulator(StreamDecoder):
     place of their content string is proved (``_make_template``), later chunks that are the same bytes around
     a different plain content string are read without parsing: they are exactly that chunk with another
     content. Any other chunk (usage, finish, error, escapes in the text, another shape) is parsed in full.
+
+    Across streams (issue 19, session 5): the events of every answer differ from the last answer's only in
+    ``id``, ``created`` (and ``system_fingerprint``), which are never read. ``event_shapes`` proves, once per
+    process, an event's shape with holes there; a later event of that shape (role, first content, reasoning
+    chunks, finish, usage) is then read without a parse, and this stream's template follows from its first
+    content chunk (``feed_texts`` reads the rest of that network read with it).
     """
 
-    __slots__ = ("_chunk_times", "_line", "_tpl", "_tries", "template_hits")
+    __slots__ = ("_chunk_times", "_line", "_shape_tries", "_shapes", "_tpl", "_tries", "shape_hits", "template_hits")
 
     def __init__(self, collect_server_stamps: bool = False) -> None:
         super().__init__(collect_server_stamps)
@@ -122,42 +132,63 @@ class ChatStreamAccumulator(StreamDecoder):
         self._tpl: _Template | None = None
         self._line: tuple[str, int, int, str] | None = None  # feed_texts' reading of the template
         self._tries = _TEMPLATE_TRIES
+        self._shapes = True
+        self._shape_tries = _SHAPE_TRIES
         self.template_hits = 0
+        self.shape_hits = 0
 
     def disable_template(self) -> None:
-        """Parse every chunk in full (the reference behaviour, for tests and benchmarks)."""
+        """Parse every chunk in full (the reference behaviour, for tests and benchmarks): no template, no
+        shape matched or learnt."""
         self._tpl = self._line = None
         self._tries = 0
+        self._shapes = False
 
     def feed(self, data: str, t: float) -> bool:
         """Take one event's data parsed at time ``t``; return True when the stream is finished."""
         st = self.state
         st.events += 1
+        if self._mock:
+            core, sent = _split_stamp(data)
+        else:
+            core, sent = data, None
         tpl = self._tpl
-        if tpl is not None:
-            if self._mock:
-                core, sent = _split_stamp(data)
-            else:
-                core, sent = data, None
-            if len(core) >= tpl.n and core.startswith(tpl.prefix) and core.endswith(tpl.suffix):
-                text = core[tpl.lp : len(core) - tpl.ls]
-                if '"' not in text and "\\" not in text and text.isprintable():
-                    self.template_hits += 1
-                    if text:
-                        # first_content and first_output are set: the template was learnt from an output event
-                        if st.texts is not None:
-                            st.texts.append(text)
-                        self._chunk_times.append(t)
-                        if sent is not None:
-                            st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
-                            st.read_delays_ms.append(t * 1000.0 - sent / 1e6)  # type: ignore[union-attr]
-                    return False
+        if tpl is not None and len(core) >= tpl.n and core.startswith(tpl.prefix) and core.endswith(tpl.suffix):
+            text = core[tpl.lp : len(core) - tpl.ls]
+            if '"' not in text and "\\" not in text and text.isprintable():
+                self.template_hits += 1
+                if text:
+                    # first_content and first_output are set: the template was learnt from an output event
+                    if st.texts is not None:
+                        st.texts.append(text)
+                    self._chunk_times.append(t)
+                    if sent is not None:
+                        st.mock_sent_ns.append(sent)  # type: ignore[union-attr]
+                        st.read_delays_ms.append(t * 1000.0 - sent / 1e6)  # type: ignore[union-attr]
+                return False
         if data == "[DONE]":
             st.done_at = t
             return True
+        if self._shapes and SHAPES:
+            known, start, end, reasoning = match(core)
+            if known is not None:
+                self.shape_hits += 1
+                return self._take(known, t, sent, None)
+            if end:
+                self.shape_hits += 1
+                self._shaped(core, start, end, t, sent, reasoning)
+                return False
         obj = load_event(st, data)
         if obj is None:
             return True
+        if self._shapes and self._shape_tries > 0:
+            self._learn_shape(core, obj)
+        return self._take(obj, t, obj.get("mock_sent_ns") if self._mock else None, data)
+
+    def _take(self, obj: dict[str, Any], t: float, sent: Any, data: str | None) -> bool:
+        """One event's object (not an error object), its mock stamp ``sent``; ``data`` its text when it was
+        parsed (a content chunk may then teach this stream's template)."""
+        st = self.state
         choices = obj.get("choices")
         if choices:
             if not isinstance(choices, list):
@@ -183,8 +214,8 @@ class ChatStreamAccumulator(StreamDecoder):
                             if isinstance(p, str)
                         ]
                     if self._mock:
-                        st.stamp(obj.get("mock_sent_ns"), t)
-                    if self._tries and tpl is None and output and not reasoning:
+                        st.stamp(sent, t)
+                    if data is not None and self._tries and self._tpl is None and output and not reasoning:
                         self._learn(data, obj, ch, delta)
             fr = ch.get("finish_reason") if isinstance(ch, dict) else None
             if fr:
@@ -202,13 +233,38 @@ class ChatStreamAccumulator(StreamDecoder):
                 st.reasoning_tokens = rt
         return False
 
+    def _shaped(self, core: str, start: int, end: int, t: float, sent: int | None, reasoning: bool) -> None:
+        """A text chunk of a proved shape (``event_shapes.match``), its text ``core[start:end]``: what ``_take``
+        does with it (an output or a reasoning event); a content chunk's text gives this stream's template."""
+        text = core[start:end]
+        if text:  # an empty text is no token event (and gives no template: its hits take TTFT as set)
+            st = self.state
+            st.token(t, reasoning, not reasoning, text)
+            if self._mock:
+                st.stamp(sent, t)
+            if self._tpl is None and not reasoning:
+                self._use(_Template(core[:start], core[end:]))
+
+    def _learn_shape(self, core: str, obj: dict[str, Any]) -> None:
+        """Offer an event parsed in full to ``event_shapes.learn`` (plain text chunks and tokenless events); a
+        content chunk whose shape is proved gives this stream's template."""
+        if self._mock:
+            obj = {k: v for k, v in obj.items() if k != "mock_sent_ns"}
+        chunk = text_chunk(obj)
+        if chunk is None and not tokenless(obj):
+            return
+        self._shape_tries -= 1
+        at = learn(core, obj, chunk)
+        if at is not None and self._tpl is None and chunk is not None and chunk[0] == "content":
+            self._use(_Template(core[: at[0]], core[at[1] :]))
+
     def feed_texts(self, texts: list[str], perf: Callable[[], float]) -> int:
         """``StreamDecoder.feed_texts`` with the template read straight from an event's text: an event that is
         one line ``data: `` + prefix + text + suffix, text plain (``_simple``), is that chunk with content text,
         as ``feed`` takes it (no mock stamps: those go through ``feed``). Its time is ``perf()`` when it is read."""
         fast = self._line
         if fast is None:
-            return StreamDecoder.feed_texts(self, texts, perf)
+            return self._until_template(texts, perf)
         line, ll, ls, suffix = fast
         hits = 0
         for ev in texts:
@@ -228,6 +284,23 @@ class ChatStreamAccumulator(StreamDecoder):
             return StreamDecoder.feed_texts(self, texts[texts.index(ev) :], perf)
         self.template_hits += hits
         self.state.events += hits
+        return 0
+
+    def _until_template(self, texts: list[str], perf: Callable[[], float]) -> int:
+        """``StreamDecoder.feed_texts`` event by event until this stream's template is known (``_line``), then
+        the rest of the read by ``feed_texts``: with the shape of the first content chunk proved in an earlier
+        stream, the template comes with it, and the content chunks after it in the same read are read from the
+        text. A one-line ``data: `` event is ``("message", data)`` (``sse.text_events``), fed directly."""
+        for i, ev in enumerate(texts):
+            if ev.startswith("data: ") and "\n" not in ev:
+                if self.feed(ev[6:], perf()):
+                    return 1
+            else:
+                done = feed_pairs(self, self.state, text_events([ev]), perf)
+                if done:
+                    return done
+            if self._line is not None:
+                return self.feed_texts(texts[i + 1 :], perf) if i + 1 < len(texts) else 0
         return 0
 
     def feed_text(self, ev: str, perf: Callable[[], float]) -> int:
@@ -261,8 +334,14 @@ class ChatStreamAccumulator(StreamDecoder):
             obj = {k: v for k, v in obj.items() if k != "mock_sent_ns"}
             if "mock_sent_ns" in core:
                 return
-        self._tpl = tpl = _make_template(core, obj, text)
-        if tpl is not None and tpl.line is not None and not self._mock:
+        tpl = _make_template(core, obj, text)
+        if tpl is not None:
+            self._use(tpl)
+
+    def _use(self, tpl: _Template) -> None:
+        """Read this stream's content chunks with ``tpl`` (``feed_texts`` from the event text too)."""
+        self._tpl = tpl
+        if tpl.line is not None and not self._mock:
             self._line = (tpl.line, tpl.ll, tpl.ls, tpl.suffix)
 
 
