@@ -1,0 +1,205 @@
+"""One LLM call's request sent through the session's own geventhttpclient client, with Locust's layers around it
+written out for the one kind of request ``llm_call`` makes (``DirectPath.request``).
+
+``llm_call`` always makes the same request: a POST of a JSON string with its own headers, ``stream=True``,
+``catch_response=True``, ``allow_redirects=False``, a name, no ``auth``/``json``/``params``/``files``. For it,
+Locust's ``FastHttpSession.request`` and geventhttpclient's ``UserAgent.urlopen`` (with Locust's
+``LocustUserAgent``) run a retry loop that a POST never takes, a redirect loop that ``allow_redirects=False``
+turns off (by swapping the client's ``redirect_response_codes`` for each request), keyword dictionaries and the
+safe-mode wrapper: about 8% of a streamed call's CPU (bench/RESULTS.md, issue 19, session 5).
+``DirectPath.request`` makes the same calls in the same order, on the same objects, without those loops: the
+same headers merged the same way (the client's default headers and User-Agent, the session's ``Authorization``
+from URL credentials, ``Accept-Encoding``), the same cookie-jar calls, the same ``HTTPClient.request`` (so the
+bytes sent, the pool's limits and timeouts are the client's own), the same exceptions turned into the same error
+responses, and the same ``ResponseContextManager`` with the same ``request_meta``: the request event its ``with``
+block fires is the one Locust's would fire. It never follows a redirect.
+
+``direct_path(session)`` returns None for anything but a stock ``FastHttpSession`` over a stock
+``LocustUserAgent`` (a subclass or an instance attribute overriding one of the methods used here): such a
+session keeps Locust's path. ``tests/unit/test_client_direct.py`` compares both paths byte for byte on the wire
+and key for key in the request event. Locust and geventhttpclient are pinned (design.md section 6).
+
+The connection pool's liveness check of a kept-alive socket before reuse (``ConnectionPool._is_socket_alive``:
+``select()`` with a zero timeout) is kept, but made with the standard library's ``select`` instead of gevent's,
+which calls the same system call and then yields to the hub once (``gevent.sleep(0)``) for nothing
+(``lean_pool``). Skipping the check is not safe: a POST sent on a socket the server closed while idle fails
+(geventhttpclient retries only idempotent methods), as the tests show.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+from gevent import monkey
+from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
+from geventhttpclient.useragent import UserAgent, _make_request
+from locust.contrib.fasthttp import (
+    FAILURE_EXCEPTIONS,
+    ErrorResponse,
+    FastHttpSession,
+    FastResponse,
+    LocustUserAgent,
+    ResponseContextManager,
+    absolute_http_url_regexp,
+)
+
+_time = time.time
+_perf = time.perf_counter
+_absolute = absolute_http_url_regexp.match
+# the system call itself (gevent's select makes it, then sleeps 0): the original even when select is patched
+_os_select = monkey.get_original("select", "select")
+
+# methods the direct path stands in for or calls: a session or agent with any of them changed keeps Locust's path
+_SESSION_METHODS = ("request", "_send_request_safe_mode", "_build_url")
+_AGENT_METHODS = (
+    "urlopen", "_urlopen", "_verify_status", "_handle_error", "_handle_retries_exceeded", "_may_retry",
+    "_make_request", "_conversation_str",
+)  # fmt: skip
+
+
+def _stock(obj: Any, base: type, names: tuple[str, ...]) -> bool:
+    cls = type(obj)
+    inst = getattr(obj, "__dict__", {})
+    return all(getattr(cls, n) is getattr(base, n) and n not in inst for n in names)
+
+
+class DirectPath:
+    """A stock ``FastHttpSession``'s request path for ``llm_call``'s requests (module docstring)."""
+
+    __slots__ = ("agent", "pools", "session")
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.agent = session.client
+        self.pools: set[int] = set()
+        """ids of the connection pools already given the plain liveness check (``lean_pool``)."""
+
+    def usable(self) -> bool:
+        """The session still has the agent this path was made for, with Locust's response class."""
+        agent = self.session.client
+        return agent is self.agent and agent.response_type is FastResponse
+
+    def request(self, path: str, body: str, headers: dict[str, str], name: str, context: dict[str, Any]) -> Any:
+        """``session.request("POST", path, data=body, headers=headers, name=name, stream=True,
+        catch_response=True, context=context, allow_redirects=False)``, as Locust runs it (module docstring)."""
+        session = self.session
+        # FastHttpSession.request: name is never empty here, so session.request_name is never read
+        url = path if _absolute(path) else f"{session.base_url}{path}"
+        start_time = _time()
+        user = session.user
+        if user:
+            context = {**user.context(), **context}
+        headers = dict(headers)
+        if session.auth_header:
+            headers["Authorization"] = session.auth_header
+        if "Accept-Encoding" not in headers and "accept-encoding" not in headers:
+            headers["Accept-Encoding"] = "gzip, deflate, br"
+        t0 = _perf()
+        response = self._send(url, body, headers)
+        meta: dict[str, Any] = {
+            "request_type": "POST",
+            "name": name or path,
+            "context": context,
+            "response": response,
+            "exception": None,
+            "start_time": start_time,
+            "url": url,
+        }
+        meta["response_length"] = 0
+        rh = response.headers
+        if rh and "content-length" in rh:
+            meta["response_length"] = int(rh["content-length"])
+        meta["response_time"] = (_perf() - t0) * 1000
+        try:
+            response.raise_for_status()
+        except FAILURE_EXCEPTIONS as e:
+            meta["exception"] = e
+        return ResponseContextManager(response, session.request_event, meta, True)
+
+    def _send(self, url: str, body: str, headers: dict[str, str]) -> Any:
+        """``FastHttpSession._send_request_safe_mode`` of ``UserAgent.urlopen`` for one POST: no retry (a POST
+        is never retried) and no redirect (``allow_redirects=False``)."""
+        agent = self.agent
+        try:
+            req_headers = agent.default_headers.copy()
+            req_headers.update(headers)
+            req = _make_request(url, "POST", headers=req_headers, payload=body, request_type=agent.request_type)
+            jar = agent.cookiejar
+            if jar is not None:
+                jar.add_cookie_header(req)
+            try:
+                resp = self._urlopen(req)
+            except gevent.GreenletExit:
+                raise
+            except BaseException as e:  # UserAgent.urlopen: a POST's error ends the request
+                e.request = req  # type: ignore[attr-defined]
+                last_error = agent._handle_error(e, url=req.url)  # raises what is not a temporary error
+                raise agent._handle_retries_exceeded(url, last_error=last_error)
+            if jar is not None:
+                jar.extract_cookies(resp, req)
+            try:
+                agent._verify_status(resp.status_code, url=req.url)
+            except Exception as e:
+                e.response = resp  # type: ignore[attr-defined]
+                e.request = req  # type: ignore[attr-defined]
+                e.http_log = agent._conversation_str(req.url, resp, payload=req.payload)  # type: ignore[attr-defined]
+                resp.release()
+                agent._handle_error(e, url=req.url)
+                raise agent._handle_retries_exceeded(url, last_error=e)
+            return resp
+        except FAILURE_EXCEPTIONS as e:
+            if hasattr(e, "response"):
+                resp = e.response
+                resp.error = e
+                return resp
+            req = agent._make_request(url, method="POST", headers=headers, payload=body, params=None)
+            return ErrorResponse(req, e)
+
+    def _urlopen(self, req: Any) -> Any:
+        """``LocustUserAgent._urlopen``, the pool's connections given the plain liveness check."""
+        client = self.agent.clientpool.get_client(req.url_split)
+        pool = client._connection_pool
+        if id(pool) not in self.pools:
+            self.pools.add(id(pool))
+            lean_pool(pool)
+        split = req.url_split
+        resp = client.request(req.method, getattr(split, "quoted_uri", split.request_uri), body=req.payload,
+                              headers=req.headers)  # fmt: skip
+        return FastResponse(resp, request=req, sent_request=resp._sent_request)
+
+
+def direct_path(session: Any) -> DirectPath | None:
+    """The direct path for ``session``, or None when it is not a stock Locust ``FastHttpSession``."""
+    if not isinstance(session, FastHttpSession) or not _stock(session, FastHttpSession, _SESSION_METHODS):
+        return None
+    agent = getattr(session, "client", None)
+    if not isinstance(agent, LocustUserAgent) or not _stock(agent, LocustUserAgent, _AGENT_METHODS):
+        return None
+    if type(agent).urlopen is not UserAgent.urlopen or agent.response_type is not FastResponse:
+        return None
+    return DirectPath(session)
+
+
+def _alive(sock: Any) -> bool:
+    """``ConnectionPool._is_socket_alive`` with the standard library's ``select`` (the same system call)."""
+    if sock is None:
+        return False
+    try:
+        if sock.fileno() < 0:
+            return False
+        ready_to_read, _, _ = _os_select([sock], [], [], 0.0)
+        return not ready_to_read
+    except (OSError, ValueError):
+        return False
+
+
+def lean_pool(pool: Any) -> None:
+    """Give a stock connection pool ``_alive`` as its liveness check (an instance attribute; nothing else)."""
+    if type(pool) in (ConnectionPool, SSLConnectionPool) and "_is_socket_alive" not in pool.__dict__:
+        if type(pool)._is_socket_alive is ConnectionPool._is_socket_alive:
+            pool._is_socket_alive = _alive
+
+
+__all__ = ["DirectPath", "direct_path", "lean_pool"]
