@@ -29,6 +29,7 @@ which calls the same system call and then yields to the hub once (``gevent.sleep
 from __future__ import annotations
 
 import time
+from inspect import getattr_static
 from typing import Any
 
 import gevent
@@ -62,7 +63,7 @@ _AGENT_METHODS = (
 def _stock(obj: Any, base: type, names: tuple[str, ...]) -> bool:
     cls = type(obj)
     inst = getattr(obj, "__dict__", {})
-    return all(getattr(cls, n) is getattr(base, n) and n not in inst for n in names)
+    return all(getattr_static(cls, n) is getattr_static(base, n) and n not in inst for n in names)
 
 
 class DirectPath:
@@ -136,7 +137,7 @@ class DirectPath:
             except BaseException as e:  # UserAgent.urlopen: a POST's error ends the request
                 e.request = req  # type: ignore[attr-defined]
                 last_error = agent._handle_error(e, url=req.url)  # raises what is not a temporary error
-                raise agent._handle_retries_exceeded(url, last_error=last_error)
+                agent._handle_retries_exceeded(url, last_error=last_error)  # raises RetriesExceeded
             if jar is not None:
                 jar.extract_cookies(resp, req)
             try:
@@ -146,8 +147,8 @@ class DirectPath:
                 e.request = req  # type: ignore[attr-defined]
                 e.http_log = agent._conversation_str(req.url, resp, payload=req.payload)  # type: ignore[attr-defined]
                 resp.release()
-                agent._handle_error(e, url=req.url)
-                raise agent._handle_retries_exceeded(url, last_error=e)
+                agent._handle_error(e, url=req.url)  # raises it: a bad status is not a temporary error
+                agent._handle_retries_exceeded(url, last_error=e)  # (never reached with the stock agent)
             return resp
         except FAILURE_EXCEPTIONS as e:
             if hasattr(e, "response"):
@@ -197,9 +198,9 @@ def _alive(sock: Any) -> bool:
 
 def lean_pool(pool: Any) -> None:
     """Give a stock connection pool ``_alive`` as its liveness check (an instance attribute; nothing else)."""
-    if type(pool) in (ConnectionPool, SSLConnectionPool) and "_is_socket_alive" not in pool.__dict__:
-        if type(pool)._is_socket_alive is ConnectionPool._is_socket_alive:
-            pool._is_socket_alive = _alive
+    cls = type(pool)
+    if cls in (ConnectionPool, SSLConnectionPool) and "_is_socket_alive" not in pool.__dict__:
+        pool._is_socket_alive = _alive
 
 
 __all__ = ["DirectPath", "direct_path", "lean_pool"]
