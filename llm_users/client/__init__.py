@@ -2,7 +2,8 @@
 decoders of each API (chat completions, completions, responses, anthropic, embeddings).
 
 ``call`` (``llm_call``: the request and its event) · ``direct`` (the request through the session's own client,
-Locust's layers written out for it) · ``session`` (the session made cheaper per request) · ``bounds`` (time and size bounds, failure reasons) ·
+Locust's layers written out for it) · ``session`` (the session made cheaper per request) · ``bounds`` (time and
+size bounds, failure reasons) ·
 ``answer`` (reading the answer into the ``CallRecord``) · ``sse`` (bytes as they arrive, SSE events) ·
 ``decoding`` (what every API's decoder shares) · ``openai_stream`` (chat completions) · ``api_*`` (the other
 APIs) · ``apis`` (the catalogue of APIs)."""

@@ -28,13 +28,18 @@ which calls the same system call and then yields to the hub once (``gevent.sleep
 
 from __future__ import annotations
 
+import errno
 import time
 from inspect import getattr_static
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent import monkey
+from geventhttpclient.client import HTTPClient, _requests_100_continue, _uses_chunked_transfer
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
+from geventhttpclient.header import _dict_items as _items
+from geventhttpclient.response import HTTPSocketPoolResponse
 from geventhttpclient.useragent import UserAgent, _make_request
 from locust.contrib.fasthttp import (
     FAILURE_EXCEPTIONS,
@@ -51,6 +56,8 @@ _perf = time.perf_counter
 _absolute = absolute_http_url_regexp.match
 # the system call itself (gevent's select makes it, then sleeps 0): the original even when select is patched
 _os_select = monkey.get_original("select", "select")
+_UNSEEN = object()
+_HEADS_MAX = 64  # request heads kept per session (a suite sends a handful; more are built each time)
 
 # methods the direct path stands in for or calls: a session or agent with any of them changed keeps Locust's path
 _SESSION_METHODS = ("request", "_send_request_safe_mode", "_build_url")
@@ -69,12 +76,14 @@ def _stock(obj: Any, base: type, names: tuple[str, ...]) -> bool:
 class DirectPath:
     """A stock ``FastHttpSession``'s request path for ``llm_call``'s requests (module docstring)."""
 
-    __slots__ = ("agent", "pools", "session")
+    __slots__ = ("agent", "heads", "pools", "session")
 
     def __init__(self, session: Any) -> None:
         self.session = session
         self.agent = session.client
         self.pools: set[int] = set()
+        self.heads: dict[tuple[Any, ...], str | None] = {}
+        """request heads without their ``Content-Length`` line (``_head``); None: not kept, the client builds it."""
         """ids of the connection pools already given the plain liveness check (``lean_pool``)."""
 
     def usable(self) -> bool:
@@ -166,9 +175,67 @@ class DirectPath:
             self.pools.add(id(pool))
             lean_pool(pool)
         split = req.url_split
-        resp = client.request(req.method, getattr(split, "quoted_uri", split.request_uri), body=req.payload,
-                              headers=req.headers)  # fmt: skip
+        uri = getattr(split, "quoted_uri", split.request_uri)
+        resp = self._post(client, uri, req.payload, req.headers)
         return FastResponse(resp, request=req, sent_request=resp._sent_request)
+
+    def _post(self, client: Any, uri: str, body: Any, headers: Any) -> Any:
+        """``client.request("POST", uri, body=body, headers=headers)``, its request head (all but the
+        ``Content-Length`` line) kept per client, URI and headers (``_head``)."""
+        if type(body) is not str or type(client) is not HTTPClient:
+            return client.request("POST", uri, body=body, headers=headers)
+        try:  # what _build_request reads, but the body (its length is the last line)
+            key = (client, uri, client.version, tuple(_items(headers)), tuple(_items(client.default_headers)))
+            prefix = self.heads.get(key, _UNSEEN)
+        except TypeError:  # a field of several lines (a list) is not hashable
+            return client.request("POST", uri, body=body, headers=headers)
+        if prefix is _UNSEEN:
+            prefix = _head(client, uri, body, headers)
+            if len(self.heads) < _HEADS_MAX:
+                self.heads[key] = prefix
+        if prefix is None:
+            return client.request("POST", uri, body=body, headers=headers)
+        data = body.encode("utf-8")
+        return _send(client, f"{prefix}Content-Length: {len(data)}\r\n\r\n", data)
+
+
+def _head(client: Any, uri: str, body: str, headers: Any) -> str | None:
+    """``HTTPClient._build_request``'s head of a POST of ``body`` without its last line, ``Content-Length``, when
+    that line is the last and the request is a plain one: HTTP/1.1, not chunked, no ``Expect: 100-continue``, no
+    ``Content-Length`` of its own, a head that encodes in latin-1. Else None (``HTTPClient.request`` sends it)."""
+    data = body.encode("utf-8")
+    merged = client.headers_type()
+    merged.update(client.default_headers)
+    merged.update(headers)
+    if not data or client.version != HTTPClient.HTTP_11 or "content-length" in merged:
+        return None
+    if _uses_chunked_transfer(merged, data) or _requests_100_continue(merged):
+        return None
+    try:
+        head: str = client._build_request("POST", uri, body=data, headers=headers, chunked=False)
+        head.encode("latin-1")
+    except (ValueError, UnicodeError):  # HTTPClient.request raises it again
+        return None
+    tail = f"Content-Length: {len(data)}\r\n\r\n"
+    return head[: -len(tail)] if head.endswith("\r\n" + tail) else None
+
+
+def _send(client: Any, head: str, data: bytes) -> Any:
+    """``HTTPClient.request``'s send of a POST whose head is built: the same socket calls, errors and response (a
+    POST is never sent twice: the errors it would retry for an idempotent method are raised)."""
+    pool = client._connection_pool
+    sock = pool.get_socket()
+    try:
+        sock.sendall(head.encode("latin-1") + data)
+    except gevent.socket.error as e:
+        if e.errno not in (errno.ECONNRESET, errno.EPIPE):
+            pool.release_socket(sock)
+            raise
+        # the server may have answered before closing: read that answer (the response releases the socket)
+    response = HTTPSocketPoolResponse(sock, pool, block_size=client.block_size, method="POST",
+                                      headers_type=client.headers_type)  # fmt: skip
+    response._sent_request = head
+    return response
 
 
 def direct_path(session: Any) -> DirectPath | None:

@@ -321,3 +321,28 @@ def test_a_changed_session_or_agent_keeps_locusts_path() -> None:
     session.client = FastHttpSession("http://127.0.0.1:1", hook, user=None).client
     assert not d.usable()  # a new agent: Locust's path for this call
     assert direct_mod.DirectPath is DirectPath
+
+
+def _bytes_of_calls(srv: _Server, *, direct: bool, headers_of: list[dict[str, Any]]) -> tuple[list[bytes], Any]:
+    session = _session(srv.url, EventHook(), direct=direct)
+    for i, headers in enumerate(headers_of):
+        payload = {"model": "m", "messages": [{"role": "user", "content": "x" * (i * 37)}], "stream": True}
+        assert llm_call(session, PATH, payload, stream=True, scenario="s", headers=headers).ok
+    sent, srv.requests = srv.requests, []
+    return sent, session
+
+
+def test_a_kept_request_head_gives_the_same_bytes_for_every_body_and_headers() -> None:
+    """Bodies of different lengths on one kept head, other headers (a new head), a header of two lines and a
+    Content-Length of the caller's (not kept: the client builds those): the same bytes as Locust's path."""
+    headers_of: list[dict[str, Any]] = [{}, {}, {"X-A": "1"}, {}, {"X-Multi": ["a", "b"]}, {"X-B": "é"}]
+    srv = _Server(["stream"])
+    try:
+        old, _ = _bytes_of_calls(srv, direct=False, headers_of=headers_of)
+        new, session = _bytes_of_calls(srv, direct=True, headers_of=headers_of)
+    finally:
+        srv.close()
+    assert new == old and len(new) == len(headers_of)
+    assert len({r.split(b"\r\n\r\n")[1] for r in new}) == len(headers_of)  # every body differs
+    heads = session.llm_direct.heads
+    assert sum(1 for h in heads.values() if isinstance(h, str)) == 3  # {}, X-A, X-B: kept; X-Multi: built each time
