@@ -3,27 +3,32 @@ written out for the one kind of request ``llm_call`` makes (``DirectPath.request
 
 ``llm_call`` always makes the same request: a POST of a JSON string with its own headers, ``stream=True``,
 ``catch_response=True``, ``allow_redirects=False``, a name, no ``auth``/``json``/``params``/``files``. For it,
-Locust's ``FastHttpSession.request`` and geventhttpclient's ``UserAgent.urlopen`` (with Locust's
-``LocustUserAgent``) run a retry loop that a POST never takes, a redirect loop that ``allow_redirects=False``
-turns off (by swapping the client's ``redirect_response_codes`` for each request), keyword dictionaries and the
-safe-mode wrapper: about 8% of a streamed call's CPU (bench/RESULTS.md, issue 19, session 5).
-``DirectPath.request`` makes the same calls in the same order, on the same objects, without those loops: the
-same headers merged the same way (the client's default headers and User-Agent, the session's ``Authorization``
-from URL credentials, ``Accept-Encoding``), the same cookie-jar calls, the same ``HTTPClient.request`` (so the
-bytes sent, the pool's limits and timeouts are the client's own), the same exceptions turned into the same error
-responses, and the same ``ResponseContextManager`` with the same ``request_meta``: the request event its ``with``
-block fires is the one Locust's would fire. It never follows a redirect.
+Locust's ``FastHttpSession.request`` and geventhttpclient's ``UserAgent.urlopen`` run a retry loop that a POST
+never takes, a redirect loop that ``allow_redirects=False`` turns off (by swapping the client's
+``redirect_response_codes`` for each request), keyword dictionaries and the safe-mode wrapper, and
+``HTTPClient.request`` merges the same headers three times and checks and joins them into the same request head on
+every call. ``DirectPath.request`` makes the same calls in the same order on the same objects, without the
+loops: the same headers merged the same way (the client's default headers and User-Agent, the session's
+``Authorization`` from URL credentials, ``Accept-Encoding``), the same cookie-jar calls, the same exceptions turned
+into the same error responses, and the same ``ResponseContextManager`` with the same ``request_meta``: the request
+event its ``with`` block fires is the one Locust's would fire. It never follows a redirect. The request head
+(all but its ``Content-Length`` line, which comes last) is built by ``HTTPClient._build_request`` once per client,
+URI and headers and kept (``_head``); the POST is then sent as ``HTTPClient.request`` sends it (``_send``: the
+pool's socket, its liveness check, limits and timeouts, one ``sendall``, the same response and errors; a POST is
+never sent twice). A head that is not a plain one (chunked, ``Expect``, a ``Content-Length`` of the caller's, a
+header of several lines) is built by ``HTTPClient.request`` itself every time.
 
 ``direct_path(session)`` returns None for anything but a stock ``FastHttpSession`` over a stock
 ``LocustUserAgent`` (a subclass or an instance attribute overriding one of the methods used here): such a
 session keeps Locust's path. ``tests/unit/test_client_direct.py`` compares both paths byte for byte on the wire
 and key for key in the request event. Locust and geventhttpclient are pinned (design.md section 6).
 
-The connection pool's liveness check of a kept-alive socket before reuse (``ConnectionPool._is_socket_alive``:
-``select()`` with a zero timeout) is kept, but made with the standard library's ``select`` instead of gevent's,
-which calls the same system call and then yields to the hub once (``gevent.sleep(0)``) for nothing
-(``lean_pool``). Skipping the check is not safe: a POST sent on a socket the server closed while idle fails
-(geventhttpclient retries only idempotent methods), as the tests show.
+The pool's liveness check of a kept-alive socket (``ConnectionPool._is_socket_alive``, gevent's ``select`` with a
+zero timeout) is kept as it is. Skipping it loses requests: a POST sent on a socket the server closed while idle
+fails (geventhttpclient resends only idempotent methods). Making it with the standard library's ``select`` (the
+same system call without gevent's ``sleep(0)`` after it) was measured and not kept: that yield is where a User
+stopped by Locust while its wait was ending is killed before it sends; without it, the request is sent and never
+counted (the tests show both).
 """
 
 from __future__ import annotations
@@ -35,9 +40,7 @@ from typing import Any
 
 import gevent
 import gevent.socket
-from gevent import monkey
 from geventhttpclient.client import HTTPClient, _requests_100_continue, _uses_chunked_transfer
-from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 from geventhttpclient.header import _dict_items as _items
 from geventhttpclient.response import HTTPSocketPoolResponse
 from geventhttpclient.useragent import UserAgent, _make_request
@@ -54,8 +57,6 @@ from locust.contrib.fasthttp import (
 _time = time.time
 _perf = time.perf_counter
 _absolute = absolute_http_url_regexp.match
-# the system call itself (gevent's select makes it, then sleeps 0): the original even when select is patched
-_os_select = monkey.get_original("select", "select")
 _UNSEEN = object()
 _HEADS_MAX = 64  # request heads kept per session (a suite sends a handful; more are built each time)
 
@@ -76,15 +77,13 @@ def _stock(obj: Any, base: type, names: tuple[str, ...]) -> bool:
 class DirectPath:
     """A stock ``FastHttpSession``'s request path for ``llm_call``'s requests (module docstring)."""
 
-    __slots__ = ("agent", "heads", "pools", "session")
+    __slots__ = ("agent", "heads", "session")
 
     def __init__(self, session: Any) -> None:
         self.session = session
         self.agent = session.client
-        self.pools: set[int] = set()
         self.heads: dict[tuple[Any, ...], str | None] = {}
         """request heads without their ``Content-Length`` line (``_head``); None: not kept, the client builds it."""
-        """ids of the connection pools already given the plain liveness check (``lean_pool``)."""
 
     def usable(self) -> bool:
         """The session still has the agent this path was made for, with Locust's response class."""
@@ -168,12 +167,8 @@ class DirectPath:
             return ErrorResponse(req, e)
 
     def _urlopen(self, req: Any) -> Any:
-        """``LocustUserAgent._urlopen``, the pool's connections given the plain liveness check."""
+        """``LocustUserAgent._urlopen``."""
         client = self.agent.clientpool.get_client(req.url_split)
-        pool = client._connection_pool
-        if id(pool) not in self.pools:
-            self.pools.add(id(pool))
-            lean_pool(pool)
         split = req.url_split
         uri = getattr(split, "quoted_uri", split.request_uri)
         resp = self._post(client, uri, req.payload, req.headers)
@@ -250,24 +245,4 @@ def direct_path(session: Any) -> DirectPath | None:
     return DirectPath(session)
 
 
-def _alive(sock: Any) -> bool:
-    """``ConnectionPool._is_socket_alive`` with the standard library's ``select`` (the same system call)."""
-    if sock is None:
-        return False
-    try:
-        if sock.fileno() < 0:
-            return False
-        ready_to_read, _, _ = _os_select([sock], [], [], 0.0)
-        return not ready_to_read
-    except (OSError, ValueError):
-        return False
-
-
-def lean_pool(pool: Any) -> None:
-    """Give a stock connection pool ``_alive`` as its liveness check (an instance attribute; nothing else)."""
-    cls = type(pool)
-    if cls in (ConnectionPool, SSLConnectionPool) and "_is_socket_alive" not in pool.__dict__:
-        pool._is_socket_alive = _alive
-
-
-__all__ = ["DirectPath", "direct_path", "lean_pool"]
+__all__ = ["DirectPath", "direct_path"]

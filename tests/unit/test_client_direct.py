@@ -11,20 +11,21 @@ connection) and gives the same answers as geventhttpclient's.
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 from typing import Any
 
 import gevent
+import gevent.select
 import pytest
 from gevent.server import StreamServer
-from geventhttpclient.connectionpool import ConnectionPool
 from locust.contrib.fasthttp import FastHttpSession, ResponseContextManager
 from locust.event import EventHook
 
 from llm_users.client import direct as direct_mod
 from llm_users.client.call import Timeouts, llm_call
-from llm_users.client.direct import DirectPath, _alive, direct_path
+from llm_users.client.direct import DirectPath, direct_path
 from llm_users.client.session import lean_session
 
 PATH = "/v1/chat/completions"
@@ -266,7 +267,6 @@ def test_a_post_on_a_socket_the_server_closed_while_idle_goes_on_a_new_connectio
             payload = {"model": "m", "stream": True}
             assert llm_call(session, PATH, payload, stream=True, scenario="s").ok
             pool = next(iter(session.client.clientpool.clients.values()))._connection_pool
-            assert pool._is_socket_alive is _alive  # the plain check was given
             srv.modes[:] = ["stream"]
             srv.close_idle()  # the server closes its end of the idle connection
             gevent.sleep(0.1)
@@ -284,20 +284,32 @@ def test_a_post_on_a_socket_the_server_closed_while_idle_goes_on_a_new_connectio
             srv.close()
 
 
-def test_the_plain_liveness_check_answers_as_geventhttpclients() -> None:
+@pytest.mark.parametrize("direct", [False, True])
+def test_a_user_killed_as_its_call_begins_sends_nothing_on_a_kept_connection(
+    direct: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locust stops a waiting User by killing its greenlet; when its wait has just ended, the kill lands at the
+    first switch of its next call: the yield of the pool's liveness check, before the send. Nothing is sent
+    and no event fired, on both paths (a check without that yield sent this request, never counted)."""
+    monkeypatch.setattr(select, "select", gevent.select.select)  # as in a Locust process (patched by gevent)
     srv = _Server(["stream"])
+    fired: list[dict[str, Any]] = []
+    hook = EventHook()
+    hook.add_listener(lambda **kwargs: fired.append(kwargs))
+    session = _session(srv.url, hook, direct=direct)
+    payload = {"model": "m", "stream": True}
+
+    def user() -> None:
+        assert llm_call(session, PATH, payload, stream=True, scenario="s").ok  # a kept-alive connection
+        gevent.getcurrent().kill(block=False)  # delivered at this greenlet's next switch
+        llm_call(session, PATH, payload, stream=True, scenario="s")
+
     try:
-        stock = ConnectionPool._is_socket_alive
-        pool = ConnectionPool("127.0.0.1", srv.port, "127.0.0.1", srv.port, size=1)
-        idle = pool._create_socket()
-        gevent.sleep(0.1)  # the server takes it
-        assert _alive(idle) is stock(pool, idle) is True
-        srv.close_idle()
+        g = gevent.spawn(user)
+        g.join(timeout=5)
+        assert g.dead and isinstance(g.value, gevent.GreenletExit)
         gevent.sleep(0.1)
-        assert _alive(idle) is stock(pool, idle) is False  # EOF pending: readable
-        idle.close()
-        assert _alive(idle) is stock(pool, idle) is False
-        assert _alive(None) is stock(pool, None) is False
+        assert len(srv.requests) == 1 and len(fired) == 1
     finally:
         srv.close()
 
