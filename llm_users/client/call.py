@@ -34,6 +34,7 @@ from llm_users.client.bounds import (
     socket_timeout,
 )
 from llm_users.client.decoding import JsonAnswer, StreamError
+from llm_users.client.direct import direct_path
 from llm_users.client.openai_stream import ChatStreamAccumulator, parse_chat_json
 from llm_users.client.session import lean_session
 from llm_users.common import tokenizer as _tokenizer
@@ -84,6 +85,9 @@ def llm_call(
     """
     if not getattr(session, "llm_lean", False):
         lean_session(session)  # once per session: the same requests, less work per request (session.py)
+        direct = direct_path(session)
+        if direct is not None:  # else Locust's own path (direct.py)
+            session.llm_direct = direct
     timeouts = timeouts or Timeouts()
     hdrs = _request_headers(stream, server_stamps, headers)
     body = _dumps(payload)
@@ -99,18 +103,25 @@ def llm_call(
     watch = CallWatch(t0, timeouts)
     how = ReadPlan(stream, server_stamps, timeouts, inspect, parse_json, blocked, decoder, watch)
     _load[0] += 1  # open LLM calls of this process (the saturation guard's per-process limit)
+    direct = getattr(session, "llm_direct", None)
     try:
-        with session.request(
-            "POST",
-            path,
-            data=body,
-            headers=hdrs,
-            name=label,
-            stream=True,
-            catch_response=True,
-            context=context,
-            allow_redirects=False,  # secrets never follow a redirect (llm_users.common.target_binding)
-        ) as resp:
+        # the same request, the same request event (direct.py); allow_redirects=False: secrets never follow a
+        # redirect (llm_users.common.target_binding)
+        if direct is not None and direct.usable():
+            cm = direct.request(path, body, hdrs, label, context)
+        else:
+            cm = session.request(
+                "POST",
+                path,
+                data=body,
+                headers=hdrs,
+                name=label,
+                stream=True,
+                catch_response=True,
+                context=context,
+                allow_redirects=False,
+            )
+        with cm as resp:
             rec.t_headers = _perf()
             _answered(resp, rec, how, context, payload)
     except gevent.Timeout as exc:
