@@ -182,7 +182,14 @@ def _answered(resp: Any, rec: CallRecord, how: ReadPlan, context: dict[str, Any]
     meta = resp.request_meta
     meta["response_time"] = (rec.t_end - rec.t_start) * 1000.0
     meta["response_length"] = nbytes
-    meta["context"] = context
+    merged = meta.get("context")
+    if type(merged) is dict and merged is not context:
+        # the session merged the User's context() into a copy of ours when it sent the request (Locust's
+        # FastHttpSession.request, and the direct path alike): the User's keys stay, ours as they are now win
+        merged.update(context)
+        meta["context"] = merged
+    else:
+        meta["context"] = context
     if reason is None or context.get("blocked"):
         resp.success()
     else:
@@ -195,6 +202,9 @@ def _fire_unanswered(session: Any, rec: CallRecord, reason: str, context: dict[s
     rec.ok = False
     rec.error = reason
     elapsed = end - rec.t_start
+    user = getattr(session, "user", None)
+    if user:  # the User's context() under ours, as Locust's FastHttpSession.request merges them
+        context = {**user.context(), **context}
     session.request_event.fire(
         request_type="POST",
         name=rec.name,

@@ -241,8 +241,8 @@ def test_headers_credentials_default_headers_and_an_absolute_url_are_sent_alike(
         head = new_bytes[0].split(b"\r\n\r\n")[0].decode("latin-1")
         assert "Authorization: Basic " in head and "X-Default: d" in head and "User-Agent: mine/1" in head
         _same_event(old_ev[0], new_ev[0])
-        # the User's context() is asked for, as Locust does, and llm_call's own context is the event's
-        assert new_ev[0]["context"] == {"scenario": "s", "llm": new_ev[0]["context"]["llm"]}
+        # the User's context() reaches the listeners, under llm_call's own keys (as Locust merges them)
+        assert new_ev[0]["context"] == {"user_tag": "u1", "scenario": "s", "llm": new_ev[0]["context"]["llm"]}
 
 
 def test_a_timeout_and_a_refused_connection_fire_the_same_event() -> None:
@@ -256,6 +256,14 @@ def test_a_timeout_and_a_refused_connection_fire_the_same_event() -> None:
         evs = [_call(f"http://127.0.0.1:{port}", direct=d, stream=False)[0] for d in (False, True)]
     _same_event(*evs)
     assert evs[1]["context"]["llm"].error == "connection refused"
+    # a call cut by its bound before the session's request ended: its event carries the User's context() too
+    srv = _Server(["silent"])
+    try:
+        ev = _call(srv.url, direct=True, stream=True, timeouts=Timeouts(0.3, 5.0), session_kw={"user": _User()})[0]
+    finally:
+        srv.close()
+    assert ev["context"]["llm"].error == "timeout (headers)"
+    assert ev["context"] == {"user_tag": "u1", "scenario": "s", "llm": ev["context"]["llm"]}
 
 
 def test_a_post_on_a_socket_the_server_closed_while_idle_goes_on_a_new_connection() -> None:
