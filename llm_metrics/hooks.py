@@ -33,7 +33,12 @@ from llm_metrics.cluster.workers import install_worker_tracking
 from llm_metrics.core import READ_DELAY, LLMMetrics
 from llm_metrics.engine.calls import GoodputSLO
 from llm_metrics.engine.thresholds import MetricRegistry, ThresholdError, default_registry
-from llm_metrics.locust_fixes import cache_default_args, install_clock_refresh, install_gc_tuning
+from llm_metrics.locust_fixes import (
+    cache_default_args,
+    install_clock_refresh,
+    install_gc_tuning,
+    tolerate_undecodable_error_bodies,
+)
 from llm_metrics.monitors.load_limit import CLIENT_LAG_AT_LOAD, CLIENT_OPEN_CALLS, CLIENT_TOKENS_READ
 from llm_metrics.monitors.selfmon import CLIENT_CPU, CLIENT_LOOP_LAG, SaturationRules
 from llm_metrics.monitors.server_scrape import add_server_scrape_arguments, install_server_scrape
@@ -61,6 +66,7 @@ def install_metrics(
     cache_default_args()  # a worker's spawn message blocked the hub 150-650 ms (llm_metrics.locust_fixes)
     install_gc_tuning(events)  # garbage-collection pauses of tens of ms at 1,000 streams
     install_clock_refresh(events)  # -t armed on a stale clock stops runs early (all suites, not only open-model ones)
+    tolerate_undecodable_error_bodies()  # a 500 with a body that is not UTF-8 raised out of a User's request
     for name in (READ_DELAY, CLIENT_LOOP_LAG, CLIENT_CPU, CLIENT_LAG_AT_LOAD, CLIENT_OPEN_CALLS, CLIENT_TOKENS_READ):
         if name not in reg:
             reg.register(name, "trend")

@@ -8,6 +8,13 @@ message (gevent's monitor thread showed the stack; ``client_loop_lag_ms`` p99 15
 with two workers, bench/RESULTS.md). Locust's defaults do not change while a process runs, so they are
 computed once and a copy handed out.
 
+``tolerate_undecodable_error_bodies()``: for an answer with an error status, geventhttpclient's ``UserAgent.urlopen``
+builds a debug text of the exchange (``_conversation_str``, kept on the exception and read by nothing) that decodes
+the answer's body as strict UTF-8: a server answering 500 with a body that is not UTF-8 (a binary page, a cut
+multi-byte character) raised ``UnicodeDecodeError`` out of the session's request into the User's task instead of
+a failed request (every suite's requests, the LLM calls, smoke and health checks alike). The text is now made with
+the body decoded as Latin-1 when UTF-8 fails (every byte decodes), so the request fails as ``HTTP <status>``.
+
 ``install_gc_tuning(events)``: the garbage collector's pauses at 1,000 open streams in one process (young
 collections up to 40 ms, full ones up to 120 ms, 1.7 s in all over a 24 s run, timed with ``gc.callbacks``)
 stamped every chunk that arrived meanwhile late; the tuning makes them rare (measured in bench/RESULTS.md).
@@ -17,7 +24,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GC_THRESHOLD", "cache_default_args", "install_clock_refresh", "install_gc_tuning"]
+__all__ = [
+    "GC_THRESHOLD",
+    "cache_default_args",
+    "install_clock_refresh",
+    "install_gc_tuning",
+    "tolerate_undecodable_error_bodies",
+]
 
 
 def install_clock_refresh(events: Any) -> None:
@@ -50,6 +63,24 @@ def cache_default_args() -> None:
 
     default_args_dict._llm_cached = True  # type: ignore[attr-defined]
     argument_parser.default_args_dict = default_args_dict
+
+
+def tolerate_undecodable_error_bodies() -> None:
+    """Make geventhttpclient's ``UserAgent._conversation_str`` fall back to Latin-1 when the body is not UTF-8."""
+    from geventhttpclient.useragent import UserAgent
+
+    current = UserAgent.__dict__["_conversation_str"].__func__
+    if getattr(current, "_llm_tolerant", False):
+        return
+
+    def _conversation_str(cls: Any, url: Any, resp: Any, payload: Any = None, encoding: str = "utf-8") -> str:
+        try:
+            return str(current(cls, url, resp, payload=payload, encoding=encoding))
+        except UnicodeDecodeError:
+            return str(current(cls, url, resp, payload=payload, encoding="latin-1"))
+
+    _conversation_str._llm_tolerant = True  # type: ignore[attr-defined]
+    UserAgent._conversation_str = classmethod(_conversation_str)  # type: ignore[method-assign,assignment]
 
 
 GC_THRESHOLD = (20_000, 10, 10)

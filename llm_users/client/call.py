@@ -103,24 +103,12 @@ def llm_call(
     watch = CallWatch(t0, timeouts)
     how = ReadPlan(stream, server_stamps, timeouts, inspect, parse_json, blocked, decoder, watch)
     _load[0] += 1  # open LLM calls of this process (the saturation guard's per-process limit)
-    direct = getattr(session, "llm_direct", None)
     try:
-        # the same request, the same request event (direct.py); allow_redirects=False: secrets never follow a
-        # redirect (llm_users.common.target_binding)
-        if direct is not None and direct.usable():
-            cm = direct.request(path, body, hdrs, label, context)
-        else:
-            cm = session.request(
-                "POST",
-                path,
-                data=body,
-                headers=hdrs,
-                name=label,
-                stream=True,
-                catch_response=True,
-                context=context,
-                allow_redirects=False,
-            )
+        try:
+            cm = _send(session, path, body, hdrs, label, context)
+        except Exception as exc:  # raised out of the session before its request event: a failed call, not a crash
+            _fire_unanswered(session, rec, _unsent_reason(exc), context, path)
+            return rec
         with cm as resp:
             rec.t_headers = _perf()
             _answered(resp, rec, how, context, payload)
@@ -135,6 +123,35 @@ def llm_call(
         _load[0] -= 1
         _load[1] += rec.content_events
     return rec
+
+
+def _send(session: Any, path: str, body: str, hdrs: dict[str, str], label: str, context: dict[str, Any]) -> Any:
+    """The session's request (its context manager): through the direct path when the session has one (the same
+    request, the same request event: direct.py). ``allow_redirects=False``: secrets never follow a redirect
+    (llm_users.common.target_binding)."""
+    direct = getattr(session, "llm_direct", None)
+    if direct is not None and direct.usable():
+        return direct.request(path, body, hdrs, label, context)
+    return session.request(
+        "POST",
+        path,
+        data=body,
+        headers=hdrs,
+        name=label,
+        stream=True,
+        catch_response=True,
+        context=context,
+        allow_redirects=False,
+    )
+
+
+def _unsent_reason(exc: BaseException) -> str:
+    """The reason of a request that raised out of the session: the error status it was handling when the
+    exception came (geventhttpclient's status error, ``code``), else the exception's own reason."""
+    code = getattr(exc.__context__, "code", None)
+    if type(code) is int:
+        return f"HTTP {code}"
+    return exception_reason(exc, waiting_for="headers")
 
 
 def _request_headers(stream: bool, server_stamps: bool, headers: dict[str, str] | None) -> dict[str, str]:

@@ -47,7 +47,8 @@ def _chunked(body: bytes) -> bytes:
 
 class _Server:
     """HTTP/1.1 keep-alive server on 127.0.0.1 that keeps each request's bytes and answers the next of
-    ``modes`` (the last one repeats): ``stream``, ``json``, ``error`` (500 with a JSON error), ``redirect``
+    ``modes`` (the last one repeats): ``stream``, ``json``, ``error`` (500 with a JSON error), ``binary500`` (500
+    with a body that is not UTF-8), ``redirect``
     (302), ``reset`` (RST), ``close`` (closed without an answer), ``silent`` (no answer for 2 s), ``cut``
     (headers and one event of a chunked stream, then closed)."""
 
@@ -95,6 +96,11 @@ class _Server:
             err = b'{"error":{"type":"server_error","message":"boom"}}'
             sock.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n%s" % (len(err), err))  # fmt: skip
+            return True
+        if mode == "binary500":  # an error page that is not UTF-8
+            page = b"\xff\xfe<html>\x00 down \xe9t\xe9</html>"
+            sock.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(page), page))  # fmt: skip
             return True
         if mode == "redirect":
             sock.sendall(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
@@ -366,3 +372,31 @@ def test_a_kept_request_head_gives_the_same_bytes_for_every_body_and_headers() -
     assert len({r.split(b"\r\n\r\n")[1] for r in new}) == len(headers_of)  # every body differs
     heads = session.llm_direct.heads
     assert sum(1 for h in heads.values() if isinstance(h, str)) == 3  # {}, X-A, X-B: kept; X-Multi: built each time
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("tolerant", [False, True])
+def test_an_error_page_that_is_not_utf8_is_a_failed_call_not_an_exception(
+    stream: bool, tolerant: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """geventhttpclient decodes an error answer's body as strict UTF-8 for a debug text: that raised out of
+    Locust's request into the User. With ``tolerate_undecodable_error_bodies`` (installed by install_metrics)
+    the answer is read as any error answer; without it, ``llm_call`` still turns the exception into the failed
+    call it is. Either way: the status as the reason, one failed request event per call, both paths alike."""
+    from geventhttpclient.useragent import UserAgent
+
+    from llm_metrics.locust_fixes import tolerate_undecodable_error_bodies
+
+    monkeypatch.setattr(UserAgent, "_conversation_str", UserAgent.__dict__["_conversation_str"])  # restored after
+    if tolerant:
+        tolerate_undecodable_error_bodies()
+        tolerate_undecodable_error_bodies()  # once is enough: a second call changes nothing
+    old_bytes, new_bytes, old_ev, new_ev = _both(["binary500"], stream=stream, n=2)
+    assert new_bytes == old_bytes and len(new_bytes) == 2
+    for a, b in zip(old_ev, new_ev, strict=True):
+        if tolerant:
+            _same_event(a, b)
+        else:  # the event fired by llm_call for the request that raised: no response to show
+            assert list(a) == list(b) and a["response"] is None and b["response"] is None
+        for ev in (a, b):
+            assert ev["context"]["llm"].error == "HTTP 500" and ev["exception"] is not None
