@@ -14,9 +14,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import gevent.socket
 from sseclient import SSEClient
 
 _perf = time.perf_counter
+_PLAIN_SOCKET = gevent.socket.socket
 
 
 class StreamCut(Exception):
@@ -32,8 +34,14 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     ``count`` (``answer.Counted``), when given, counts the bytes here (no generator level of its own): its ``n``
     grows by each read, its ``watch.last`` (when it has a watch) is stamped with the read's time, and more than
     ``limit`` bytes beyond its ``mark`` raise ``count.too_large()``.
+
+    After a read shorter than the block (the socket was drained: tokens paced by the server) the next read waits
+    for the socket to be readable first, then reads once (``_recv_when_readable``), instead of a ``recv`` that
+    fails with EWOULDBLOCK before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19).
+    After a full read (a burst) it reads at once, as before.
     """
     buf: bytearray = raw._body_buffer
+    drained = False
     while True:
         if buf:
             data = bytes(buf)
@@ -50,15 +58,30 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
         sock = raw._sock
         if sock is None:
             raise StreamCut("connection closed before the end of the body")
+        block = raw.block_size
         try:
-            data = sock.recv(raw.block_size)
+            data = _recv_when_readable(sock, block) if drained else sock.recv(block)
         except BaseException:
             raw.release()
             raise
         if not data:
             raw.release()
             raise StreamCut("connection closed before the end of the body")
+        drained = len(data) < block
         raw.feed(data)
+
+
+def _recv_when_readable(sock: Any, n: int) -> bytes:
+    """``sock.recv(n)``, waiting first for the socket to be readable when it is a plain gevent socket that
+    blocks: the wait is the one gevent's ``recv`` makes after a failed read (``socket._wait`` on its read
+    watcher, under the socket's timeout: ``socket.timeout`` after it, a ``gevent.Timeout`` thrown in, a
+    close by another greenlet, all as from ``recv``). Any other socket (TLS: bytes may wait decrypted inside
+    the SSL object while the descriptor is not readable; a non-blocking one; one already closed) reads at once."""
+    if type(sock) is _PLAIN_SOCKET and sock.timeout != 0.0:
+        event = sock._read_event
+        if event is not None:
+            sock._wait(event)
+    return sock.recv(n)  # type: ignore[no-any-return]
 
 
 def drain(raw: Any, limit: int = 1 << 20) -> int:
