@@ -81,6 +81,10 @@ def _recv_when_readable(sock: Any, n: int) -> bytes:
         event = sock._read_event
         if event is not None:
             sock._wait(event)
+            try:
+                return sock._sock.recv(n)  # type: ignore[no-any-return]  # gevent's recv makes this call first
+            except BlockingIOError:  # woken with nothing to read: gevent's recv waits again
+                pass
     return sock.recv(n)  # type: ignore[no-any-return]
 
 
