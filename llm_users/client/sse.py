@@ -15,10 +15,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import gevent.socket
+from geventhttpclient._parser import HTTPResponseParser
+from geventhttpclient.response import HTTPResponse
 from sseclient import SSEClient
 
 _perf = time.perf_counter
 _PLAIN_SOCKET = gevent.socket.socket
+_RESPONSE_FEED = HTTPResponse.feed
+_PARSER_FEED = HTTPResponseParser.feed
 
 
 class StreamCut(Exception):
@@ -38,10 +42,13 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     After a read shorter than the block (the socket was drained: tokens paced by the server) the next read waits
     for the socket to be readable first, then reads once (``_recv_when_readable``), instead of a ``recv`` that
     fails with EWOULDBLOCK before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19).
-    After a full read (a burst) it reads at once, as before.
+    After a full read (a burst) it reads at once, as before. The bytes go to llhttp's parser itself
+    (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for a HEAD answer's stray body, and a
+    HEAD answer is complete at its headers, never read here.
     """
     buf: bytearray = raw._body_buffer
     drained = False
+    feed = _PARSER_FEED.__get__(raw) if getattr(type(raw), "feed", None) is _RESPONSE_FEED else raw.feed
     while True:
         if buf:
             data = bytes(buf)
@@ -68,7 +75,7 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
             raw.release()
             raise StreamCut("connection closed before the end of the body")
         drained = len(data) < block
-        raw.feed(data)
+        feed(data)
 
 
 def _recv_when_readable(sock: Any, n: int) -> bytes:
