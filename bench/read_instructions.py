@@ -13,8 +13,9 @@ each one read; the script prints the reads and exits 1 unless every one came aft
   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/read_instructions.py 100
   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python bench/read_instructions.py 0
 
-``--timeout`` reads with the socket's timeout on (as non-streamed bodies are read), instead of off with the
-idle bound on ``CallWatch`` (as streams are). Run it from a checkout to measure that checkout (it puts its own
+By default each answer is read as ``answer.read_answer`` reads a stream: the socket's timeout off, the idle
+bound on a ``CallWatch`` stamped at every read. ``--timeout`` reads with the socket's timeout on (60 s: a
+``gevent.Timeout`` per wait, as non-streamed bodies are read) and no watch. Run it from a checkout to measure that checkout (it puts its own
 tree first on ``sys.path``).
 """
 
@@ -34,6 +35,7 @@ from geventhttpclient.response import HTTPSocketResponse
 from bench.hot_path import stream_events
 from llm_metrics.engine.calls import CallRecord
 from llm_users.client.answer import read_stream
+from llm_users.client.bounds import CallWatch, Timeouts
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -70,8 +72,14 @@ def main() -> int:
     events = 0
     for _ in range(args.answers):
         raw = HTTPSocketResponse(client)
-        rec = CallRecord(scenario="chat_stream", name="/v1/chat/completions", t_start=time.perf_counter())
-        n, reason = read_stream(raw, rec, False, {})
+        t0 = time.perf_counter()
+        rec = CallRecord(scenario="chat_stream", name="/v1/chat/completions", t_start=t0)
+        watch = None if args.timeout else CallWatch(t0, Timeouts(idle_s=60.0, total_s=600.0))
+        if watch is not None:
+            watch.body_started(time.perf_counter())
+        _n, reason = read_stream(raw, rec, False, {}, watch=watch)
+        if watch is not None:
+            watch.close()
         if reason is not None or rec.content_events != 64:
             print(f"bad answer: {reason}, {rec.content_events} token events", file=sys.stderr)
             return 1
