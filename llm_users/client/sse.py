@@ -42,12 +42,14 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     After a read shorter than the block (the socket was drained: tokens paced by the server) the next read waits
     for the socket to be readable first, then reads once (``_recv_when_readable``), instead of a ``recv`` that
     fails with EWOULDBLOCK before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19).
-    After a full read (a burst) it reads at once, as before. The bytes go to llhttp's parser itself
+    After a full read (a burst) it reads at once, as before; the first read too when the headers came with bytes
+    of the body (else the server sent its headers alone, as a stream's server does before its first token). The
+    bytes go to llhttp's parser itself
     (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for a HEAD answer's stray body, and a
     HEAD answer is complete at its headers, never read here.
     """
     buf: bytearray = raw._body_buffer
-    drained = False
+    drained = not buf
     feed = _PARSER_FEED.__get__(raw) if getattr(type(raw), "feed", None) is _RESPONSE_FEED else raw.feed
     while True:
         if buf:
