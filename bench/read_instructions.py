@@ -15,8 +15,8 @@ each one read; the script prints the reads and exits 1 unless every one came aft
 
 By default each answer is read as ``answer.read_answer`` reads a stream: the socket's timeout off, the idle
 bound on a ``CallWatch`` stamped at every read. ``--timeout`` reads with the socket's timeout on (60 s: a
-``gevent.Timeout`` per wait, as non-streamed bodies are read) and no watch. Run it from a checkout to measure that checkout (it puts its own
-tree first on ``sys.path``).
+``gevent.Timeout`` per wait, as non-streamed bodies are read) and no watch. Run it from a checkout to measure
+that checkout (it puts its own tree first on ``sys.path``).
 """
 
 from __future__ import annotations

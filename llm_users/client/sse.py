@@ -44,9 +44,8 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     fails with EWOULDBLOCK before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19).
     After a full read (a burst) it reads at once, as before; the first read too when the headers came with bytes
     of the body (else the server sent its headers alone, as a stream's server does before its first token). The
-    bytes go to llhttp's parser itself
-    (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for a HEAD answer's stray body, and a
-    HEAD answer is complete at its headers, never read here.
+    bytes go to llhttp's parser itself (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for
+    a HEAD answer's stray body, and a HEAD answer is complete at its headers, never read here.
     """
     buf: bytearray = raw._body_buffer
     drained = not buf
@@ -91,10 +90,10 @@ def _recv_when_readable(sock: Any, n: int) -> bytes:
         if event is not None:
             sock._wait(event)
             try:
-                return sock._sock.recv(n)  # type: ignore[no-any-return]  # gevent's recv makes this call first
+                return sock._sock.recv(n)  # gevent's recv makes this call first
             except BlockingIOError:  # woken with nothing to read: gevent's recv waits again
                 pass
-    return sock.recv(n)  # type: ignore[no-any-return]
+    return sock.recv(n)
 
 
 def drain(raw: Any, limit: int = 1 << 20) -> int:

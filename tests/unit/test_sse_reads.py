@@ -38,7 +38,7 @@ class _Counting:
     def recv(self, n: int) -> bytes:
         self.reads += 1
         try:
-            return self.sock.recv(n)  # type: ignore[no-any-return]
+            return self.sock.recv(n)
         except BlockingIOError:
             self.would_block += 1
             raise
@@ -169,7 +169,7 @@ class _Buffering(gevent.socket.socket):
         if self.held:
             data, self.held = self.held, b""
             return data
-        return super().recv(*args)  # type: ignore[no-any-return]
+        return super().recv(*args)
 
 
 def test_a_socket_holding_bytes_itself_is_read_at_once_not_waited_on() -> None:
