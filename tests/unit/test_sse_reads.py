@@ -7,18 +7,24 @@ Every socket is a loopback TCP pair in this process (127.0.0.1, a port the syste
 
 from __future__ import annotations
 
+import shutil
 import socket
 import struct
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 import gevent.socket
+import gevent.ssl
 import pytest
 from geventhttpclient.response import HTTPSocketResponse
 
 from llm_users.client.bounds import TIMEOUT_IDLE, CallWatch, Timeouts, exception_reason
 from llm_users.client.sse import StreamCut, iter_arrivals
+from tests.support import missing_tool
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -181,8 +187,9 @@ def test_a_socket_holding_bytes_itself_is_read_at_once_not_waited_on() -> None:
     server, _ = listener.accept()
     listener.close()
     try:
-        server.sendall(HEAD + _chunk(b"data: 1\n\n"))
+        server.sendall(HEAD)
         raw = HTTPSocketResponse(client)
+        server.sendall(_chunk(b"data: 1\n\n"))
         it = iter_arrivals(raw)
         assert next(it) == b"data: 1\n\n"  # a short read: a plain socket would now wait for its descriptor
         client.held = _chunk(b"data: 2\n\n") + b"0\r\n\r\n"
@@ -191,3 +198,58 @@ def test_a_socket_holding_bytes_itself_is_read_at_once_not_waited_on() -> None:
     finally:
         client.close()
         server.close()
+
+
+def test_a_tls_stream_is_read_whole_with_records_waiting_in_the_ssl_object(tmp_path: Path) -> None:
+    """Over real TLS (a self-signed certificate made by ``openssl``): several events in separate TLS records sent
+    at once and then nothing more, the connection left open; every event comes out (a TLS socket is read as
+    before: it is never waited on while its SSL object may hold bytes)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        missing_tool("the openssl command line tool is needed to make a test certificate (install openssl)")
+    assert openssl is not None
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    listener = gevent.socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    server_ctx = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(str(cert), str(key))
+    client_ctx = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(str(cert))
+    events = [b"data: %d\n\n" % i for i in range(6)]
+    held = gevent.event.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1)  # the client's go
+            tls.sendall(HEAD)
+            for ev in events:  # one TLS record each, all sent before the client reads
+                tls.sendall(_chunk(ev))
+            held.wait(10)  # the connection stays open and silent until the client has read
+
+    server = gevent.spawn(serve)
+    plain = gevent.socket.create_connection(listener.getsockname())
+    client = client_ctx.wrap_socket(plain, server_hostname="127.0.0.1")
+    try:
+        assert isinstance(client, gevent.socket.socket) and type(client) is not gevent.socket.socket
+        client.sendall(b"g")
+        gevent.sleep(0.2)  # every record in the client's kernel buffer before the first read
+        raw = HTTPSocketResponse(client)
+        got = []
+        with gevent.Timeout(5):
+            for data in iter_arrivals(raw):
+                got.append(data)
+                if b"".join(got) == b"".join(events):
+                    break
+        assert b"".join(got) == b"".join(events)
+    finally:
+        held.set()
+        server.join(5)
+        client.close()
+        listener.close()
