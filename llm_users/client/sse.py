@@ -14,15 +14,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import gevent.socket
-from geventhttpclient._parser import HTTPResponseParser
-from geventhttpclient.response import HTTPResponse
 from sseclient import SSEClient
 
 _perf = time.perf_counter
-_PLAIN_SOCKET = gevent.socket.socket
-_RESPONSE_FEED = HTTPResponse.feed
-_PARSER_FEED = HTTPResponseParser.feed
+_GEVENT_PARTS: tuple[Any, Any, Any] | None = None
 # b"\r" as an int, which ``in`` looks for directly: ``bytes in bytes`` first tries its argument as an int, raising
 # and clearing a TypeError (its message formatted) every time, ~1,850 instructions per read (bench/RESULTS.md)
 _CR = 13
@@ -30,6 +25,19 @@ _CR = 13
 
 class StreamCut(Exception):
     """The connection closed before the HTTP message was complete."""
+
+
+def _gevent_parts() -> tuple[Any, Any, Any]:
+    """gevent's plain socket class, geventhttpclient's ``HTTPResponse.feed`` and llhttp's parser ``feed``, imported
+    at the first read (the SSE decoding here is pure: importing this module imports no gevent)."""
+    global _GEVENT_PARTS
+    if _GEVENT_PARTS is None:
+        import gevent.socket
+        from geventhttpclient._parser import HTTPResponseParser
+        from geventhttpclient.response import HTTPResponse
+
+        _GEVENT_PARTS = (gevent.socket.socket, HTTPResponse.feed, HTTPResponseParser.feed)
+    return _GEVENT_PARTS
 
 
 def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
@@ -45,6 +53,8 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     After a read shorter than the block (the socket was drained: tokens paced by the server) the next read waits
     for the socket to be readable first, then reads once (``_recv_when_readable``), instead of a ``recv`` that
     fails with EWOULDBLOCK before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19).
+    Only on a plain gevent socket: any other (TLS: bytes may wait decrypted inside the SSL object while the
+    descriptor is not readable) reads at once, as before.
     After a full read (a burst) it reads at once, as before; the first read too when the headers came with bytes
     of the body (else the server sent its headers alone, as a stream's server does before its first token). The
     bytes go to llhttp's parser itself (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for
@@ -52,7 +62,8 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     """
     buf: bytearray = raw._body_buffer
     drained = not buf
-    feed = _PARSER_FEED.__get__(raw) if getattr(type(raw), "feed", None) is _RESPONSE_FEED else raw.feed
+    plain, response_feed, parser_feed = _gevent_parts()
+    feed = parser_feed.__get__(raw) if getattr(type(raw), "feed", None) is response_feed else raw.feed
     while True:
         if buf:
             data = bytes(buf)
@@ -71,7 +82,7 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
             raise StreamCut("connection closed before the end of the body")
         block = raw.block_size
         try:
-            data = _recv_when_readable(sock, block) if drained else sock.recv(block)
+            data = _recv_when_readable(sock, block) if drained and type(sock) is plain else sock.recv(block)
         except BaseException:
             raw.release()
             raise
@@ -83,12 +94,11 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
 
 
 def _recv_when_readable(sock: Any, n: int) -> bytes:
-    """``sock.recv(n)``, waiting first for the socket to be readable when it is a plain gevent socket that
-    blocks: the wait is the one gevent's ``recv`` makes after a failed read (``socket._wait`` on its read
-    watcher, under the socket's timeout: ``socket.timeout`` after it, a ``gevent.Timeout`` thrown in, a
-    close by another greenlet, all as from ``recv``). Any other socket (TLS: bytes may wait decrypted inside
-    the SSL object while the descriptor is not readable; a non-blocking one; one already closed) reads at once."""
-    if type(sock) is _PLAIN_SOCKET and sock.timeout != 0.0:
+    """``sock.recv(n)`` of a plain gevent socket, waiting first for it to be readable when it blocks: the wait is
+    the one gevent's ``recv`` makes after a failed read (``socket._wait`` on its read watcher, under the socket's
+    timeout: ``socket.timeout`` after it, a ``gevent.Timeout`` thrown in, a close by another greenlet, all as
+    from ``recv``). A non-blocking socket, or one already closed, reads at once."""
+    if sock.timeout != 0.0:
         event = sock._read_event
         if event is not None:
             sock._wait(event)
