@@ -17,10 +17,27 @@ from typing import Any
 from sseclient import SSEClient
 
 _perf = time.perf_counter
+_GEVENT_PARTS: tuple[Any, Any, Any] | None = None
+# b"\r" as an int, which ``in`` looks for directly: ``bytes in bytes`` first tries its argument as an int, raising
+# and clearing a TypeError (its message formatted) every time, ~1,850 instructions per read (bench/RESULTS.md)
+_CR = 13
 
 
 class StreamCut(Exception):
     """The connection closed before the HTTP message was complete."""
+
+
+def _gevent_parts() -> tuple[Any, Any, Any]:
+    """gevent's plain socket class, geventhttpclient's ``HTTPResponse.feed`` and llhttp's parser ``feed``, imported
+    at the first read (the SSE decoding here is pure: importing this module imports no gevent)."""
+    global _GEVENT_PARTS
+    if _GEVENT_PARTS is None:
+        import gevent.socket
+        from geventhttpclient._parser import HTTPResponseParser
+        from geventhttpclient.response import HTTPResponse
+
+        _GEVENT_PARTS = (gevent.socket.socket, HTTPResponse.feed, HTTPResponseParser.feed)
+    return _GEVENT_PARTS
 
 
 def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
@@ -32,8 +49,21 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     ``count`` (``answer.Counted``), when given, counts the bytes here (no generator level of its own): its ``n``
     grows by each read, its ``watch.last`` (when it has a watch) is stamped with the read's time, and more than
     ``limit`` bytes beyond its ``mark`` raise ``count.too_large()``.
+
+    After a read shorter than the block (the socket was drained: tokens paced by the server) the next read waits
+    for the socket to be readable first, then reads once (``_recv_when_readable``), instead of a ``recv`` that
+    fails with EWOULDBLOCK before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19).
+    Only on a plain gevent socket: any other (TLS: bytes may wait decrypted inside the SSL object while the
+    descriptor is not readable) reads at once, as before.
+    After a full read (a burst) it reads at once, as before; the first read too when the headers came with bytes
+    of the body (else the server sent its headers alone, as a stream's server does before its first token). The
+    bytes go to llhttp's parser itself (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for
+    a HEAD answer's stray body, and a HEAD answer is complete at its headers, never read here.
     """
     buf: bytearray = raw._body_buffer
+    drained = not buf
+    plain, response_feed, parser_feed = _gevent_parts()
+    feed = parser_feed.__get__(raw) if getattr(type(raw), "feed", None) is response_feed else raw.feed
     while True:
         if buf:
             data = bytes(buf)
@@ -50,15 +80,33 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
         sock = raw._sock
         if sock is None:
             raise StreamCut("connection closed before the end of the body")
+        block = raw.block_size
         try:
-            data = sock.recv(raw.block_size)
+            data = _recv_when_readable(sock, block) if drained and type(sock) is plain else sock.recv(block)
         except BaseException:
             raw.release()
             raise
         if not data:
             raw.release()
             raise StreamCut("connection closed before the end of the body")
-        raw.feed(data)
+        drained = len(data) < block
+        feed(data)
+
+
+def _recv_when_readable(sock: Any, n: int) -> bytes:
+    """``sock.recv(n)`` of a plain gevent socket, waiting first for it to be readable when it blocks: the wait is
+    the one gevent's ``recv`` makes after a failed read (``socket._wait`` on its read watcher, under the socket's
+    timeout: ``socket.timeout`` after it, a ``gevent.Timeout`` thrown in, a close by another greenlet, all as
+    from ``recv``). A non-blocking socket, or one already closed, reads at once."""
+    if sock.timeout != 0.0:
+        event = sock._read_event
+        if event is not None:
+            sock._wait(event)
+            try:
+                return sock._sock.recv(n)  # gevent's recv makes this call first
+            except BlockingIOError:  # woken with nothing to read: gevent's recv waits again
+                pass
+    return sock.recv(n)
 
 
 def drain(raw: Any, limit: int = 1 << 20) -> int:
@@ -136,7 +184,7 @@ def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | str | tupl
     it = iter(chunks)
     buf = b""
     for chunk in it:
-        if b"\r" in chunk:
+        if _CR in chunk:
             yield from iter_events_sseclient(_Resumed(buf, chunk, it, chunks))
             return
         if buf:
@@ -144,12 +192,12 @@ def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | str | tupl
             # rescanning a long unfinished event at every chunk: that was quadratic)
             joined = chunk.startswith(b"\n") and buf.endswith(b"\n")
             buf += chunk
-            if not joined and b"\n\n" not in chunk:
+            if not joined and chunk.find(b"\n\n") < 0:
                 continue
         elif chunk.endswith(b"\n\n") and chunk.find(b"\n") == len(chunk) - 2:
             yield chunk[:-2].decode()  # one read, one event (tokens paced by the server): its text alone
             continue
-        elif b"\n\n" in chunk:
+        elif chunk.find(b"\n\n") >= 0:
             buf = chunk
         else:
             buf = chunk
