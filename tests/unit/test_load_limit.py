@@ -156,18 +156,24 @@ def test_the_self_monitor_tags_its_samples_with_the_open_calls_band_and_reads_th
 
 
 def test_llm_call_counts_itself_open_and_closed_when_it_fails() -> None:
+    from locust.event import EventHook
+
     from llm_users.client.call import llm_call
 
     seen: list[int] = []
+    fired: list[dict[str, object]] = []
 
     class Broken:
+        request_event = EventHook()
+
         def request(self, *args: object, **kwargs: object) -> object:
             seen.append(gauge.LOAD[0])
-            raise ConnectionError("refused")
+            raise ConnectionRefusedError("refused")
 
+    Broken.request_event.add_listener(lambda **kw: fired.append(kw))
     before = list(gauge.LOAD)
-    with pytest.raises(ConnectionError):
-        llm_call(Broken(), "/v1/chat/completions", {}, stream=True, scenario="s")
+    rec = llm_call(Broken(), "/v1/chat/completions", {}, stream=True, scenario="s")
+    assert not rec.ok and rec.error == "connection refused" and len(fired) == 1  # a failed call, not an exception
     assert seen == [before[0] + 1]
     assert list(gauge.LOAD) == before
 
