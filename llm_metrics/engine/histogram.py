@@ -43,6 +43,8 @@ from collections import _count_elements as _count_into  # type: ignore[attr-defi
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from llm_metrics.engine.bucket_bulk import count_indexes, run_gaps, sum_in_order
+
 __all__ = [
     "GAMMA",
     "RELATIVE_ACCURACY",
@@ -62,6 +64,9 @@ _INV_LOG2_GAMMA = 1.0 / math.log2(GAMMA)
 _VALUE_FACTOR = 2.0 / (GAMMA + 1.0)
 _WIRE_VERSION = 3
 _SAVED_VERSIONS = (2, 3)
+BULK_MIN = 24
+"""Values from which ``record_many`` and ``record_runs`` index in numpy (``bucket_bulk``); fewer cost less in the
+Python loop than numpy's fixed cost per batch (about 20 array operations)."""
 
 _log2 = math.log2
 _ceil = math.ceil
@@ -162,7 +167,10 @@ class Histogram:
             # the same index as ``record`` (ceil(log2(v) * k)), counted in C by collections' counting helper
             # (``Counter.update``'s); a list comprehension beats map chains here (3.11 specialises the calls)
             k = _INV_LOG2_GAMMA
-            _count_into(self.buckets, [_ceil(_log2(v) * k) for v in vals])
+            if len(vals) >= BULK_MIN:
+                count_indexes(self.buckets, vals, k, bucket_index)  # the same index, in numpy
+            else:
+                _count_into(self.buckets, [_ceil(_log2(v) * k) for v in vals])
             self.count += len(vals)
             self.sum = s
             self.min = min(self.min, lo)
@@ -174,9 +182,10 @@ class Histogram:
 
     def record_diffs(self, times: Sequence[float], scale: float) -> None:
         """Record ``(times[i] - times[i-1]) * scale`` for every ``i >= 1`` (a stream's chunk gaps in ms from
-        its chunk times in seconds): the same buckets, count, min, max and sum as ``record_many`` of those
-        values, in one loop that also finds the sum, min and max (no list of the values is built). A gap that
-        is not a plain positive value (0, negative, NaN, inf, tiny or huge) sends the batch to ``record_many``.
+        its chunk times in seconds): the same buckets, count, min, max and sum as ``record`` of each value in
+        turn (``sum`` grown by one value at a time), in one loop that also finds the sum, min and max (no list
+        of the values is built). A gap that is not a plain positive value (0, negative, NaN, inf, tiny or huge)
+        sends the batch to ``record_many(in_order=True)``.
         """
         if len(times) < 2:
             return
@@ -184,7 +193,7 @@ class Histogram:
         idx: list[int] = []
         append = idx.append
         prev = times[0]
-        s = 0.0
+        s = self.sum
         lo = _inf
         hi = -_inf
         try:
@@ -202,7 +211,7 @@ class Histogram:
         if lo > ZERO_FLOOR and hi <= _MAX_VALUE:
             _count_into(self.buckets, idx)
             self.count += len(idx)
-            self.sum += s
+            self.sum = s
             if lo < self.min:
                 self.min = lo
             if hi > self.max:
@@ -213,7 +222,33 @@ class Histogram:
             for t in times[1:]:
                 gaps.append((t - prev) * scale)
                 prev = t
-            self.record_many(gaps)
+            self.record_many(gaps, in_order=True)
+
+    def record_runs(self, times: Sequence[float], lengths: Sequence[int], scale: float) -> None:
+        """``record_diffs(run, scale)`` of each run of ``times`` in turn (runs of ``lengths``, each at least 2
+        long, one after the other: many calls' chunk times), with the same result bit for bit: the gaps by
+        ``bucket_bulk.run_gaps`` (the same float operations), indexed in numpy (``bucket_bulk``: the same index
+        as ``record``), ``sum`` grown by one gap at a time in order (``bucket_bulk.sum_in_order``). A batch
+        holding a gap that is not a plain positive value goes run by run through ``record_diffs``.
+        """
+        if len(times) < BULK_MIN:
+            g = None
+        else:
+            g = run_gaps(times, lengths, scale)
+            lo, hi = float(g.min()), float(g.max())
+        if g is None or not (lo > ZERO_FLOOR and hi <= _MAX_VALUE):  # (NaN compares False)
+            pos = 0
+            for n in lengths:
+                self.record_diffs(times[pos : pos + n], scale)
+                pos += n
+            return
+        count_indexes(self.buckets, g, _INV_LOG2_GAMMA, bucket_index)
+        self.sum = sum_in_order(self.sum, g)
+        self.count += len(g)
+        if lo < self.min:
+            self.min = lo
+        if hi > self.max:
+            self.max = hi
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Histogram:
