@@ -27,6 +27,7 @@ __all__ = ["GUARD", "as_array", "count_indexes", "run_gaps", "sum_in_order"]
 
 GUARD = 1e-6
 """Distance of numpy's ``log2(v) * k`` from an integer under which the scalar formula decides the index."""
+_log2 = np.log2
 
 
 def as_array(values: Sequence[float]) -> np.ndarray:
@@ -39,7 +40,7 @@ def count_indexes(buckets: dict[int, int], values: Sequence[float], k: float, in
     """Add to ``buckets`` one count per value at ``index_of(v)`` (``ceil(math.log2(v) * k)``), for plain values
     (above 0, finite: the caller checks), computed in bulk. See the module docstring."""
     v = values if isinstance(values, np.ndarray) else as_array(values)
-    y = np.log2(v)
+    y = _log2(v)
     y *= k
     c = np.ceil(y)
     d = c - y  # in [0, 1): near 0 or 1 means near an integer
