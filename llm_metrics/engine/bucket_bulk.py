@@ -36,7 +36,9 @@ def as_array(values: Sequence[float]) -> np.ndarray:
     return np.frombuffer(struct.pack(f"{len(values)}d", *values), np.float64)
 
 
-def count_indexes(buckets: dict[int, int], values: Sequence[float], k: float, index_of: Callable[[float], int]) -> None:
+def count_indexes(
+    buckets: dict[int, int], values: Sequence[float] | np.ndarray, k: float, index_of: Callable[[float], int]
+) -> None:
     """Add to ``buckets`` one count per value at ``index_of(v)`` (``ceil(math.log2(v) * k)``), for plain values
     (above 0, finite: the caller checks), computed in bulk. See the module docstring."""
     v = values if isinstance(values, np.ndarray) else as_array(values)

@@ -109,7 +109,9 @@ def runs_of(rng: random.Random, n_runs: int, odd: float | None) -> list[list[flo
     st.sampled_from([None, None, None, 0.0, -1.0, math.nan, math.inf]),
     st.sampled_from([1000.0, 1.0]),
 )
-def test_record_runs_is_record_diffs_of_each_run_in_turn(seed: int, n_runs: int, odd: float | None, scale: float) -> None:
+def test_record_runs_is_record_diffs_of_each_run_in_turn(
+    seed: int, n_runs: int, odd: float | None, scale: float
+) -> None:
     runs = runs_of(random.Random(seed), n_runs, odd)
     one = Histogram.of([5.0])
     for times in runs:
@@ -117,7 +119,8 @@ def test_record_runs_is_record_diffs_of_each_run_in_turn(seed: int, n_runs: int,
     bulk_h = Histogram.of([5.0])
     bulk_h.record_runs(list(itertools.chain.from_iterable(runs)), [len(r) for r in runs], scale)
     assert bulk_h.buckets == one.buckets
-    assert (bulk_h.count, bulk_h.zero, bulk_h.clamped, bulk_h.invalid) == (one.count, one.zero, one.clamped, one.invalid)
+    assert (bulk_h.count, bulk_h.zero, bulk_h.clamped) == (one.count, one.zero, one.clamped)
+    assert bulk_h.invalid == one.invalid
     assert (bulk_h.min, bulk_h.max) == (one.min, one.max)
     if SUM_BIT_FOR_BIT or math.isnan(one.sum):
         assert bulk_h.sum == one.sum or (math.isnan(bulk_h.sum) and math.isnan(one.sum))

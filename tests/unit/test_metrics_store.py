@@ -277,7 +277,8 @@ def test_pending_chunk_gaps_are_recorded_before_every_read_and_delta_as_record_d
         gaps.record_diffs(times, 1000.0)
         if i % 89 == 88:
             h = s.select_hist("llm_chunk_gap_ms")
-            assert h is not None and (h.buckets, h.count, h.min, h.max) == (gaps.buckets, gaps.count, gaps.min, gaps.max)
+            assert h is not None
+            assert (h.buckets, h.count, h.min, h.max) == (gaps.buckets, gaps.count, gaps.min, gaps.max)
         if i % 150 == 149 or i == n_calls - 1:
             for metric, _tags, wire in s.take_delta()["h"]:
                 if metric == "llm_chunk_gap_ms":
@@ -343,3 +344,24 @@ def test_duration() -> None:
     assert s.duration_s(now=1012.5) == 12.5
     s.mark_stop(1030.0)
     assert s.duration_s(now=5000.0) == 30.0
+
+
+def test_llm_metrics_count_files_each_tags_dict_under_its_own_sorted_tags() -> None:
+    # count caches a dict's sorted tags by its items: equal items of other types (1, True) must not share them
+    from types import SimpleNamespace
+
+    from llm_metrics.core import LLMMetrics
+
+    m = LLMMetrics(SimpleNamespace(parsed_options=None, runner=None), "t", [], GoodputSLO(), "", "")
+    window = m.open_window()
+    for _ in range(3):
+        m.count("dropped_iterations", {"scenario": "a", "prompt": "short"})
+        m.count("dropped_iterations", {"prompt": "short", "scenario": "a"}, 2)
+        m.count("dropped_iterations", make_tags({"scenario": "b"}))
+        m.count("odd", {"n": 1})
+        m.count("odd", {"n": True})
+        m.count("odd", {"n": "1"})
+    for store in (m.store, window):
+        assert store.select_counter("dropped_iterations", {"scenario": "a", "prompt": "short"}) == 9
+        assert store.select_counter("dropped_iterations", {"scenario": "b"}) == 3
+        assert dict((tags, n) for _, tags, n in store.counters("odd")) == {(("n", "1"),): 6, (("n", "True"),): 3}
