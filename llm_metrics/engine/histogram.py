@@ -39,6 +39,7 @@ comparison of runs and the overview only read percentiles of it).
 from __future__ import annotations
 
 import math
+import struct
 from collections import _count_elements as _count_into  # type: ignore[attr-defined]
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -229,13 +230,17 @@ class Histogram:
         long, one after the other: many calls' chunk times), with the same result bit for bit: the gaps by
         ``bucket_bulk.run_gaps`` (the same float operations), indexed in numpy (``bucket_bulk``: the same index
         as ``record``), ``sum`` grown by one gap at a time in order (``bucket_bulk.sum_in_order``). A batch
-        holding a gap that is not a plain positive value goes run by run through ``record_diffs``.
+        holding a gap that is not a plain positive value, or a time that is not a number, goes run by run
+        through ``record_diffs`` (which raises at the first run holding a time that is not a number).
         """
-        if len(times) < BULK_MIN:
-            g = None
-        else:
-            g = run_gaps(times, lengths, scale)
-            lo, hi = float(g.min()), float(g.max())
+        g = None
+        if len(times) >= BULK_MIN:
+            try:
+                g = run_gaps(times, lengths, scale)
+            except (TypeError, struct.error):  # struct.pack: a time that is not a number
+                g = None
+            else:
+                lo, hi = float(g.min()), float(g.max())
         if g is None or not (lo > ZERO_FLOOR and hi <= _MAX_VALUE):  # (NaN compares False)
             pos = 0
             for n in lengths:

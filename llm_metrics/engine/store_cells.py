@@ -68,16 +68,20 @@ class Pending:
 
     def flush(self) -> None:
         """Record every pending value into its histogram, in the order appended, and the pending gaps."""
+        self.requests = 0
         for h, vals in self.lists.values():
             if vals:
-                h.record_many(vals, in_order=True)
-                vals.clear()
+                try:
+                    h.record_many(vals, in_order=True)
+                finally:  # a value that is not a number raises once, never at every flush after
+                    vals.clear()
         for h, runs in self.runs.values():
             if runs.lengths:
-                h.record_runs(runs.times, runs.lengths, GAP_SCALE)
-                runs.times.clear()
-                runs.lengths.clear()
-        self.requests = 0
+                try:
+                    h.record_runs(runs.times, runs.lengths, GAP_SCALE)
+                finally:
+                    runs.times.clear()
+                    runs.lengths.clear()
 
     def forget(self) -> None:
         """Drop the lists (after a flush, when the live part they belong to is replaced)."""

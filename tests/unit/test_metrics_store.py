@@ -365,3 +365,15 @@ def test_llm_metrics_count_files_each_tags_dict_under_its_own_sorted_tags() -> N
         assert store.select_counter("dropped_iterations", {"scenario": "a", "prompt": "short"}) == 9
         assert store.select_counter("dropped_iterations", {"scenario": "b"}) == 3
         assert dict((tags, n) for _, tags, n in store.counters("odd")) == {(("n", "1"),): 6, (("n", "True"),): 3}
+
+
+def test_a_chunk_time_that_is_not_a_number_raises_once_and_the_next_calls_are_recorded() -> None:
+    s = MetricStore()
+    good = [100.0 + 0.01 * i for i in range(40)]
+    s.record_call(call(chunk_times=good))
+    s.record_call(call(chunk_times=[100.0, None, 100.2]))  # a broken client's record: raised at the flush
+    with pytest.raises(TypeError):
+        s.select_hist("llm_chunk_gap_ms")
+    s.record_call(call(chunk_times=good))
+    h = s.select_hist("llm_chunk_gap_ms")
+    assert h is not None and h.count == 2 * 39  # the calls before the broken one and after it
