@@ -12,7 +12,9 @@ within float rounding (about 1e-13 relative) of a bound may be filed on either s
 merged histograms stay exact. ``math.log2`` rather than ``math.log``: CPython 3.11 calls ``log`` (which takes
 an optional base) through argument-tuple parsing, about twice the cost per value; the formula changed with
 wire version 3 (version 2 used ``ceil(log(v) / log(gamma))``, the same buckets up to that rounding at the
-bounds).
+bounds). ``record_many`` (from ``BULK_MIN`` values) and ``record_runs`` index a batch in numpy
+(``bucket_bulk``), which gives this same index for every value (values whose numpy index could differ by
+rounding take this formula itself).
 Values at or below ``ZERO_FLOOR`` (including 0) go to a dedicated zero bucket. Negative values are clamped
 to 0 (zero bucket) and counted in ``clamped``. NaN and infinities are not recorded; they are counted in
 ``invalid`` so that a broken measurement is visible without poisoning ``sum``.

@@ -252,11 +252,12 @@ class MetricStore:
             runs = entry.gaps
             if runs is None:
                 runs = entry.gaps = self._pending.runs_for(self._live_hist(METRIC_CHUNK_GAP, entry.tags))
-            times = runs.times
-            times += ct
+            runs.times += ct
             runs.lengths.append(n)
-            if len(times) >= HELD_TIMES:
-                self._pending.flush()
+            pending = self._pending
+            pending.held += n
+            if pending.held >= HELD_TIMES:
+                pending.flush_runs()
         source = (
             "usage"
             if rec.usage_completion_tokens is not None

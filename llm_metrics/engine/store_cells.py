@@ -9,7 +9,7 @@ before anything reads the live part, when it is sent, and every ``FLUSH_EVERY`` 
 values held). That costs one list append per value on the hot path instead of a method call. A call's chunk
 times are copied to the end of one list per chunk-gap histogram (``Pending.runs_for``), its length noted, and
 the gaps of all those calls recorded at the same moments (``Histogram.record_runs``: in numpy, exactly as one
-``record_diffs`` per call), or as soon as a list holds ``HELD_TIMES`` times (long answers).
+``record_diffs`` per call), and as soon as ``HELD_TIMES`` times wait (a bound on each flush's work).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ __all__ = ["FLUSH_EVERY", "HELD_TIMES", "CallSeries", "Pending", "RequestCells",
 
 FLUSH_EVERY = 256
 """Requests between two bulk records of the pending values (about 13 values per streamed call)."""
-HELD_TIMES = 65536
-"""Chunk times held for one histogram before its gaps are recorded anyway (about 2 MB with their floats)."""
+HELD_TIMES = 8192
+"""Chunk times held (all calls together) before their gaps are recorded anyway: 128 calls of 64 chunks, so that a
+flush stalls the event loop about as long as the per-call values' flush did before (0.3-0.5 ms, bench/RESULTS.md),
+long answers included."""
 GAP_SCALE = 1000.0
 """Chunk times are in seconds, their gaps recorded in ms."""
 
@@ -41,13 +43,15 @@ class Runs:
 class Pending:
     """Values waiting to be recorded into live histograms, one list per histogram."""
 
-    __slots__ = ("lists", "requests", "runs")
+    __slots__ = ("held", "lists", "requests", "runs")
 
     def __init__(self) -> None:
         self.lists: dict[int, tuple[Histogram, list[float]]] = {}
         """id(histogram) -> (the histogram, its pending values); the live part keeps the histograms alive."""
         self.runs: dict[int, tuple[Histogram, Runs]] = {}
         """id(histogram) -> (the histogram, the chunk times whose gaps it waits for)."""
+        self.held = 0
+        """Chunk times in ``runs`` (``MetricStore.record_call`` counts them)."""
         self.requests = 0
         """Requests since the last flush (``MetricStore.record_request`` counts them)."""
 
@@ -75,6 +79,11 @@ class Pending:
                     h.record_many(vals, in_order=True)
                 finally:  # a value that is not a number raises once, never at every flush after
                     vals.clear()
+        self.flush_runs()
+
+    def flush_runs(self) -> None:
+        """Record the pending chunk gaps (``Histogram.record_runs`` per histogram)."""
+        self.held = 0
         for h, runs in self.runs.values():
             if runs.lengths:
                 try:
@@ -87,7 +96,7 @@ class Pending:
         """Drop the lists (after a flush, when the live part they belong to is replaced)."""
         self.lists = {}
         self.runs = {}
-        self.requests = 0
+        self.requests = self.held = 0
 
 
 class CallSeries:
