@@ -254,10 +254,10 @@ class MetricStore:
                 runs = entry.gaps = self._pending.runs_for(self._live_hist(METRIC_CHUNK_GAP, entry.tags))
             runs.times += ct
             runs.lengths.append(n)
-            pending = self._pending
-            pending.held += n
-            if pending.held >= HELD_TIMES:
-                pending.flush_runs()
+            waiting = self._pending
+            waiting.held += n
+            if waiting.held >= HELD_TIMES:
+                waiting.flush_runs()
         source = (
             "usage"
             if rec.usage_completion_tokens is not None
