@@ -67,9 +67,10 @@ _INV_LOG2_GAMMA = 1.0 / math.log2(GAMMA)
 _VALUE_FACTOR = 2.0 / (GAMMA + 1.0)
 _WIRE_VERSION = 3
 _SAVED_VERSIONS = (2, 3)
-BULK_MIN = 24
-"""Values from which ``record_many`` and ``record_runs`` index in numpy (``bucket_bulk``); fewer cost less in the
-Python loop than numpy's fixed cost per batch (about 20 array operations)."""
+BULK_MIN = 256
+"""Values (or chunk times) from which ``record_many`` and ``record_runs`` index in numpy (``bucket_bulk``): numpy's
+fixed cost per batch, about 110,000 instructions (some 20 array operations), outweighs the Python loop's
+~1,900 a value below about 200 values (bench/RESULTS.md)."""
 
 _log2 = math.log2
 _ceil = math.ceil

@@ -103,7 +103,7 @@ def runs_of(rng: random.Random, n_runs: int, odd: float | None) -> list[list[flo
 @settings(max_examples=150, deadline=None)
 @given(
     st.integers(min_value=0, max_value=2**32),
-    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=1, max_value=20),
     st.sampled_from([None, None, None, 0.0, -1.0, math.nan, math.inf]),
     st.sampled_from([1000.0, 1.0]),
 )
@@ -126,9 +126,11 @@ def test_record_runs_is_record_diffs_of_each_run_in_turn(
 
 
 def test_record_runs_takes_the_numpy_path_from_bulk_min_times(monkeypatch: pytest.MonkeyPatch) -> None:
-    runs = runs_of(random.Random(5), 3, None)
+    rng = random.Random(5)
+    runs: list[list[float]] = []
+    while sum(map(len, runs)) < BULK_MIN:
+        runs += runs_of(rng, 1, None)
     flat = list(itertools.chain.from_iterable(runs))
-    assert len(flat) >= BULK_MIN
     batches: list[int] = []
     real = bucket_bulk.count_indexes
 
@@ -153,3 +155,18 @@ def test_sum_in_order_adds_one_value_at_a_time(start: float, values: list[float]
     for v in values:
         s += v
     assert sum_in_order(start, np.array(values, dtype=np.float64)) == s
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32), st.integers(min_value=-2070, max_value=69000))
+def test_record_many_of_a_bulk_batch_is_a_loop_of_record(seed: int, i: int) -> None:
+    # from BULK_MIN values record_many indexes in numpy: the same buckets, count, min, max and sum as record
+    rng = random.Random(seed)
+    values = [rng.lognormvariate(5.3, rng.choice([0.1, 2.0])) for _ in range(BULK_MIN)] + near_bounds(i, i + 5, 1)
+    one = Histogram.of([3.0])
+    for v in values:
+        one.record(v)
+    many = Histogram.of([3.0])
+    many.record_many(values, in_order=True)
+    assert many.buckets == one.buckets
+    assert (many.count, many.min, many.max, many.sum) == (one.count, one.min, one.max, one.sum)  # sum: on 3.11
