@@ -23,6 +23,7 @@ from llm_metrics.engine import adherence, masking
 from llm_metrics.engine.calls import GoodputSLO, meets_slo
 from llm_metrics.engine.nodata import CallCounts
 from llm_metrics.engine.store import MetricStore
+from llm_metrics.engine.tags import Tags, TagsLike, make_tags
 from llm_metrics.engine.thresholds import Threshold, ThresholdResult, abort_failures
 from llm_metrics.engine.timeseries import TimeSeries
 from llm_metrics.extensions import Extensions
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 READ_DELAY = "llm_read_delay_ms"
 WIRE_KEY = "llm_metrics"
+COUNT_TAGS_CACHED = 4096
+"""Distinct tag sets whose sorted form ``LLMMetrics.count`` keeps (further ones are sorted on every count)."""
 SECRET_OPTIONS = ("api_key", "loadtest_token", "password", "admin_password", "web_login_password", "pushgateway")
 
 
@@ -94,6 +97,8 @@ class LLMMetrics(Extensions):
         """This process's loop-lag probe and CPU sampler, while a test runs (not on the master)."""
         self.runs = 0
         """Runs started in this process (a web UI session can start several)."""
+        self._count_tags: dict[tuple[tuple[str, Any], ...], Tags] = {}
+        """``count``'s tags dicts (as item tuples) -> their sorted store tags."""
 
     def reset(self) -> None:
         """Empty the LLM metrics and the series (Locust's "Reset stats", or a new run in the same process);
@@ -115,7 +120,17 @@ class LLMMetrics(Extensions):
         """Count ``key`` (merged on the master, not a metric): e.g. ``issued:chat_stream``."""
         self.tallies[key] = self.tallies.get(key, 0) + n
 
-    def count(self, metric: str, tags: dict[str, str], n: float = 1) -> None:
+    def count(self, metric: str, tags: TagsLike, n: float = 1) -> None:
+        """Add ``n`` to a counter (into the step window too, when one is open). A dict's tags are sorted into
+        the store's form once per distinct content (cached: a dropped arrival is counted per arrival)."""
+        if not isinstance(tags, tuple):
+            key = tuple(tags.items())
+            t = self._count_tags.get(key)
+            if t is None:
+                t = make_tags(tags)
+                if len(self._count_tags) < COUNT_TAGS_CACHED and all(type(v) is str for _, v in key):
+                    self._count_tags[key] = t  # str values only: 1, 1.0 and True are equal keys, not equal tags
+            tags = t
         self.store.inc(metric, tags, n)
         if self.window is not None:
             self.window.inc(metric, tags, n)

@@ -12,7 +12,9 @@ within float rounding (about 1e-13 relative) of a bound may be filed on either s
 merged histograms stay exact. ``math.log2`` rather than ``math.log``: CPython 3.11 calls ``log`` (which takes
 an optional base) through argument-tuple parsing, about twice the cost per value; the formula changed with
 wire version 3 (version 2 used ``ceil(log(v) / log(gamma))``, the same buckets up to that rounding at the
-bounds).
+bounds). ``record_many`` (from ``BULK_MIN`` values) and ``record_runs`` index a batch in numpy
+(``bucket_bulk``), which gives this same index for every value (values whose numpy index could differ by
+rounding take this formula itself).
 Values at or below ``ZERO_FLOOR`` (including 0) go to a dedicated zero bucket. Negative values are clamped
 to 0 (zero bucket) and counted in ``clamped``. NaN and infinities are not recorded; they are counted in
 ``invalid`` so that a broken measurement is visible without poisoning ``sum``.
@@ -39,9 +41,12 @@ comparison of runs and the overview only read percentiles of it).
 from __future__ import annotations
 
 import math
+import struct
 from collections import _count_elements as _count_into  # type: ignore[attr-defined]
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from llm_metrics.engine.bucket_bulk import count_indexes, run_gaps, sum_in_order
 
 __all__ = [
     "GAMMA",
@@ -62,6 +67,10 @@ _INV_LOG2_GAMMA = 1.0 / math.log2(GAMMA)
 _VALUE_FACTOR = 2.0 / (GAMMA + 1.0)
 _WIRE_VERSION = 3
 _SAVED_VERSIONS = (2, 3)
+BULK_MIN = 256
+"""Values (or chunk times) from which ``record_many`` and ``record_runs`` index in numpy (``bucket_bulk``): numpy's
+fixed cost per batch, about 110,000 instructions (some 20 array operations), outweighs the Python loop's
+~1,900 a value below about 200 values (bench/RESULTS.md)."""
 
 _log2 = math.log2
 _ceil = math.ceil
@@ -162,7 +171,10 @@ class Histogram:
             # the same index as ``record`` (ceil(log2(v) * k)), counted in C by collections' counting helper
             # (``Counter.update``'s); a list comprehension beats map chains here (3.11 specialises the calls)
             k = _INV_LOG2_GAMMA
-            _count_into(self.buckets, [_ceil(_log2(v) * k) for v in vals])
+            if len(vals) >= BULK_MIN:
+                count_indexes(self.buckets, vals, k, bucket_index)  # the same index, in numpy
+            else:
+                _count_into(self.buckets, [_ceil(_log2(v) * k) for v in vals])
             self.count += len(vals)
             self.sum = s
             self.min = min(self.min, lo)
@@ -174,9 +186,10 @@ class Histogram:
 
     def record_diffs(self, times: Sequence[float], scale: float) -> None:
         """Record ``(times[i] - times[i-1]) * scale`` for every ``i >= 1`` (a stream's chunk gaps in ms from
-        its chunk times in seconds): the same buckets, count, min, max and sum as ``record_many`` of those
-        values, in one loop that also finds the sum, min and max (no list of the values is built). A gap that
-        is not a plain positive value (0, negative, NaN, inf, tiny or huge) sends the batch to ``record_many``.
+        its chunk times in seconds): the same buckets, count, min, max and sum as ``record`` of each value in
+        turn (``sum`` grown by one value at a time), in one loop that also finds the sum, min and max (no list
+        of the values is built). A gap that is not a plain positive value (0, negative, NaN, inf, tiny or huge)
+        sends the batch to ``record_many(in_order=True)``.
         """
         if len(times) < 2:
             return
@@ -184,7 +197,7 @@ class Histogram:
         idx: list[int] = []
         append = idx.append
         prev = times[0]
-        s = 0.0
+        s = self.sum
         lo = _inf
         hi = -_inf
         try:
@@ -202,7 +215,7 @@ class Histogram:
         if lo > ZERO_FLOOR and hi <= _MAX_VALUE:
             _count_into(self.buckets, idx)
             self.count += len(idx)
-            self.sum += s
+            self.sum = s
             if lo < self.min:
                 self.min = lo
             if hi > self.max:
@@ -213,7 +226,37 @@ class Histogram:
             for t in times[1:]:
                 gaps.append((t - prev) * scale)
                 prev = t
-            self.record_many(gaps)
+            self.record_many(gaps, in_order=True)
+
+    def record_runs(self, times: Sequence[float], lengths: Sequence[int], scale: float) -> None:
+        """``record_diffs(run, scale)`` of each run of ``times`` in turn (runs of ``lengths``, each at least 2
+        long, one after the other: many calls' chunk times), with the same result bit for bit: the gaps by
+        ``bucket_bulk.run_gaps`` (the same float operations), indexed in numpy (``bucket_bulk``: the same index
+        as ``record``), ``sum`` grown by one gap at a time in order (``bucket_bulk.sum_in_order``). A batch
+        holding a gap that is not a plain positive value, or a time that is not a number, goes run by run
+        through ``record_diffs`` (which raises at the first run holding a time that is not a number).
+        """
+        g = None
+        if len(times) >= BULK_MIN:
+            try:
+                g = run_gaps(times, lengths, scale)
+            except (TypeError, struct.error):  # struct.pack: a time that is not a number
+                g = None
+            else:
+                lo, hi = float(g.min()), float(g.max())
+        if g is None or not (lo > ZERO_FLOOR and hi <= _MAX_VALUE):  # (NaN compares False)
+            pos = 0
+            for n in lengths:
+                self.record_diffs(times[pos : pos + n], scale)
+                pos += n
+            return
+        count_indexes(self.buckets, g, _INV_LOG2_GAMMA, bucket_index)
+        self.sum = sum_in_order(self.sum, g)
+        self.count += len(g)
+        if lo < self.min:
+            self.min = lo
+        if hi > self.max:
+            self.max = hi
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Histogram:

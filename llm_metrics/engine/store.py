@@ -21,8 +21,9 @@ Hot path. ``record_call`` caches, per (scenario, name, prompt, status, extra tag
 live cells it feeds (histograms, goodput, token-source count), and ``record_request`` per request key its
 tags and live cells (``store_cells``), so a call costs the metric math plus one dict lookup and one list
 append per value; the appended values are recorded in bulk before any read, when the live part is sent and
-every ``store_cells.FLUSH_EVERY`` requests, exactly as one ``record`` per value would (the chunk gaps go
-through ``Histogram.record_diffs`` per call); the live cells are forgotten with the live part (``take_delta``).
+every ``store_cells.FLUSH_EVERY`` requests, exactly as one ``record`` per value would (the chunk times too,
+their gaps recorded as one ``Histogram.record_diffs`` per call would); the live cells are forgotten with the
+live part (``take_delta``).
 
 Duration. ``mark_start``/``mark_stop`` (wall clock) give ``duration_s``, the denominator of the ``rate``
 aggregation of counters (count per second).
@@ -44,7 +45,7 @@ from llm_metrics.engine.calls import (
     scalar_metric_values,
 )
 from llm_metrics.engine.histogram import Histogram
-from llm_metrics.engine.store_cells import FLUSH_EVERY, CallSeries, Pending, RequestCells
+from llm_metrics.engine.store_cells import FLUSH_EVERY, HELD_TIMES, CallSeries, Pending, RequestCells
 from llm_metrics.engine.store_parts import Part, fold, from_wire, to_wire
 from llm_metrics.engine.tags import OTHER, Kind, Tags, TagsLike, make_tags, tags_dict, tags_match
 
@@ -246,11 +247,17 @@ class MetricStore:
                 self._goodput(entry, False)
             return
         ct = rec.chunk_times
-        if len(ct) > 1:
-            h = entry.hists.get(METRIC_CHUNK_GAP)
-            if h is None:
-                h = entry.hists[METRIC_CHUNK_GAP] = self._live_hist(METRIC_CHUNK_GAP, entry.tags)
-            h.record_diffs(ct, 1000.0)  # the gaps between successive chunks, in ms
+        n = len(ct)
+        if n > 1:  # the gaps between successive chunks, in ms, recorded in bulk (store_cells)
+            runs = entry.gaps
+            if runs is None:
+                runs = entry.gaps = self._pending.runs_for(self._live_hist(METRIC_CHUNK_GAP, entry.tags))
+            runs.times += ct
+            runs.lengths.append(n)
+            waiting = self._pending
+            waiting.held += n
+            if waiting.held >= HELD_TIMES:
+                waiting.flush_runs()
         source = (
             "usage"
             if rec.usage_completion_tokens is not None

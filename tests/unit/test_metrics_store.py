@@ -11,7 +11,7 @@ import pytest
 from llm_metrics.engine.calls import CallRecord, GoodputSLO
 from llm_metrics.engine.histogram import Histogram
 from llm_metrics.engine.store import OTHER, MetricStore, RateValue, make_tags, tags_match
-from llm_metrics.engine.store_cells import FLUSH_EVERY
+from llm_metrics.engine.store_cells import FLUSH_EVERY, HELD_TIMES
 
 
 def call(scenario: str = "chat_stream", prompt: str = "short", ttft: float = 0.2, **kw: Any) -> CallRecord:
@@ -260,6 +260,45 @@ def test_pending_values_are_recorded_before_every_read_and_every_delta() -> None
     assert (s.select_hist("http_req_duration"), s.select_hist("llm_ttft_ms")) == (duration, ttft)
 
 
+def test_pending_chunk_gaps_are_recorded_before_every_read_and_delta_as_record_diffs_per_call() -> None:
+    # a call's chunk times wait in one list per histogram, their gaps recorded in bulk (numpy) at the flushes
+    rng = random.Random(4)
+    s = MetricStore()
+    gaps, sent = Histogram(), Histogram()  # record_diffs one call at a time; what the deltas carried
+    n_calls = FLUSH_EVERY * 2 + 41
+    for i in range(n_calls):
+        t = 100.0 + rng.random()
+        times = [t]
+        for _ in range(rng.choice([0, 1, 2, 30, 64])):
+            t += 10 ** rng.uniform(-5.3, -1.5)
+            times.append(t)
+        s.record_request(name="/x", method="POST", status=200, scenario="s", response_time_ms=1.0, failed=False)
+        s.record_call(call(chunk_times=times))
+        gaps.record_diffs(times, 1000.0)
+        if i % 89 == 88:
+            h = s.select_hist("llm_chunk_gap_ms")
+            assert h is not None
+            assert (h.buckets, h.count, h.min, h.max) == (gaps.buckets, gaps.count, gaps.min, gaps.max)
+        if i % 150 == 149 or i == n_calls - 1:
+            for metric, _tags, wire in s.take_delta()["h"]:
+                if metric == "llm_chunk_gap_ms":
+                    sent.merge(Histogram.from_wire(wire))
+    assert sent == gaps and sent.buckets == gaps.buckets
+    h = s.select_hist("llm_chunk_gap_ms")
+    assert h is not None and h.buckets == gaps.buckets and h.count == gaps.count
+
+
+def test_a_long_answer_s_chunk_times_are_not_held_past_held_times() -> None:
+    s = MetricStore()
+    times = [100.0 + 0.001 * i for i in range((HELD_TIMES + 2) // 3)]
+    s.record_call(call(chunk_times=times))
+    s.record_call(call(chunk_times=times))
+    (h,) = s._live.hists["llm_chunk_gap_ms"].values()  # the live histogram, not a read (a read would flush)
+    assert h.count == 0  # two calls' times wait
+    s.record_call(call(chunk_times=times))  # the third reaches HELD_TIMES: every call's gaps are recorded now
+    assert h.count == 3 * (len(times) - 1)
+
+
 def test_keep_totals_false_forgets_after_take() -> None:
     s = MetricStore(keep_totals=False)
     s.add("m", {}, 1.0)
@@ -305,3 +344,36 @@ def test_duration() -> None:
     assert s.duration_s(now=1012.5) == 12.5
     s.mark_stop(1030.0)
     assert s.duration_s(now=5000.0) == 30.0
+
+
+def test_llm_metrics_count_files_each_tags_dict_under_its_own_sorted_tags() -> None:
+    # count caches a dict's sorted tags by its items: equal items of other types (1, True) must not share them
+    from types import SimpleNamespace
+
+    from llm_metrics.core import LLMMetrics
+
+    m = LLMMetrics(SimpleNamespace(parsed_options=None, runner=None), "t", [], GoodputSLO(), "", "")
+    window = m.open_window()
+    for _ in range(3):
+        m.count("dropped_iterations", {"scenario": "a", "prompt": "short"})
+        m.count("dropped_iterations", {"prompt": "short", "scenario": "a"}, 2)
+        m.count("dropped_iterations", make_tags({"scenario": "b"}))
+        m.count("odd", {"n": 1})
+        m.count("odd", {"n": True})
+        m.count("odd", {"n": "1"})
+    for store in (m.store, window):
+        assert store.select_counter("dropped_iterations", {"scenario": "a", "prompt": "short"}) == 9
+        assert store.select_counter("dropped_iterations", {"scenario": "b"}) == 3
+        assert dict((tags, n) for _, tags, n in store.counters("odd")) == {(("n", "1"),): 6, (("n", "True"),): 3}
+
+
+def test_a_chunk_time_that_is_not_a_number_raises_once_and_the_next_calls_are_recorded() -> None:
+    s = MetricStore()
+    good = [100.0 + 0.01 * i for i in range(40)]
+    s.record_call(call(chunk_times=good))
+    s.record_call(call(chunk_times=[100.0, None, 100.2]))  # a broken client's record: raised at the flush
+    with pytest.raises(TypeError):
+        s.select_hist("llm_chunk_gap_ms")
+    s.record_call(call(chunk_times=good))
+    h = s.select_hist("llm_chunk_gap_ms")
+    assert h is not None and h.count == 2 * 39  # the calls before the broken one and after it
