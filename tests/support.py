@@ -138,6 +138,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def read_http_request(sock: Any, buf: bytes = b"") -> tuple[bytes, bytes, bytes] | None:
+    """One HTTP/1.1 request read from ``sock`` after the bytes ``buf`` already read from it: (head without its
+    blank line, body of Content-Length bytes, the bytes read past it), or None when the peer closed before a whole
+    head. For the raw test servers that keep the exact bytes of what a client sends."""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            return None
+        buf += data
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    length = next((int(line[15:]) for line in lines if line.startswith("content-length:")), 0)
+    while len(buf) < length:
+        data = sock.recv(65536)
+        if not data:
+            break
+        buf += data
+    return head, buf[:length], buf[length:]
+
+
 def missing_tool(reason: str) -> None:
     """A tool a test needs is missing: with ``CI=true`` the test fails (CI must run every test), elsewhere it is
     skipped; either way the message says what to install."""

@@ -27,6 +27,7 @@ from llm_users.client import direct as direct_mod
 from llm_users.client.call import Timeouts, llm_call
 from llm_users.client.direct import DirectPath, direct_path
 from llm_users.client.session import lean_session
+from tests.support import read_http_request
 
 PATH = "/v1/chat/completions"
 _SSE = (
@@ -68,17 +69,10 @@ class _Server:
         self.conns.append(sock)
         buf = b""
         while True:
-            while b"\r\n\r\n" not in buf:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buf += data
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").lower().split("\r\n")
-            length = next((int(line[15:]) for line in lines if line.startswith("content-length:")), 0)
-            while len(buf) < length:
-                buf += sock.recv(65536)
-            body, buf = buf[:length], buf[length:]
+            got = read_http_request(sock, buf)
+            if got is None:
+                return
+            head, body, buf = got
             self.requests.append(head + b"\r\n\r\n" + body)
             if not self._answer(sock, self._mode(), b"stream" in head.lower() or b'"stream": true' in body):
                 return

@@ -17,6 +17,7 @@ from locust.contrib.fasthttp import FastHttpSession, FastRequest
 
 from llm_users.client.call import llm_call
 from llm_users.client.session import FrozenURL, LeanCookieJar, lean_session
+from tests.support import read_http_request
 
 _SSE = (
     b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
@@ -38,18 +39,11 @@ class _Server:
     def _handle(self, sock: Any, _addr: Any) -> None:
         buf = b""
         while True:
-            while b"\r\n\r\n" not in buf:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buf += data
-            head, _, buf = buf.partition(b"\r\n\r\n")
+            got = read_http_request(sock, buf)
+            if got is None:
+                return
+            head, _body, buf = got
             text = head.decode("latin-1")
-            lines = text.lower().split("\r\n")
-            length = next((int(line[15:]) for line in lines if line.startswith("content-length:")), 0)
-            while len(buf) < length:
-                buf += sock.recv(65536)
-            buf = buf[length:]
             cookie = b"Set-Cookie: lb=node7; Path=/\r\n" if not self.heads else b""
             self.heads.append(text)
             if text.startswith("POST"):
