@@ -57,7 +57,8 @@ MAX_TEXTS = 8
 _STR = r'[^"\\\x00-\x1f]*'
 _INT = "(?:0|[1-9][0-9]*)"
 _PLAIN = re.compile(_STR)
-_STR_MARKERS = ("zQ7~k", "yW3~j", "xE5~h", "wR9~g")
+STR_MARKERS = ("zQ7~k", "yW3~j", "xE5~h", "wR9~g")
+"""Marker strings put in a hole to prove it (also by ``openai_stream._make_template``)."""
 _INT_MARKERS = ("8642097531", "7531986420", "9753108642")
 _TOKEN_KEYS = ("content", "reasoning_content", "reasoning", "tool_calls")
 _TEXT_KEYS = _TOKEN_KEYS[:3]
@@ -140,7 +141,7 @@ def _holes(core: str, obj: dict[str, Any]) -> list[tuple[int, int, str, Any]] | 
 
 def _prove(core: str, obj: dict[str, Any], holes: list[tuple[int, int, str, Any]]) -> bool:
     """Parse ``core`` with a marker in every hole: True when that is ``obj`` with the markers in their keys."""
-    strs, ints = iter(m for m in _STR_MARKERS if m not in core), iter(m for m in _INT_MARKERS if m not in core)
+    strs, ints = iter(m for m in STR_MARKERS if m not in core), iter(m for m in _INT_MARKERS if m not in core)
     parts, marks, last = [], [], 0
     for start, end, key, value in holes:
         if start < last:

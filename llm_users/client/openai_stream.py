@@ -26,7 +26,7 @@ from llm_users.client.decoding import (
     load_event,
     reasoning_tokens_of,
 )
-from llm_users.client.event_shapes import SHAPES, learn, match, text_chunk, tokenless
+from llm_users.client.event_shapes import SHAPES, STR_MARKERS, learn, match, plain, text_chunk, tokenless
 from llm_users.client.sse import text_events
 
 _loads = json.loads
@@ -50,14 +50,8 @@ class _Template:
 
 
 _OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
-_MARKERS = ("zQ7~k", "yW3~j", "xE5~h")
 _TEMPLATE_TRIES = 4  # content chunks parsed in full before giving up on a template for this stream
 _SHAPE_TRIES = 6  # events parsed in full offered to event_shapes.learn per stream
-
-
-def _simple(text: str) -> bool:
-    """Text that JSON writes as itself between quotes: no quote, no backslash, no control character."""
-    return '"' not in text and "\\" not in text and text.isprintable()
 
 
 def _make_template(core: str, obj: Any, text: str) -> _Template | None:
@@ -65,10 +59,10 @@ def _make_template(core: str, obj: Any, text: str) -> _Template | None:
 
     The hole is the only place of ``"text"`` in ``core``; it is proved to be the delta content (and nothing
     else) by parsing the chunk again with a marker in the hole: the result must be the same object with the
-    marker as content. Then any ``prefix + t + suffix`` with a ``_simple`` t parses to that object with content
+    marker as content. Then any ``prefix + t + suffix`` with a ``plain`` t parses to that object with content
     t, which is what ``feed`` takes from it.
     """
-    if not _simple(text) or not text:
+    if not plain(text) or not text:
         return None
     delta0 = obj["choices"][0]["delta"]
     if any(k in delta0 for k in _OTHER_TOKEN_KEYS):  # not a plain content chunk: a template would miscount
@@ -78,7 +72,7 @@ def _make_template(core: str, obj: Any, text: str) -> _Template | None:
     if i < 0 or core.find(needle, i + 1) >= 0:
         return None
     prefix, suffix = core[: i + 1], core[i + 1 + len(text) :]
-    marker = next((m for m in _MARKERS if m not in core), None)
+    marker = next((m for m in STR_MARKERS if m not in core), None)
     if marker is None:
         return None
     try:
@@ -260,8 +254,9 @@ class ChatStreamAccumulator(StreamDecoder):
 
     def feed_texts(self, texts: list[str], perf: Callable[[], float]) -> int:
         """``StreamDecoder.feed_texts`` with the template read straight from an event's text: an event that is
-        one line ``data: `` + prefix + text + suffix, text plain (``_simple``), is that chunk with content text,
-        as ``feed`` takes it (no mock stamps: those go through ``feed``). Its time is ``perf()`` when it is read."""
+        one line ``data: `` + prefix + text + suffix, text plain (``event_shapes.plain``, inlined here), is that
+        chunk with content text, as ``feed`` takes it (no mock stamps: those go through ``feed``). Its time is
+        ``perf()`` when it is read."""
         fast = self._line
         if fast is None:
             return self._until_template(texts, perf)
