@@ -26,7 +26,8 @@ MASK = "***"
 MIN_SECRET_LENGTH = 8
 """Secrets shorter than this are refused at start-up unless ``--allow-short-secrets`` is given."""
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#@\s\"'<>]+)@")
+# the scheme starts after any character that cannot be part of one: "_http://u:p@h" (a file name) is a URL too
+_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://)([^/?#@\s\"'<>]+)@")
 
 
 def secret_forms(secret: str) -> set[str]:

@@ -29,7 +29,8 @@ response times only, so TTFT, tokens/s and users over time are plotted in ``llm/
 "Reset stats" resets these metrics and their series too (``llm_metrics.core.LLMMetrics.reset``), and so does a new run.
 
 Rows are computed at most once a second whatever the number of open pages. Secrets are masked in every output,
-and the secret options' values never reach the browser (``hide_secret_values``).
+the secret options' values never reach the browser (``hide_secret_values``), and every text answer of the UI,
+Locust's own pages included, is masked once more on its way out (``webui_mask``).
 Nothing happens at import: Flask is imported by ``attach_web_ui``.
 """
 
@@ -47,6 +48,7 @@ from llm_metrics.monitors.selfmon import CLIENT_CPU, CLIENT_LOOP_LAG
 from llm_metrics.outputs import summary
 from llm_metrics.outputs.overview import LATENCY_COLUMNS, PERCENTILES, OverviewRow, overview_rows
 from llm_metrics.outputs.report_html import render_report
+from llm_metrics.outputs.webui_mask import install_masking
 from llm_metrics.state import state
 
 __all__ = [
@@ -340,6 +342,8 @@ def attach_web_ui(environment: Any) -> None:
     def secrets() -> list[str]:
         m = state(environment).metrics
         return m.secrets() if m is not None else []
+
+    install_masking(web_ui, environment, secrets)  # first of the after_request hooks: it runs after them all
 
     @web_ui.app.after_request
     def _add_llm_stats(response: Any) -> Any:

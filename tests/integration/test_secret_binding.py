@@ -9,9 +9,12 @@ capture server receives the calls, and no secret in any spelling. A form that po
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -205,3 +208,40 @@ def test_no_secret_follows_a_redirect_of_its_own_server(suite: str, tmp_path: Pa
     assert target.requests > 0, run.output[-3000:]
     assert capture.requests == 0, bytes(capture.received)[:500]
     assert "307" in run.output
+
+
+URL_USER, URL_PASSWORD = "url-User-3Kd9", "pw-In-The-Url-5Tq8"
+
+
+def test_credentials_in_the_target_url_stay_out_of_the_web_ui_and_still_go_to_the_target(tmp_path: Path) -> None:
+    """``BASE=http://user:password@host``: no page, JSON answer, report, CSV or download name of the web UI holds
+    the user or the password; the start form sent back as the page shows it (masked) runs with the
+    credentials, which the target receives as Basic authorization."""
+    capture = CaptureServer()
+    target = capture.url.replace("http://", f"http://{URL_USER}:{URL_PASSWORD}@")
+    shown = capture.url.replace("http://", "http://***@")
+    try:
+        env = {"BASE": target, "STREAM_RPS": "4", "NONSTREAM_RPS": "0"}
+        with LocustWeb("chat.py", env, tmp_path) as web:
+            pages = {"start page": web.get("")[2]}
+            form = {"user_count": "1", "spawn_rate": "1", "host": shown, "base": shown}
+            answer = web.post("swarm", form)
+            pages["swarm answer"] = json.dumps(answer)
+            assert answer["success"], answer
+            deadline = time.monotonic() + 20
+            while capture.requests < 2:
+                assert time.monotonic() < deadline, web.output[-3000:]
+                time.sleep(0.1)
+            for path in ("", "stats/requests", "stats/report", "stats/requests/csv", "llm/summary.json"):
+                pages[path or "start page, running"] = web.get(path)[2]
+            with urllib.request.urlopen(web.url + "stats/report?download=1", timeout=10) as resp:
+                pages["download name"] = resp.headers.get("Content-Disposition", "")
+            web.post("stop", {})
+            web.quit()
+    finally:
+        capture.close()
+    assert shown in pages["start page"] and "***@" in pages["download name"], pages["download name"]
+    leaks = [(where, s) for where, text in pages.items() for s in (URL_USER, URL_PASSWORD) if s in text]
+    assert not leaks, leaks
+    basic = base64.b64encode(f"{URL_USER}:{URL_PASSWORD}".encode())
+    assert b"Authorization: Basic " + basic in bytes(capture.received), bytes(capture.received)[:600]

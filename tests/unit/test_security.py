@@ -60,6 +60,7 @@ def test_masking_in_a_json_document_and_in_html() -> None:
         ('"host": "http://tok@127.0.0.1:8000"', '"host": "http://***@127.0.0.1:8000"'),
         ("http://127.0.0.1:8000/path?x=a@b", "http://127.0.0.1:8000/path?x=a@b"),  # no user information
         ("mail me: a@b.c", "mail me: a@b.c"),
+        ("filename=Locust_chat.py_http://u:p@127.0.0.1:9.html", "filename=Locust_chat.py_http://***@127.0.0.1:9.html"),
     ],
 )
 def test_user_information_of_urls_is_masked(text: str, want: str) -> None:
@@ -232,3 +233,30 @@ def test_a_worker_started_without_the_mode_of_its_master_says_so(caplog: pytest.
     suite_state(worker).set_runtime("security", SecurityState({}, "http://a:1", False))
     check_worker_mode(worker)
     assert caplog.text == ""
+
+
+def test_web_ui_answers_are_masked_text_only() -> None:
+    from flask import Response
+
+    from llm_metrics.outputs.webui_mask import mask_answer
+
+    url = "http://u-ser:pw-xyz-1234@127.0.0.1:9"
+    page = mask_answer(Response(f"<p>{url}</p> key sk-secret-9876", mimetype="text/html"), ["sk-secret-9876"])
+    assert page.get_data(as_text=True) == "<p>http://***@127.0.0.1:9</p> key ***"
+    data = mask_answer(Response(json.dumps({"host": url}), mimetype="application/json"), [])
+    assert json.loads(data.get_data(as_text=True)) == {"host": "http://***@127.0.0.1:9"}
+    blob = Response(url.encode(), mimetype="application/octet-stream", headers={"Content-Disposition": f"a;f=_{url}"})
+    blob = mask_answer(blob, [])
+    assert blob.get_data() == url.encode() and blob.headers["Content-Disposition"] == "a;f=_http://***@127.0.0.1:9"
+
+
+def test_start_form_fields_sent_back_masked_mean_unchanged() -> None:
+    from llm_metrics.outputs.webui_mask import restore_masked_fields
+
+    shown = {"host": "http://u-ser:pw-xyz-1234@127.0.0.1:9", "base": "http://127.0.0.1:9", "note": "sk-secret-9876"}
+    secrets = ["sk-secret-9876"]
+    form = {"host": "http://***@127.0.0.1:9", "base": "http://***@127.0.0.1:9", "note": "***", "user_count": "1"}
+    # base was shown unmasked: a masked value typed there is new input, kept
+    assert restore_masked_fields(form, shown, secrets) == {"host": shown["host"], "note": "sk-secret-9876"}
+    typed = {"host": "http://other:pw@127.0.0.1:9", "note": ""}
+    assert restore_masked_fields(typed, shown, secrets) == {}
