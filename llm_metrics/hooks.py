@@ -137,12 +137,22 @@ def _on_init(environment: Any, *, suite: str, default_thresholds: str, registry:
     install_live(environment, m)
     if not isinstance(runner, WorkerRunner):
         environment.events.reset_stats.add_listener(m.reset)  # the web UI's "Reset stats" resets them too
+        environment.events.spawning_complete.add_listener(lambda **_kw: _reset_after_ramp_up(environment, m))
         install_exporter(environment, m)
         m.after_summary.append(lambda doc: write_html_report(m, doc))
     if getattr(environment, "web_ui", None) is not None:
         from llm_metrics.outputs.webui import attach_web_ui
 
         attach_web_ui(environment)
+
+
+def _reset_after_ramp_up(environment: Any, m: LLMMetrics) -> None:
+    """``--reset-stats``: Locust empties its stats when spawning completes (its runner's listener, registered
+    before this one, in the same greenlet): the LLM metrics are emptied at the same event, so both count the
+    same requests."""
+    if getattr(environment, "reset_stats", False):
+        log.info("--reset-stats: the LLM metrics are reset with Locust's stats")
+        m.reset()
 
 
 def _where_verdict_is(environment: Any) -> LLMMetrics | None:
