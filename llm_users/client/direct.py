@@ -58,6 +58,7 @@ _time = time.time
 _perf = time.perf_counter
 _absolute = absolute_http_url_regexp.match
 _UNSEEN = object()
+_PLAIN_SOCKET = gevent.socket.socket  # gevent's own socket class (a TLS socket is a subclass: never waited on)
 _HEADS_MAX = 64  # request heads kept per session (a suite sends a handful; more are built each time)
 
 # methods the direct path stands in for or calls: a session or agent with any of them changed keeps Locust's path
@@ -227,10 +228,32 @@ def _send(client: Any, head: str, data: bytes) -> Any:
             pool.release_socket(sock)
             raise
         # the server may have answered before closing: read that answer (the response releases the socket)
+    else:
+        _wait_readable(sock, pool)
     response = HTTPSocketPoolResponse(sock, pool, block_size=client.block_size, method="POST",
                                       headers_type=client.headers_type)  # fmt: skip
     response._sent_request = head
     return response
+
+
+def _wait_readable(sock: Any, pool: Any) -> None:
+    """Wait for a plain gevent socket that blocks to be readable before the response reads its headers: the wait
+    gevent's ``recv`` makes after its first read fails (the answer is never there right after the send), without
+    that failed read (a system call and an ``OSError`` raised and caught). The same bounds as that wait: the
+    socket's timeout (``socket.timeout``), a ``gevent.Timeout`` thrown in (the call's watch), a close by another
+    greenlet; on any of them the socket goes back to the pool as the response's would (closed, not reused). A TLS
+    socket (bytes may wait decrypted in the SSL object), a non-blocking one or any other object: no wait, the
+    response reads at once as before."""
+    if type(sock) is not _PLAIN_SOCKET or sock.timeout == 0.0:
+        return
+    event = sock._read_event
+    if event is None:
+        return
+    try:
+        sock._wait(event)
+    except BaseException:
+        pool.release_socket(sock)  # HTTPSocketPoolResponse.release of an answer not read: the socket is closed
+        raise
 
 
 def direct_path(session: Any) -> DirectPath | None:
