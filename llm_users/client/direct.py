@@ -222,7 +222,7 @@ def _send(client: Any, head: str, data: bytes) -> Any:
     pool = client._connection_pool
     sock = pool.get_socket()
     try:
-        sock.sendall(head.encode("latin-1") + data)
+        _sendall(sock, head.encode("latin-1") + data)
     except gevent.socket.error as e:
         if e.errno not in (errno.ECONNRESET, errno.EPIPE):
             pool.release_socket(sock)
@@ -234,6 +234,23 @@ def _send(client: Any, head: str, data: bytes) -> Any:
                                       headers_type=client.headers_type)  # fmt: skip
     response._sent_request = head
     return response
+
+
+def _sendall(sock: Any, data: bytes) -> None:
+    """``sock.sendall(data)``. A plain gevent socket that blocks first gets one ``send`` of its own socket (what
+    gevent's ``sendall`` makes first, without its ``getsockopt`` system call for the chunk size, its clock read and
+    its memoryview slices): a request fits the socket's send buffer, so that is all; what is left after a partial
+    send, or after EWOULDBLOCK, goes through gevent's ``sendall`` (waits for the socket, under its timeout). Any
+    other error is raised as gevent's ``send`` raises it. Any other socket: ``sendall`` itself."""
+    if type(sock) is _PLAIN_SOCKET and sock.timeout != 0.0 and data:
+        try:
+            sent = sock._sock.send(data)
+        except BlockingIOError:  # the send buffer is full: gevent's sendall waits for it
+            sent = 0
+        if sent == len(data):
+            return
+        data = memoryview(data)[sent:]  # type: ignore[assignment]
+    sock.sendall(data)
 
 
 def _wait_readable(sock: Any, pool: Any) -> None:

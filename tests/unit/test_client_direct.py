@@ -441,3 +441,37 @@ def test_the_headers_are_read_once_the_socket_is_readable_on_the_direct_path(
         assert len(srv.conns) == 3 and len(srv.requests) == 2  # the three calls above, then these two
     finally:
         srv.close()
+
+
+@pytest.mark.parametrize("size", [100, 8 << 20])
+def test_a_request_is_sent_whole_in_one_send_or_the_rest_by_gevents_sendall(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct path sends a request with one ``send`` of the plain socket (no ``getsockopt`` for gevent's
+    chunk size); a body larger than the send buffer takes that ``send`` for what fits and gevent's ``sendall``
+    for the rest: the same bytes as Locust's path either way."""
+    sized: list[int] = []
+    stock = gevent.socket.socket.getsockopt
+
+    def getsockopt(self: Any, level: int, opt: int, *a: Any) -> Any:
+        if (level, opt) == (socket.SOL_SOCKET, socket.SO_SNDBUF) and self.getpeername()[1] == srv.port:  # client
+            sized.append(1)  # gevent's sendall asks the send buffer's size
+        return stock(self, level, opt, *a)
+
+    monkeypatch.setattr(gevent.socket.socket, "getsockopt", getsockopt)
+    srv = _Late(["stream"])
+    sent: dict[bool, list[bytes]] = {}
+    asked: dict[bool, int] = {}
+    try:
+        for direct in (False, True):
+            session = _session(srv.url, EventHook(), direct=direct)
+            payload = {"model": "m", "messages": [{"role": "user", "content": "y" * size}], "stream": True}
+            assert llm_call(session, PATH, payload, stream=True, scenario="s").ok  # connects
+            sized.clear()
+            assert llm_call(session, PATH, payload, stream=True, scenario="s").ok  # on the kept connection
+            sent[direct], srv.requests = srv.requests, []
+            asked[direct] = len(sized)
+    finally:
+        srv.close()
+    assert sent[True] == sent[False] and len(sent[True]) == 2 and len(sent[True][1]) > size
+    assert asked == {False: 1, True: 0 if size == 100 else 1}  # the direct path: gevent's sendall for the rest
