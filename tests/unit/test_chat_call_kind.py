@@ -21,7 +21,7 @@ _TOOLS = [{"type": "function", "function": {"name": "f", "description": "d", "pa
 
 
 def _kind(stream: bool, max_tokens: int, tools: list[Any] | None, n: int = 3) -> CallKind:
-    convs = [[{"role": "user", "content": f"q{i} é \"quoted\"\n"}] for i in range(n)]
+    convs = [[{"role": "user", "content": f'q{i} é "quoted"\n'}] for i in range(n)]
     if n > 1:
         convs[1] = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     return CallKind(name="x", stream=stream, prompts=PromptSet("p", convs), max_tokens=max_tokens, tools=tools)
