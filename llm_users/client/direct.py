@@ -23,8 +23,8 @@ Fewer system calls per request than geventhttpclient's send and read, with the s
 socket's send buffer size with ``getsockopt`` on every request); the response reads its headers once the socket
 is readable (``_wait_readable``: gevent's ``recv`` first fails with EWOULDBLOCK, the answer is never there right
 after the send); the answer is read in blocks of 64 KB instead of 4 KB (``_READ_BLOCK``: a 64-token answer sent
-at once is one read, not four). bench/RESULTS.md (session 6, s6-call): 18 system calls per request of the chat
-suite before, 10 after.
+at once is one read, not four). bench/RESULTS.md (session 6, s6-call): about 14 system calls per request of the
+chat suite before (the bench probe's clock reads apart), 10 after.
 
 ``direct_path(session)`` returns None for anything but a stock ``FastHttpSession`` over a stock
 ``LocustUserAgent`` (a subclass or an instance attribute overriding one of the methods used here): such a
