@@ -7,10 +7,16 @@ request event, the same for every User measured), samples the request count and 
 of the client reading delays recorded after the warm-up (``context["llm_read_delays_ms"]``, what the suite
 records as ``llm_read_delay_ms``).
 
-It also times every other request listener (Locust's own statistics, the suite's ``LLMMetrics.on_request``)
-with the thread's CPU clock, so the share of the process's CPU each one takes in the steady window is measured
-inside the same run (``listeners_cpu``): a figure that other work on the machine does not blur as it blurs a
-comparison of two runs.
+With ``time_listeners=True`` (``bench/locustfile_capacity.py``, read by ``bench/client_capacity.py``) it also
+times every other request listener (Locust's own statistics, the suite's ``LLMMetrics.on_request``) with the
+thread's CPU clock, so the share of the process's CPU each one takes in the steady window is measured inside the
+same run (``listeners_cpu``): a figure that other work on the machine does not blur as it blurs a comparison of
+two runs. That costs the process two reads of the thread's CPU clock per listener and request event (a system
+call each, about 3 µs on this machine's VM: about 18 µs per call of the chat suite, whose three listeners are
+Locust's statistics, the metrics layer and the live charts, some 6% of its CPU per streamed call), so the
+comparisons that do not read the shares (``bench/locustfile_chat.py``: ``bench/k6_compare.py``,
+``bench/chat_instructions.py``) leave it off (``time_listeners=False``): the process measured is then the suite's
+own work plus the probe's two increments per request, as k6's is its own.
 
 ``BENCH_STOP_AFTER=N`` quits the run once N request events were counted (a fixed request budget, for counting
 instructions per call under callgrind: ``bench/chat_instructions.py``); the run's ``-t`` still bounds it.
@@ -150,7 +156,9 @@ class _Probe:
                 self.timed.append(w)
 
 
-def install_probe(events: Any) -> _Probe:
+def install_probe(events: Any, *, time_listeners: bool = True) -> _Probe:
+    """The probe of one bench locustfile's process; ``time_listeners``: time every other request listener
+    (``listeners_cpu``, module docstring)."""
     probe = _Probe()
 
     @events.init.add_listener
@@ -161,7 +169,8 @@ def install_probe(events: Any) -> _Probe:
     @events.test_start.add_listener
     def _start(environment: Any, **_kw: Any) -> None:
         if probe.t_start is None:
-            probe.wrap_listeners(environment.events.request)
+            if time_listeners:
+                probe.wrap_listeners(environment.events.request)
             probe.t_start = time.monotonic()
             probe._g = gevent.spawn(probe.loop)
 

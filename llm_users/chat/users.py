@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
@@ -204,15 +204,35 @@ def install_chat(events: Any) -> None:
     halt_on_stop(events, _shares)
 
 
+_BODIES_MAX = 256  # request bodies kept per (scenario, prompt variant): one per conversation of a small set
+
+
 @dataclass(frozen=True, slots=True)
 class CallKind:
-    """What the calls of one (scenario, prompt variant) share: their name, stream flag and prompt set."""
+    """What the calls of one (scenario, prompt variant) share: their name, stream flag and prompt set, and the
+    request of each conversation sent so far (``request``)."""
 
     name: str
     stream: bool
     prompts: PromptSet
     max_tokens: int
     tools: list[Any] | None
+    bodies: dict[int, tuple[Any, dict[str, Any], str]] = field(default_factory=dict, compare=False, repr=False)
+    """id of a conversation (a list of the prompt set's, never changed) -> (it, its payload, the payload's JSON)"""
+
+    def request(self, api: Any, model: str, messages: Any) -> tuple[dict[str, Any], str | None]:
+        """The payload of a call of ``messages`` and its JSON text (``json.dumps``, as ``llm_call`` sends it), both
+        built once per conversation and kept (the first ``_BODIES_MAX``; past them the payload is built each
+        time and the JSON left to ``llm_call``)."""
+        got = self.bodies.get(id(messages))
+        if got is not None and got[0] is messages:
+            return got[1], got[2]
+        payload = api.payload(model, messages, stream=self.stream, max_tokens=self.max_tokens, tools=self.tools)
+        if len(self.bodies) >= _BODIES_MAX:
+            return payload, None
+        body = json.dumps(payload)
+        self.bodies[id(messages)] = (messages, payload, body)
+        return payload, body
 
 
 class CallPlan:
@@ -292,10 +312,12 @@ class ChatUser(FastHttpUser):
         kind = plan.kinds.get((ticket.scenario, ticket.prompt)) or plan.kind(ticket.scenario, ticket.prompt)
         s = plan.settings
         api = s.api
+        payload, body = kind.request(api, s.model, kind.prompts.next())
         llm_call(
             self.client,
             api.path,
-            api.payload(s.model, kind.prompts.next(), stream=kind.stream, max_tokens=kind.max_tokens, tools=kind.tools),
+            payload,
+            body=body,
             stream=kind.stream,
             scenario=ticket.scenario,
             prompt=ticket.prompt,

@@ -73,6 +73,7 @@ def llm_call(
     parse_json: Callable[[bytes], JsonAnswer] = parse_chat_json,
     blocked: Callable[[int, bytes], str | None] | None = None,
     decoder: Callable[[bool], Any] = ChatStreamAccumulator,
+    body: str | None = None,
 ) -> CallRecord:
     """POST ``payload`` to ``path`` and read the chat answer; fire one request event; return the record.
 
@@ -81,7 +82,8 @@ def llm_call(
     ``blocked(status, body)`` names the answers counted apart, neither success nor error (e.g. 429 ->
     ``"requests_blocked"``): such a call is not a failure in Locust, ``context["blocked"]`` holds the name.
     ``decoder(server_stamps)`` makes the accumulator of a streamed answer (another API's events; see
-    ``answer.read_stream``). The record is also in the event's ``context["llm"]``.
+    ``answer.read_stream``). ``body``, when given, is ``json.dumps(payload)`` made by the caller (kept for a payload
+    it sends again); else it is made here. The record is also in the event's ``context["llm"]``.
     """
     if not getattr(session, "llm_lean", False):
         lean_session(session)  # once per session: the same requests, less work per request (session.py)
@@ -90,7 +92,8 @@ def llm_call(
             session.llm_direct = direct
     timeouts = timeouts or Timeouts()
     hdrs = _request_headers(stream, server_stamps, headers)
-    body = _dumps(payload)
+    if body is None:
+        body = _dumps(payload)
     label = name or path
     rec = CallRecord(scenario=scenario, name=label, prompt=prompt, stream=stream, t_start=0.0, t_scheduled=scheduled)
     if tags:

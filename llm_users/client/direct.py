@@ -14,9 +14,17 @@ into the same error responses, and the same ``ResponseContextManager`` with the 
 event its ``with`` block fires is the one Locust's would fire. It never follows a redirect. The request head
 (all but its ``Content-Length`` line, which comes last) is built by ``HTTPClient._build_request`` once per client,
 URI and headers and kept (``_head``); the POST is then sent as ``HTTPClient.request`` sends it (``_send``: the
-pool's socket, its liveness check, limits and timeouts, one ``sendall``, the same response and errors; a POST is
-never sent twice). A head that is not a plain one (chunked, ``Expect``, a ``Content-Length`` of the caller's, a
-header of several lines) is built by ``HTTPClient.request`` itself every time.
+pool's socket, its liveness check, limits and timeouts, the same bytes, response and errors; a POST is never sent
+twice). A head that is not a plain one (chunked, ``Expect``, a ``Content-Length`` of the caller's, a header of
+several lines) is built by ``HTTPClient.request`` itself every time.
+
+Fewer system calls per request than geventhttpclient's send and read, with the same bytes, bounds and errors
+(``_send``): the request goes in one ``send`` of the plain socket (``_sendall``: gevent's ``sendall`` asks the
+socket's send buffer size with ``getsockopt`` on every request); the response reads its headers once the socket
+is readable (``_wait_readable``: gevent's ``recv`` first fails with EWOULDBLOCK, the answer is never there right
+after the send); the answer is read in blocks of 64 KB instead of 4 KB (``_READ_BLOCK``: a 64-token answer sent
+at once is one read, not four). bench/RESULTS.md (session 6, s6-call): about 14 system calls per request of the
+chat suite before (the bench probe's clock reads apart), 10 after.
 
 ``direct_path(session)`` returns None for anything but a stock ``FastHttpSession`` over a stock
 ``LocustUserAgent`` (a subclass or an instance attribute overriding one of the methods used here): such a
@@ -58,7 +66,12 @@ _time = time.time
 _perf = time.perf_counter
 _absolute = absolute_http_url_regexp.match
 _UNSEEN = object()
+_PLAIN_SOCKET = gevent.socket.socket  # gevent's own socket class (a TLS socket is a subclass: never waited on)
 _HEADS_MAX = 64  # request heads kept per session (a suite sends a handful; more are built each time)
+_READ_BLOCK = 64 * 1024
+"""Bytes asked of the socket per read of the answer (the client's ``block_size``, 4 KB by default, when larger):
+an answer already there (64 tokens at once: about 12.5 KB) comes in one read instead of four; a paced stream's
+read returns what came, as before (the read size changes no time taken: every event is timed when parsed)."""
 
 # methods the direct path stands in for or calls: a session or agent with any of them changed keeps Locust's path
 _SESSION_METHODS = ("request", "_send_request_safe_mode", "_build_url")
@@ -221,16 +234,55 @@ def _send(client: Any, head: str, data: bytes) -> Any:
     pool = client._connection_pool
     sock = pool.get_socket()
     try:
-        sock.sendall(head.encode("latin-1") + data)
+        _sendall(sock, head.encode("latin-1") + data)
     except gevent.socket.error as e:
         if e.errno not in (errno.ECONNRESET, errno.EPIPE):
             pool.release_socket(sock)
             raise
         # the server may have answered before closing: read that answer (the response releases the socket)
-    response = HTTPSocketPoolResponse(sock, pool, block_size=client.block_size, method="POST",
+    else:
+        _wait_readable(sock, pool)
+    response = HTTPSocketPoolResponse(sock, pool, block_size=max(client.block_size, _READ_BLOCK), method="POST",
                                       headers_type=client.headers_type)  # fmt: skip
     response._sent_request = head
     return response
+
+
+def _sendall(sock: Any, data: bytes) -> None:
+    """``sock.sendall(data)``. A plain gevent socket that blocks first gets one ``send`` of its own socket (what
+    gevent's ``sendall`` makes first, without its ``getsockopt`` system call for the chunk size, its clock read and
+    its memoryview slices): a request fits the socket's send buffer, so that is all; what is left after a partial
+    send, or after EWOULDBLOCK, goes through gevent's ``sendall`` (waits for the socket, under its timeout). Any
+    other error is raised as gevent's ``send`` raises it. Any other socket: ``sendall`` itself."""
+    if type(sock) is _PLAIN_SOCKET and sock.timeout != 0.0 and data:
+        try:
+            sent = sock._sock.send(data)
+        except BlockingIOError:  # the send buffer is full: gevent's sendall waits for it
+            sent = 0
+        if sent == len(data):
+            return
+        data = memoryview(data)[sent:]  # type: ignore[assignment]
+    sock.sendall(data)
+
+
+def _wait_readable(sock: Any, pool: Any) -> None:
+    """Wait for a plain gevent socket that blocks to be readable before the response reads its headers: the wait
+    gevent's ``recv`` makes after its first read fails (the answer is never there right after the send), without
+    that failed read (a system call and an ``OSError`` raised and caught). The same bounds as that wait: the
+    socket's timeout (``socket.timeout``), a ``gevent.Timeout`` thrown in (the call's watch), a close by another
+    greenlet; on any of them the socket goes back to the pool as the response's would (closed, not reused). A TLS
+    socket (bytes may wait decrypted in the SSL object), a non-blocking one or any other object: no wait, the
+    response reads at once as before."""
+    if type(sock) is not _PLAIN_SOCKET or sock.timeout == 0.0:
+        return
+    event = sock._read_event
+    if event is None:
+        return
+    try:
+        sock._wait(event)
+    except BaseException:
+        pool.release_socket(sock)  # HTTPSocketPoolResponse.release of an answer not read: the socket is closed
+        raise
 
 
 def direct_path(session: Any) -> DirectPath | None:

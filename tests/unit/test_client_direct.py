@@ -394,3 +394,84 @@ def test_an_error_page_that_is_not_utf8_is_a_failed_call_not_an_exception(
             assert list(a) == list(b) and a["response"] is None and b["response"] is None
         for ev in (a, b):
             assert ev["context"]["llm"].error == "HTTP 500" and ev["exception"] is not None
+
+
+class _Late(_Server):
+    """Answers every request 50 ms after reading it (the answer is never there when the client starts waiting)."""
+
+    def _answer(self, sock: Any, mode: str, stream: bool) -> bool:
+        if mode != "silent":
+            gevent.sleep(0.05)
+        return super()._answer(sock, mode, stream)
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_the_headers_are_read_once_the_socket_is_readable_on_the_direct_path(
+    direct: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct path waits for the socket before the response's first read of the headers (no read that fails
+    with EWOULDBLOCK first); Locust's path reads at once. A wait cut by the socket's timeout or the call's bound
+    gives the socket back (closed): the pool's next request goes on a new connection, not stuck on the pool."""
+    from geventhttpclient.response import HTTPSocketResponse
+
+    readable: list[bool] = []
+    stock = HTTPSocketResponse._read_headers
+
+    def read_headers(self: Any, pre_buffered: bytes = b"") -> None:
+        readable.append(bool(select.select([self._sock.fileno()], [], [], 0)[0]))
+        stock(self, pre_buffered)
+
+    monkeypatch.setattr(HTTPSocketResponse, "_read_headers", read_headers)
+    srv = _Late(["stream"])
+    try:
+        evs = _call(srv.url, direct=direct, stream=True, n=3)
+        assert [e["context"]["llm"].ok for e in evs] == [True] * 3
+        assert readable == [direct] * 3
+        # a wait cut by the bound, then calls on the same pool (one connection at most): new connections, answered
+        srv.modes[:] = ["silent"]
+        srv.requests.clear()
+        hook = EventHook()
+        session = _session(srv.url, hook, direct=direct, concurrency=1)
+        payload = {"model": "m", "stream": True}
+        rec = llm_call(session, PATH, payload, stream=True, scenario="s", timeouts=Timeouts(0.2, 5.0))
+        assert rec.error == "timeout (headers)"
+        srv.modes[:] = ["silent", "stream"]
+        with gevent.Timeout(5):
+            assert llm_call(session, PATH, payload, stream=True, scenario="s").ok
+        assert len(srv.conns) == 3 and len(srv.requests) == 2  # the three calls above, then these two
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("size", [100, 8 << 20])
+def test_a_request_is_sent_whole_in_one_send_or_the_rest_by_gevents_sendall(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct path sends a request with one ``send`` of the plain socket (no ``getsockopt`` for gevent's
+    chunk size); a body larger than the send buffer takes that ``send`` for what fits and gevent's ``sendall``
+    for the rest: the same bytes as Locust's path either way."""
+    sized: list[int] = []
+    stock = gevent.socket.socket.getsockopt
+
+    def getsockopt(self: Any, level: int, opt: int, *a: Any) -> Any:
+        if (level, opt) == (socket.SOL_SOCKET, socket.SO_SNDBUF) and self.getpeername()[1] == srv.port:  # client
+            sized.append(1)  # gevent's sendall asks the send buffer's size
+        return stock(self, level, opt, *a)
+
+    monkeypatch.setattr(gevent.socket.socket, "getsockopt", getsockopt)
+    srv = _Late(["stream"])
+    sent: dict[bool, list[bytes]] = {}
+    asked: dict[bool, int] = {}
+    try:
+        for direct in (False, True):
+            session = _session(srv.url, EventHook(), direct=direct)
+            payload = {"model": "m", "messages": [{"role": "user", "content": "y" * size}], "stream": True}
+            assert llm_call(session, PATH, payload, stream=True, scenario="s").ok  # connects
+            sized.clear()
+            assert llm_call(session, PATH, payload, stream=True, scenario="s").ok  # on the kept connection
+            sent[direct], srv.requests = srv.requests, []
+            asked[direct] = len(sized)
+    finally:
+        srv.close()
+    assert sent[True] == sent[False] and len(sent[True]) == 2 and len(sent[True][1]) > size
+    assert asked == {False: 1, True: 0 if size == 100 else 1}  # the direct path: gevent's sendall for the rest
