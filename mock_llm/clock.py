@@ -16,6 +16,7 @@ import heapq
 import os
 import sys
 import time
+from collections.abc import Callable
 
 SLACK_S = 0.0001
 _CLOCK_MONOTONIC = 1
@@ -58,7 +59,9 @@ class Clock:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._libc: ctypes.CDLL | None = None
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        # (deadline, seq, waiter, callback): callback None: the waiter's result is set at the deadline; else the
+        # callback is called then, unless the waiter is done (cancelled) by that time (``call_at``)
+        self._heap: list[tuple[float, int, asyncio.Future[None], Callable[[], None] | None]] = []
         self._seq = 0
         self._armed = 0.0  # deadline the timer is set for; 0 = not armed
         self._spec = _Itimerspec()
@@ -66,6 +69,12 @@ class Clock:
 
     @property
     def precise(self) -> bool:
+        return self._fd >= 0
+
+    def can_call_at(self) -> bool:
+        """True when ``call_at`` may be used: the clock is bound to the running loop and uses its timerfd."""
+        if self._loop is None:
+            self._bind()
         return self._fd >= 0
 
     def _bind(self) -> None:
@@ -95,10 +104,19 @@ class Clock:
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
         self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, fut))
+        heapq.heappush(self._heap, (deadline, self._seq, fut, None))
         if not self._armed or deadline < self._armed:
             self._arm(deadline)
         await fut
+
+    def call_at(self, deadline: float, waiter: asyncio.Future[None], callback: Callable[[], None]) -> None:
+        """Call ``callback()`` from the clock's wake-up at ``deadline`` (no task step in between), unless ``waiter``
+        is done by then; ``close()`` cancels ``waiter``. Only when ``can_call_at()``; ``callback`` must not raise.
+        A stream's token loop uses it to write each token from the wake-up itself (``mock_llm.ticker``)."""
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, waiter, callback))
+        if not self._armed or deadline < self._armed:
+            self._arm(deadline)
 
     def _arm(self, deadline: float) -> None:
         ns = int(deadline * 1e9)
@@ -115,15 +133,22 @@ class Clock:
             return
         except OSError:  # pragma: no cover - fd closed under us
             return
-        self._armed = 0.0
+        self._armed = -1.0  # callbacks may add waiters: the timer is armed once, after them
         heap = self._heap
         due = time.perf_counter() + SLACK_S
-        while heap and heap[0][0] <= due:
-            fut = heapq.heappop(heap)[2]
-            if not fut.done():
-                fut.set_result(None)
-        if heap:
-            self._arm(heap[0][0])
+        try:
+            while heap and heap[0][0] <= due:
+                _, _, fut, callback = heapq.heappop(heap)
+                if fut.done():
+                    continue
+                if callback is None:
+                    fut.set_result(None)
+                else:
+                    callback()
+        finally:
+            self._armed = 0.0
+            if heap:
+                self._arm(heap[0][0])
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -131,7 +156,7 @@ class Clock:
                 self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
-        for _, _, fut in self._heap:
+        for _, _, fut, _ in self._heap:
             if not fut.done():
                 fut.cancel()
         self._heap.clear()

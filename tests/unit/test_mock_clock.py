@@ -1,0 +1,83 @@
+"""The mock's timerfd clock: ``call_at`` callbacks (a stream's tokens written from the wake-up) next to sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import pytest
+
+from mock_llm.clock import SLACK_S, Clock
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux only")
+
+
+def test_call_at_calls_back_at_the_deadline_and_a_callback_can_ask_again() -> None:
+    async def main() -> list[tuple[float, float]]:
+        clock = Clock()
+        assert clock.can_call_at()
+        waiter = asyncio.get_running_loop().create_future()
+        calls: list[tuple[float, float]] = []
+        deadline = time.perf_counter() + 0.005
+
+        def tick() -> None:
+            nonlocal deadline
+            calls.append((deadline, time.perf_counter()))
+            if len(calls) == 5:
+                waiter.set_result(None)
+                return
+            deadline += 0.002
+            clock.call_at(deadline, waiter, tick)
+
+        clock.call_at(deadline, waiter, tick)
+        await asyncio.wait_for(waiter, 2)
+        clock.close()
+        return calls
+
+    calls = asyncio.run(main())
+    assert len(calls) == 5
+    for due, at in calls:
+        assert at >= due - SLACK_S  # never earlier than the clock's slack
+        assert at - due < 0.5
+
+
+def test_callbacks_and_sleeps_are_released_in_deadline_order() -> None:
+    async def main() -> list[str]:
+        clock = Clock()
+        assert clock.can_call_at()
+        loop = asyncio.get_running_loop()
+        order: list[str] = []
+        t0 = time.perf_counter()
+        waiter = loop.create_future()
+        clock.call_at(t0 + 0.010, waiter, lambda: (order.append("call 10 ms"), waiter.set_result(None)))
+
+        async def sleeper(ms: int) -> None:
+            await clock.sleep_until(t0 + ms / 1000)
+            order.append(f"sleep {ms} ms")
+
+        await asyncio.wait_for(asyncio.gather(sleeper(20), sleeper(4), waiter), 2)
+        clock.close()
+        return order
+
+    assert asyncio.run(main()) == ["sleep 4 ms", "call 10 ms", "sleep 20 ms"]
+
+
+def test_a_done_waiter_is_not_called_back_and_close_cancels_the_pending_ones() -> None:
+    async def main() -> tuple[list[str], bool]:
+        clock = Clock()
+        assert clock.can_call_at()
+        loop = asyncio.get_running_loop()
+        called: list[str] = []
+        gone = loop.create_future()
+        gone.cancel()  # the stream's task was cancelled: the client went away
+        clock.call_at(time.perf_counter() + 0.002, gone, lambda: called.append("gone"))
+        await clock.sleep_until(time.perf_counter() + 0.010)
+        pending = loop.create_future()
+        clock.call_at(time.perf_counter() + 10, pending, lambda: called.append("pending"))
+        clock.close()
+        return called, pending.cancelled()
+
+    called, cancelled = asyncio.run(main())
+    assert called == []
+    assert cancelled
