@@ -355,6 +355,11 @@ class Connection(asyncio.Protocol):
         self._finish()
 
     @property
+    def transport(self) -> asyncio.Transport | None:
+        """The socket's transport (None before it is connected); ``write`` it only while ``closed`` is False."""
+        return self._transport
+
+    @property
     def write_paused(self) -> bool:
         return self._write_paused
 

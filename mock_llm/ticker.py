@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mock_llm.app import LlmCall, MockApp
 from mock_llm.latency import TokenSchedule
-from mock_llm.protocol import Connection
+from mock_llm.protocol import Connection, frame
 from mock_llm.text import SEQUENCE_LENGTH
 
 
@@ -37,6 +38,7 @@ class TokenTicker:
         "_seq",
         "_stats",
         "_stop",
+        "_tick",
         "_total",
         "_waiter",
         "deadline",
@@ -56,8 +58,8 @@ class TokenTicker:
         self._clock = app.clock
         self._conn = conn
         self._schedule = schedule
-        self._content = enc.content
-        self._reasoning = enc.reasoning
+        self._content = _framed(enc, "content")
+        self._reasoning = _framed(enc, "reasoning")
         self._call = call
         self._stats = app.stats
         self._seq, self._offset, self._reasoning_n = words
@@ -65,6 +67,7 @@ class TokenTicker:
         self._total = 0
         self._stop = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._tick = self.tick  # one bound method for every call_at
         self.index = 0
         self.deadline = 0.0
 
@@ -76,7 +79,7 @@ class TokenTicker:
         self.index, self.deadline, self._total, self._stop = index, deadline, total, stop
         waiter = self._loop.create_future()
         self._waiter = waiter
-        self._clock.call_at(deadline, waiter, self.tick)
+        self._clock.call_at(deadline, waiter, self._tick)
         await waiter
         return self.index
 
@@ -86,12 +89,13 @@ class TokenTicker:
         assert waiter is not None
         try:
             conn = self._conn
-            if conn.closed:
+            transport = conn.transport
+            if conn.closed or transport is None:
                 waiter.set_result(None)
                 return
             i = self.index
             word = self._seq[(self._offset + i) % SEQUENCE_LENGTH]
-            conn.write_chunk(self._reasoning(word) if i < self._reasoning_n else self._content(word))
+            transport.write(self._reasoning(word) if i < self._reasoning_n else self._content(word))
             stats = self._stats
             if not i:
                 stats.observe_ttft(time.perf_counter() - self._call.arrived)
@@ -104,6 +108,15 @@ class TokenTicker:
             if i >= self._stop or conn.write_paused or self.deadline <= time.perf_counter():
                 waiter.set_result(None)
                 return
-            self._clock.call_at(self.deadline, waiter, self.tick)
+            self._clock.call_at(self.deadline, waiter, self._tick)
         except Exception as exc:  # handed to the stream's task, never to the clock's wake-up
             waiter.set_exception(exc)
+
+
+def _framed(enc: Any, kind: str) -> Callable[[bytes], bytes]:
+    """The encoder's ``framed_<kind>`` (one formatting: ``chunks.ChatChunks``), else ``frame`` of its ``<kind>``."""
+    framed: Callable[[bytes], bytes] | None = getattr(enc, f"framed_{kind}", None)
+    if framed is not None:
+        return framed
+    event: Callable[[bytes], bytes] = getattr(enc, kind)
+    return lambda text: frame(event(text))

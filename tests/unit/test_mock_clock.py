@@ -1,18 +1,23 @@
-"""The mock's timerfd clock: ``call_at`` callbacks (a stream's tokens written from the wake-up) next to sleeps."""
+"""The mock's timerfd clock: ``call_at`` callbacks (a stream's tokens written from the wake-up) next to sleeps; the
+chat events the wake-up writes, framed in one formatting."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import sys
 import time
 
 import pytest
 
+from mock_llm.chunks import ChatChunks
 from mock_llm.clock import SLACK_S, Clock
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux only")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux only")
 
 
+@linux_only
 def test_call_at_calls_back_at_the_deadline_and_a_callback_can_ask_again() -> None:
     async def main() -> list[tuple[float, float]]:
         clock = Clock()
@@ -42,6 +47,7 @@ def test_call_at_calls_back_at_the_deadline_and_a_callback_can_ask_again() -> No
         assert at - due < 0.5
 
 
+@linux_only
 def test_callbacks_and_sleeps_are_released_in_deadline_order() -> None:
     async def main() -> list[str]:
         clock = Clock()
@@ -63,6 +69,7 @@ def test_callbacks_and_sleeps_are_released_in_deadline_order() -> None:
     assert asyncio.run(main()) == ["sleep 4 ms", "call 10 ms", "sleep 20 ms"]
 
 
+@linux_only
 def test_a_done_waiter_is_not_called_back_and_close_cancels_the_pending_ones() -> None:
     async def main() -> tuple[list[str], bool]:
         clock = Clock()
@@ -81,3 +88,22 @@ def test_a_done_waiter_is_not_called_back_and_close_cancels_the_pending_ones() -
     called, cancelled = asyncio.run(main())
     assert called == []
     assert cancelled
+
+
+@pytest.mark.parametrize("timestamps", [False, True])
+@pytest.mark.parametrize("kind", ["content", "reasoning"])
+def test_a_framed_chat_event_is_the_event_in_one_chunk(kind: str, timestamps: bool) -> None:
+    enc = ChatChunks("chatcmpl-mock1", 1700000000, "m", timestamps)
+    for word in (b"the ", b"caf\xc3\xa9 ", b"x"):
+        framed = getattr(enc, f"framed_{kind}")(word)
+        size, _, rest = framed.partition(b"\r\n")
+        assert rest.endswith(b"\r\n") and int(size, 16) == len(rest) - 2
+        event = rest[:-2]
+        expected = getattr(enc, kind)(word)
+        if timestamps:  # the stamps are two reads of the clock: compare the rest, and the stamp's shape
+            stamp = re.search(rb',"mock_sent_ns":(\d+)\}\n\n$', event)
+            assert stamp is not None
+            event = event.replace(stamp.group(1), b"0")
+            expected = re.sub(rb'("mock_sent_ns":)\d+', rb"\g<1>0", expected)
+        assert event == expected
+        assert json.loads(event[len(b"data: ") :])["choices"][0]["delta"]
