@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 SLACK_S = 0.0001
 _CLOCK_MONOTONIC = 1
@@ -39,7 +40,8 @@ def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+        # timerfd_settime has no argtypes: it is called with (int, int, byref(spec), None), and converting through
+        # argtypes at each call cost about as much as the system call
     except (OSError, AttributeError):
         return None
     return libc
@@ -66,6 +68,8 @@ class Clock:
         self._armed = 0.0  # deadline the timer is set for; 0 = not armed
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
+        self._value = self._spec.it_value  # a view of the deadline's fields, made once
+        self._settime: Any = None
 
     @property
     def precise(self) -> bool:
@@ -90,7 +94,7 @@ class Clock:
         except (NotImplementedError, RuntimeError):  # pragma: no cover - loops without add_reader
             os.close(fd)
             return
-        self._fd, self._libc = fd, libc
+        self._fd, self._libc, self._settime = fd, libc, libc.timerfd_settime
 
     async def sleep_until(self, deadline: float) -> None:
         """Return at ``deadline`` (a ``time.perf_counter()`` value); at once when it has passed."""
@@ -119,11 +123,9 @@ class Clock:
             self._arm(deadline)
 
     def _arm(self, deadline: float) -> None:
-        ns = int(deadline * 1e9)
-        spec = self._spec
-        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(ns, 1_000_000_000)
-        assert self._libc is not None
-        self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
+        value = self._value
+        value.tv_sec, value.tv_nsec = divmod(int(deadline * 1e9), 1_000_000_000)
+        self._settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
         self._armed = deadline
 
     def _fire(self) -> None:

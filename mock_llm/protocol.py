@@ -104,7 +104,7 @@ class Connection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._dispatching = False
         self._reading_paused = False
-        self._write_paused = False
+        self.write_paused = False  # the transport asked to stop writing (``drain()`` waits for it to resume)
         self._drain_waiter: asyncio.Future[None] | None = None
         self.busy = False  # a response is in progress
         self.started = False  # its status line was written
@@ -149,10 +149,10 @@ class Connection(asyncio.Protocol):
         return False
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         self._wake_drain()
 
     # --- httptools callbacks --------------------------------------------------------------------------
@@ -359,13 +359,9 @@ class Connection(asyncio.Protocol):
         """The socket's transport (None before it is connected); ``write`` it only while ``closed`` is False."""
         return self._transport
 
-    @property
-    def write_paused(self) -> bool:
-        return self._write_paused
-
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its low-water mark (or the client is gone)."""
-        if not self._write_paused or self.closed:
+        if not self.write_paused or self.closed:
             return
         waiter = self._loop.create_future()
         self._drain_waiter = waiter

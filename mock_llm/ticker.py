@@ -41,6 +41,7 @@ class TokenTicker:
         "_tick",
         "_total",
         "_waiter",
+        "_write",
         "deadline",
         "index",
     )
@@ -68,6 +69,9 @@ class TokenTicker:
         self._stop = 0
         self._waiter: asyncio.Future[None] | None = None
         self._tick = self.tick  # one bound method for every call_at
+        transport = conn.transport
+        assert transport is not None  # the stream's headers were written
+        self._write = transport.write
         self.index = 0
         self.deadline = 0.0
 
@@ -89,13 +93,12 @@ class TokenTicker:
         assert waiter is not None
         try:
             conn = self._conn
-            transport = conn.transport
-            if conn.closed or transport is None:
+            if conn.closed:
                 waiter.set_result(None)
                 return
             i = self.index
             word = self._seq[(self._offset + i) % SEQUENCE_LENGTH]
-            transport.write(self._reasoning(word) if i < self._reasoning_n else self._content(word))
+            self._write(self._reasoning(word) if i < self._reasoning_n else self._content(word))
             stats = self._stats
             if not i:
                 stats.observe_ttft(time.perf_counter() - self._call.arrived)
