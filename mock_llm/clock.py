@@ -63,7 +63,7 @@ class Clock:
         self._libc: ctypes.CDLL | None = None
         # (deadline, seq, waiter, callback): callback None: the waiter's result is set at the deadline; else the
         # callback is called then, unless the waiter is done (cancelled) by that time (``call_at``)
-        self._heap: list[tuple[float, int, asyncio.Future[None], Callable[[], None] | None]] = []
+        self._heap: list[tuple[float, int, asyncio.Future[None], Callable[[], float] | None]] = []
         self._seq = 0
         self._armed = 0.0  # deadline the timer is set for; 0 = not armed
         self._spec = _Itimerspec()
@@ -113,10 +113,11 @@ class Clock:
             self._arm(deadline)
         await fut
 
-    def call_at(self, deadline: float, waiter: asyncio.Future[None], callback: Callable[[], None]) -> None:
+    def call_at(self, deadline: float, waiter: asyncio.Future[None], callback: Callable[[], float]) -> None:
         """Call ``callback()`` from the clock's wake-up at ``deadline`` (no task step in between), unless ``waiter``
-        is done by then; ``close()`` cancels ``waiter``. Only when ``can_call_at()``; ``callback`` must not raise.
-        A stream's token loop uses it to write each token from the wake-up itself (``mock_llm.ticker``)."""
+        is done by then, and again at the deadline it returns (0: not again); ``close()`` cancels ``waiter``. Only
+        when ``can_call_at()``; ``callback`` must not raise. A stream uses it to write each token from the wake-up
+        itself (``mock_llm.ticker``)."""
         self._seq += 1
         heapq.heappush(self._heap, (deadline, self._seq, waiter, callback))
         if not self._armed or deadline < self._armed:
@@ -138,15 +139,19 @@ class Clock:
         self._armed = -1.0  # callbacks may add waiters: the timer is armed once, after them
         heap = self._heap
         due = time.perf_counter() + SLACK_S
+        pop, push = heapq.heappop, heapq.heappush
         try:
             while heap and heap[0][0] <= due:
-                _, _, fut, callback = heapq.heappop(heap)
+                _, _, fut, callback = pop(heap)
                 if fut.done():
                     continue
                 if callback is None:
                     fut.set_result(None)
-                else:
-                    callback()
+                    continue
+                again = callback()
+                if again:
+                    self._seq += 1
+                    push(heap, (again, self._seq, fut, callback))
         finally:
             self._armed = 0.0
             if heap:

@@ -2,7 +2,7 @@
 
 A paced stream used to wake its task for every token (a Future per token, set by the clock, then the task's
 step through the coroutines of the call). ``TokenTicker`` instead asks the clock (``Clock.call_at``) to call it at
-the token's deadline, writes the token there, computes the next deadline and asks again, and wakes the task only
+the token's deadline, writes the token there and returns the next deadline, to be called again, and wakes the task only
 when the stream needs it: at a fault's token, at the end, when the next token is already due (the task's loop
 sends tokens that are behind schedule in batches), when the transport asks to drain, or when the client is gone.
 The bytes, the deadlines, the ``mock_sent_ns`` stamps (taken just before the write, as in the task's loop) and the
@@ -38,7 +38,6 @@ class TokenTicker:
         "_seq",
         "_stats",
         "_stop",
-        "_tick",
         "_total",
         "_waiter",
         "_write",
@@ -67,8 +66,7 @@ class TokenTicker:
         self._loop = asyncio.get_running_loop()
         self._total = 0
         self._stop = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._tick = self.tick  # one bound method for every call_at
+        self._waiter: asyncio.Future[None] = self._loop.create_future()  # one per run()
         transport = conn.transport
         assert transport is not None  # the stream's headers were written
         self._write = transport.write
@@ -83,19 +81,19 @@ class TokenTicker:
         self.index, self.deadline, self._total, self._stop = index, deadline, total, stop
         waiter = self._loop.create_future()
         self._waiter = waiter
-        self._clock.call_at(deadline, waiter, self._tick)
+        self._clock.call_at(deadline, waiter, self.tick)
         await waiter
         return self.index
 
-    def tick(self) -> None:
-        """The clock's call at the deadline of token ``index``."""
+    def tick(self) -> float:
+        """The clock's call at the deadline of token ``index``; returns the next token's deadline, or 0 after
+        waking the task."""
         waiter = self._waiter
-        assert waiter is not None
         try:
             conn = self._conn
             if conn.closed:
                 waiter.set_result(None)
-                return
+                return 0.0
             i = self.index
             word = self._seq[(self._offset + i) % SEQUENCE_LENGTH]
             self._write(self._reasoning(word) if i < self._reasoning_n else self._content(word))
@@ -110,10 +108,11 @@ class TokenTicker:
                 self.deadline = self._schedule.advance()
             if i >= self._stop or conn.write_paused or self.deadline <= time.perf_counter():
                 waiter.set_result(None)
-                return
-            self._clock.call_at(self.deadline, waiter, self._tick)
+                return 0.0
+            return self.deadline
         except Exception as exc:  # handed to the stream's task, never to the clock's wake-up
             waiter.set_exception(exc)
+            return 0.0
 
 
 def _framed(enc: Any, kind: str) -> Callable[[bytes], bytes]:

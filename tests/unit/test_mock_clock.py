@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -18,7 +19,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ti
 
 
 @linux_only
-def test_call_at_calls_back_at_the_deadline_and_a_callback_can_ask_again() -> None:
+def test_call_at_calls_back_at_the_deadline_and_again_at_the_deadline_it_returns() -> None:
     async def main() -> list[tuple[float, float]]:
         clock = Clock()
         assert clock.can_call_at()
@@ -26,14 +27,14 @@ def test_call_at_calls_back_at_the_deadline_and_a_callback_can_ask_again() -> No
         calls: list[tuple[float, float]] = []
         deadline = time.perf_counter() + 0.005
 
-        def tick() -> None:
+        def tick() -> float:
             nonlocal deadline
             calls.append((deadline, time.perf_counter()))
             if len(calls) == 5:
                 waiter.set_result(None)
-                return
+                return 0.0
             deadline += 0.002
-            clock.call_at(deadline, waiter, tick)
+            return deadline  # called again then
 
         clock.call_at(deadline, waiter, tick)
         await asyncio.wait_for(waiter, 2)
@@ -56,7 +57,13 @@ def test_callbacks_and_sleeps_are_released_in_deadline_order() -> None:
         order: list[str] = []
         t0 = time.perf_counter()
         waiter = loop.create_future()
-        clock.call_at(t0 + 0.010, waiter, lambda: (order.append("call 10 ms"), waiter.set_result(None)))
+
+        def once() -> float:
+            order.append("call 10 ms")
+            waiter.set_result(None)
+            return 0.0
+
+        clock.call_at(t0 + 0.010, waiter, once)
 
         async def sleeper(ms: int) -> None:
             await clock.sleep_until(t0 + ms / 1000)
@@ -76,12 +83,20 @@ def test_a_done_waiter_is_not_called_back_and_close_cancels_the_pending_ones() -
         assert clock.can_call_at()
         loop = asyncio.get_running_loop()
         called: list[str] = []
+
+        def note(what: str) -> Callable[[], float]:
+            def callback() -> float:
+                called.append(what)
+                return 0.0
+
+            return callback
+
         gone = loop.create_future()
         gone.cancel()  # the stream's task was cancelled: the client went away
-        clock.call_at(time.perf_counter() + 0.002, gone, lambda: called.append("gone"))
+        clock.call_at(time.perf_counter() + 0.002, gone, note("gone"))
         await clock.sleep_until(time.perf_counter() + 0.010)
         pending = loop.create_future()
-        clock.call_at(time.perf_counter() + 10, pending, lambda: called.append("pending"))
+        clock.call_at(time.perf_counter() + 10, pending, note("pending"))
         clock.close()
         return called, pending.cancelled()
 
