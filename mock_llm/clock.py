@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import heapq
+import math
 import os
 import sys
 import time
@@ -61,10 +62,12 @@ class Clock:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._libc: ctypes.CDLL | None = None
-        # (deadline, seq, waiter, callback): callback None: the waiter's result is set at the deadline; else the
-        # callback is called then, unless the waiter is done (cancelled) by that time (``call_at``)
-        self._heap: list[tuple[float, int, asyncio.Future[None], Callable[[], float] | None]] = []
-        self._seq = 0
+        # The deadlines waited for, in a heap of floats (cheaper to order than tuples), each with its (waiter,
+        # callback) in ``_waiting``; two waiters of one deadline get keys one float apart (``math.nextafter``).
+        # Callback None: the waiter's result is set at the deadline; else the callback is called then, unless the
+        # waiter is done (cancelled) by that time (``call_at``).
+        self._heap: list[float] = []
+        self._waiting: dict[float, tuple[asyncio.Future[None], Callable[[], float] | None]] = {}
         self._armed = 0.0  # deadline the timer is set for; 0 = not armed
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
@@ -107,10 +110,7 @@ class Clock:
             return
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, fut, None))
-        if not self._armed or deadline < self._armed:
-            self._arm(deadline)
+        self._push(deadline, (fut, None))
         await fut
 
     def call_at(self, deadline: float, waiter: asyncio.Future[None], callback: Callable[[], float]) -> None:
@@ -118,8 +118,14 @@ class Clock:
         is done by then, and again at the deadline it returns (0: not again); ``close()`` cancels ``waiter``. Only
         when ``can_call_at()``; ``callback`` must not raise. A stream uses it to write each token from the wake-up
         itself (``mock_llm.ticker``)."""
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, waiter, callback))
+        self._push(deadline, (waiter, callback))
+
+    def _push(self, deadline: float, entry: tuple[asyncio.Future[None], Callable[[], float] | None]) -> None:
+        waiting = self._waiting
+        while deadline in waiting:
+            deadline = math.nextafter(deadline, math.inf)
+        waiting[deadline] = entry
+        heapq.heappush(self._heap, deadline)
         if not self._armed or deadline < self._armed:
             self._arm(deadline)
 
@@ -139,23 +145,27 @@ class Clock:
         self._armed = -1.0  # callbacks may add waiters: the timer is armed once, after them
         heap = self._heap
         due = time.perf_counter() + SLACK_S
-        pop, push = heapq.heappop, heapq.heappush
+        waiting = self._waiting
+        pop, push, nextafter = heapq.heappop, heapq.heappush, math.nextafter
         try:
-            while heap and heap[0][0] <= due:
-                _, _, fut, callback = pop(heap)
+            while heap and heap[0] <= due:
+                entry = waiting.pop(pop(heap))
+                fut, callback = entry
                 if fut.done():
                     continue
                 if callback is None:
                     fut.set_result(None)
                     continue
                 again = callback()
-                if again:
-                    self._seq += 1
-                    push(heap, (again, self._seq, fut, callback))
+                if again:  # the same entry again, at the deadline the callback returned
+                    while again in waiting:
+                        again = nextafter(again, math.inf)
+                    waiting[again] = entry
+                    push(heap, again)
         finally:
             self._armed = 0.0
             if heap:
-                self._arm(heap[0][0])
+                self._arm(heap[0])
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -163,7 +173,8 @@ class Clock:
                 self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
-        for _, _, fut, _ in self._heap:
+        for fut, _ in self._waiting.values():
             if not fut.done():
                 fut.cancel()
         self._heap.clear()
+        self._waiting.clear()
