@@ -272,8 +272,7 @@ async def run_stream(
     tool = params.tool
     finish = finish if tool is None else "tool_calls"
     fault_at = _fault_token(kind, fault, total)
-    app.start_stream(req, conn, 200, _SSE, call.headers)
-    conn.write_chunk(enc.start())
+    app.start_stream(req, conn, 200, _SSE, call.headers, enc.start())  # the headers and the first event, one write
     if kind == "oversized" and fault is not None:
         conn.write_chunk(enc.raw_content("x" * int(fault.value() or 0)))
     schedule = app.schedule(call, params.prefill_tokens)
@@ -285,7 +284,7 @@ async def run_stream(
     batch: list[bytes] = []  # framed chunks already due, written together before the next wait
     # the plain tokens (no tool call) are written from the clock's wake-ups while the stream keeps its schedule
     ticker = TokenTicker(app, conn, schedule, enc, call, (seq, offset, reasoning)) if tool is None else None
-    stop = fault_at if fault_at >= 0 else total
+    stop = min(fault_at if fault_at >= 0 else total, total - 1)  # the last token goes out with the end, in one write
 
     def flush() -> None:
         conn.write_framed(b"".join(batch))
@@ -297,7 +296,7 @@ async def run_stream(
             flush()
             if await _stream_fault(conn, enc, kind, fault):
                 return
-            stop = total
+            stop = total - 1
         if deadline > perf():
             if batch:
                 flush()

@@ -77,6 +77,9 @@ class Application(Protocol):
 
 def is_loopback(peer: Any) -> bool:
     """True when a peer address (``getpeername()``) is a loopback address, IPv4-mapped ones included."""
+    host = peer[0] if isinstance(peer, tuple) and peer else None
+    if isinstance(host, str) and host.startswith("127.") and host.count(".") == 3:
+        return True  # an IPv4 address of 127.0.0.0/8 (the usual client), without parsing it again per connection
     try:
         addr = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
     except (TypeError, ValueError, IndexError):
@@ -311,8 +314,9 @@ class Connection(asyncio.Protocol):
             transport.write(head + body)
         self._finish()
 
-    def start_stream(self, status: int, content_type: bytes, headers: bytes = b"") -> None:
-        """Write the status line and headers of a chunked response now."""
+    def start_stream(self, status: int, content_type: bytes, headers: bytes = b"", first: bytes = b"") -> None:
+        """Write the status line and headers of a chunked response now, and its ``first`` chunk when not empty (in
+        the same write)."""
         self.started = True
         if self.closed or self._transport is None:
             return
@@ -330,6 +334,7 @@ class Connection(asyncio.Protocol):
                     headers,
                     _CLOSE if close else b"",
                     b"\r\n",
+                    b"%x\r\n%b\r\n" % (len(first), first) if first else b"",
                 )
             )
         )

@@ -3,8 +3,9 @@
 A paced stream used to wake its task for every token (a Future per token, set by the clock, then the task's
 step through the coroutines of the call). ``TokenTicker`` instead asks the clock (``Clock.call_at``) to call it at
 the token's deadline, writes the token there and returns the next deadline, to be called again, and wakes the task only
-when the stream needs it: at a fault's token, at the end, when the next token is already due (the task's loop
-sends tokens that are behind schedule in batches), when the transport asks to drain, or when the client is gone.
+when the stream needs it: at a fault's token, for the last token (the task writes it with the end of the stream,
+in one write), when the next token is already due (the task's loop sends tokens that are behind schedule in
+batches), when the transport asks to drain, or when the client is gone.
 The bytes, the deadlines, the ``mock_sent_ns`` stamps (taken just before the write, as in the task's loop) and the
 counters are those of the task's loop (``api_openai.run_stream``), which keeps every other case.
 """
