@@ -16,7 +16,9 @@ Each server runs pinned to core 0 (``taskset -c 0``), wrk to core 1, on 127.0.0.
 Each scenario runs --repeat times; the best run is shown first (other work on a shared machine only ever
 lowers a run, so the best is the closest to the capacity of a quiet core), then the median and the minimum.
 "per server CPU-second" divides the best result by the server's CPU share in that run (from /proc); "server CPU
-us per token or request" is the median over the runs of the server's CPU time per token (or request).
+us per token or request" is the median over the runs of the server's CPU time per token (or request), and in
+brackets of its user-mode time alone (the kernel's part, mostly the socket writes, does not change with the
+mock's Python code).
 Tokens/s is wrk's bytes/s divided by the size of one response, times its tokens: wrk counts the bytes of the
 responses still in flight when it stops, which completed requests/s would miss for 1 s long streams.
 
@@ -93,15 +95,17 @@ class Run:
     p50: str
     errors: list[str]
     cpu: float
+    user: float  # the server's user-mode share (the rest of ``cpu`` is the kernel's, mostly the sockets' writes)
     command: str
 
 
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, user_only: bool = False) -> float:
+    """CPU seconds of a process so far: user + system time, or user time only."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + (0 if user_only else int(fields[12]))) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, conns: int, duration: float, server_pid: int, script: str | None = None) -> Run:
@@ -112,9 +116,10 @@ def wrk(url: str, conns: int, duration: float, server_pid: int, script: str | No
         f.write(script or "")
     if script:
         cmd += ["-s", f.name]
-    cpu0, t0 = cpu_seconds(server_pid), time.monotonic()
+    cpu0, user0, t0 = cpu_seconds(server_pid), cpu_seconds(server_pid, True), time.monotonic()
     out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=duration + 60).stdout
-    cpu = (cpu_seconds(server_pid) - cpu0) / (time.monotonic() - t0)
+    elapsed = time.monotonic() - t0
+    cpu, user = (cpu_seconds(server_pid) - cpu0) / elapsed, (cpu_seconds(server_pid, True) - user0) / elapsed
     os.unlink(f.name)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)([KMG]?B)", out)
@@ -128,6 +133,7 @@ def wrk(url: str, conns: int, duration: float, server_pid: int, script: str | No
         p50.group(1) if p50 else "?",
         errors,
         cpu,
+        user,
         shown,
     )
 
@@ -226,10 +232,12 @@ def row(sc: Scenario, values: list[float], runs: list[Run]) -> str:
     others = f" (median {statistics.median(values):,.0f}, min {min(values):,.0f})" if len(values) > 1 else ""
     per_cpu = values[best] / runs[best].cpu if runs[best].cpu > 0 else 0.0
     # server CPU per token or request of every run (us), median: steadier than the best run's share alone
-    us = statistics.median(r.cpu / v * 1e6 for r, v in zip(runs, values, strict=True) if v > 0) if any(values) else 0
+    pairs = [(r, v) for r, v in zip(runs, values, strict=True) if v > 0]
+    us = statistics.median(r.cpu / v * 1e6 for r, v in pairs) if pairs else 0.0
+    us_user = statistics.median(r.user / v * 1e6 for r, v in pairs) if pairs else 0.0
     errors = "; ".join(e for r in runs for e in r.errors) or "none"
     return (f"| {sc.server} | {sc.name} | {values[best]:,.0f} {unit}{others} | {runs[best].cpu:.0%} | {per_cpu:,.0f} "
-            f"| {us:.2f} | {runs[best].p50} | {errors} | `{runs[best].command}` |")  # fmt: skip
+            f"| {us:.2f} (user {us_user:.2f}) | {runs[best].p50} | {errors} | `{runs[best].command}` |")  # fmt: skip
 
 
 def wanted(sc: Scenario, only: str | None) -> bool:

@@ -130,18 +130,15 @@ class Clock:
             self._arm(deadline)
 
     def _arm(self, deadline: float) -> None:
+        """Set the timer to ``deadline``; 0 disarms it (a zero ``it_value``)."""
         value = self._value
         value.tv_sec, value.tv_nsec = divmod(int(deadline * 1e9), 1_000_000_000)
         self._settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
         self._armed = deadline
 
     def _fire(self) -> None:
-        try:
-            os.read(self._fd, 8)
-        except BlockingIOError:
-            return
-        except OSError:  # pragma: no cover - fd closed under us
-            return
+        # No read() of the expiration count: setting the timer again (or disarming it) at the end zeroes it, which
+        # is what makes the fd stop being readable; one system call per wake-up less.
         self._armed = -1.0  # callbacks may add waiters: the timer is armed once, after them
         heap = self._heap
         due = time.perf_counter() + SLACK_S
@@ -163,9 +160,7 @@ class Clock:
                     waiting[again] = entry
                     push(heap, again)
         finally:
-            self._armed = 0.0
-            if heap:
-                self._arm(heap[0])
+            self._arm(heap[0] if heap else 0.0)  # 0: disarmed
 
     def close(self) -> None:
         if self._fd >= 0:
