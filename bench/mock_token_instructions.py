@@ -59,9 +59,7 @@ async def serve(streams: int, tokens: int, vt: VirtualTime) -> list[bytes]:
         heap = clock._heap
         if not arriving and heap:
             top = heap[0]
-            top = (
-                top[0] if isinstance(top, tuple) else top
-            )  # (deadline, ...) before session 6
+            top = top[0] if isinstance(top, tuple) else top  # (deadline, ...) before session 6
             vt.now = max(vt.now, top)
         fire()
         if not clock._heap:
