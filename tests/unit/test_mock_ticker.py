@@ -20,7 +20,7 @@ from mock_llm.ticker import TokenTicker
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux only")
 
-ITL_S = 0.003
+ITL_S = 0.02
 
 
 class _Transport:
@@ -46,7 +46,9 @@ class _Raising(ChatChunks):
         raise ValueError("encoder failed")
 
 
-async def _run(enc: Any, conn: _Conn, total: int, stop: int) -> tuple[int, list[float], MockApp]:
+async def _run(enc: Any, conn: _Conn, total: int, stop: int) -> tuple[int, list[float], MockApp, float]:
+    """The index the ticker stopped at, the deadlines of the tokens it wrote, the app, and how late the next token
+    was when the ticker handed back (> 0: already due, the task's loop sends it)."""
     app = MockApp(from_mapping({"ttft_ms": 2, "itl_ms": ITL_S * 1000}))
     assert app.clock.can_call_at()
     rng = random.Random(1)
@@ -55,17 +57,19 @@ async def _run(enc: Any, conn: _Conn, total: int, stop: int) -> tuple[int, list[
     deadlines = [schedule.next_deadline]
     ticker = TokenTicker(app, conn, schedule, enc, call, (app.words.seq, 5, 0))  # type: ignore[arg-type]
     index = await ticker.run(0, schedule.next_deadline, total, stop)
+    behind = time.perf_counter() - ticker.deadline
     deadlines += [deadlines[0] + k * ITL_S for k in range(1, index + 1)]
     assert call.sent == app.stats.tokens_served == min(index, len(conn.transport.writes))
     app.clock.close()
-    return index, deadlines, app
+    return index, deadlines, app, behind
 
 
 def test_tokens_go_out_at_their_deadlines_as_framed_events_until_the_stop() -> None:
     enc = ChatChunks("chatcmpl-mock1", 1700000000, "m", False)
     conn = _Conn()
-    index, deadlines, app = asyncio.run(_run(enc, conn, 10, 6))
-    assert index == 6  # token 6 (the stop) is left to the stream's task
+    index, deadlines, app, behind = asyncio.run(_run(enc, conn, 10, 6))
+    # token 6 (the stop) is left to the stream's task; so is an earlier one found already due (a starved machine)
+    assert index == 6 or (0 < index < 6 and behind > 0)
     writes = conn.transport.writes
     assert [data for _, data in writes] == [frame(enc.content(app.words.seq[5 + i])) for i in range(6)]
     for (at, _), due in zip(writes, deadlines, strict=False):
@@ -75,7 +79,8 @@ def test_tokens_go_out_at_their_deadlines_as_framed_events_until_the_stop() -> N
 
 def test_a_closed_connection_ends_the_run_and_an_encoder_error_reaches_the_task() -> None:
     conn = _Conn(close_after=3)
-    index, _, _ = asyncio.run(_run(ChatChunks("c", 1, "m", True), conn, 10, 10))
-    assert len(conn.transport.writes) == 3 and index == 3
+    index, _, _, behind = asyncio.run(_run(ChatChunks("c", 1, "m", True), conn, 10, 10))
+    assert len(conn.transport.writes) == index
+    assert index == 3 or (0 < index < 3 and behind > 0)
     with pytest.raises(ValueError, match="encoder failed"):
         asyncio.run(_run(_Raising("c", 1, "m", False), _Conn(), 10, 10))
