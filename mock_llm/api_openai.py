@@ -25,6 +25,7 @@ from mock_llm.chunks import Answer, ChatChunks
 from mock_llm.prefix_cache import PrefixHit
 from mock_llm.protocol import Connection, Request, frame
 from mock_llm.text import SEQUENCE_LENGTH, count_message_tokens
+from mock_llm.ticker import TokenTicker
 
 _SSE = b"text/event-stream"
 _TOKEN_FAULTS = frozenset({"disconnect", "reset", "malformed", "sse_error", "stall", "invalid_json"})
@@ -257,9 +258,8 @@ async def generate_answer(
 async def run_stream(
     app: MockApp, req: Request, conn: Connection, call: LlmCall, params: ChatParams, enc: Any, reasoning: int
 ) -> None:
-    """Stream the tokens at their deadlines with the API's encoder ``enc``; ``call.sent`` counts them.
-
-    ``reasoning`` tokens come first (``enc.reasoning``), then the output (``enc.content``, or the pieces of a
+    """Stream the tokens at their deadlines with the API's encoder ``enc``; ``call.sent`` counts them. ``reasoning``
+    tokens come first (``enc.reasoning``), then the output (``enc.content``, or the pieces of a
     tool call: ``enc.tool_start`` then ``enc.tool_args``), then ``enc.end`` (finish, usage, terminal event).
     """
     fault = call.fault
@@ -272,8 +272,7 @@ async def run_stream(
     tool = params.tool
     finish = finish if tool is None else "tool_calls"
     fault_at = _fault_token(kind, fault, total)
-    app.start_stream(req, conn, 200, _SSE, call.headers)
-    conn.write_chunk(enc.start())
+    app.start_stream(req, conn, 200, _SSE, call.headers, enc.start())  # the headers and the first event, one write
     if kind == "oversized" and fault is not None:
         conn.write_chunk(enc.raw_content("x" * int(fault.value() or 0)))
     schedule = app.schedule(call, params.prefill_tokens)
@@ -281,25 +280,35 @@ async def run_stream(
     seq = app.words.seq
     stats = app.stats
     perf = time.perf_counter
-    sleep_until = app.sleep_until
     deadline = schedule.next_deadline
     batch: list[bytes] = []  # framed chunks already due, written together before the next wait
+    # the plain tokens (no tool call) are written from the clock's wake-ups while the stream keeps its schedule
+    ticker = TokenTicker(app, conn, schedule, enc, call, (seq, offset, reasoning)) if tool is None else None
+    stop = min(fault_at if fault_at >= 0 else total, total - 1)  # the last token goes out with the end, in one write
 
     def flush() -> None:
         conn.write_framed(b"".join(batch))
         batch.clear()
 
-    for i in range(total):
+    i = 0
+    while i < total:
         if i == fault_at:
             flush()
             if await _stream_fault(conn, enc, kind, fault):
                 return
-        if i:
-            deadline = schedule.advance()
+            stop = total - 1
         if deadline > perf():
             if batch:
                 flush()
-            await sleep_until(deadline)
+            if ticker is not None and i < stop and app.clock.can_call_at():
+                i = await ticker.run(i, deadline, total, stop)
+                deadline = ticker.deadline
+                if conn.closed:
+                    return
+                if conn.write_paused:
+                    await conn.drain()
+                continue
+            await app.sleep_until(deadline)
             if conn.closed:
                 return
         elif len(batch) >= _BATCH_MAX:
@@ -307,13 +316,7 @@ async def run_stream(
             await asyncio.sleep(0)  # behind schedule: let the other streams have their turn
             if conn.closed:
                 return
-        word = seq[(offset + i) % SEQUENCE_LENGTH]
-        if i < reasoning:
-            batch.append(frame(enc.reasoning(word)))
-        elif tool is None:
-            batch.append(frame(enc.content(word)))
-        else:
-            batch.append(frame(_tool_piece(enc, call, tool, word, i == reasoning, i == total - 1)))
+        batch.append(frame(_piece(enc, call, tool, seq[(offset + i) % SEQUENCE_LENGTH], i, reasoning, total)))
         if not i:
             stats.observe_ttft(perf() - call.arrived)
         call.sent += 1
@@ -321,16 +324,38 @@ async def run_stream(
         if conn.write_paused:
             flush()
             await conn.drain()
+        i += 1
+        if i < total:
+            deadline = schedule.advance()
     if fault_at == total:
         flush()
         if await _stream_fault(conn, enc, kind, fault):
             return
     if params.prefix is not None:
         app.prefix_cache.remember_answer(params.prefix, app.words.text(offset + reasoning, n))
+    _end_stream(app, conn, enc, params, finish, (total, reasoning), b"".join(batch))
+
+
+def _end_stream(
+    app: MockApp, conn: Connection, enc: Any, params: ChatParams, finish: str, counts: tuple[int, int], before: bytes
+) -> None:
+    """The chunks still in the batch (``before``), the finish and usage events, the terminating chunk."""
     include = params.include_usage and app.cfg.usage_chunk
+    total, reasoning = counts
     tail = enc.end(finish, include, params.prompt_tokens, total, reasoning, params.cached_tokens)
-    conn.end_stream(tail, before=b"".join(batch))
-    stats.completed_streams += 1
+    conn.end_stream(tail, before=before)
+    app.stats.completed_streams += 1
+
+
+def _piece(enc: Any, call: LlmCall, tool: str | None, word: bytes, i: int, reasoning: int, total: int) -> bytes:
+    """Token ``i``'s event: reasoning first, then content or the pieces of a tool call."""
+    if i < reasoning:
+        piece: bytes = enc.reasoning(word)
+    elif tool is None:
+        piece = enc.content(word)
+    else:
+        piece = _tool_piece(enc, call, tool, word, i == reasoning, i == total - 1)
+    return piece
 
 
 def _tool_piece(enc: Any, call: LlmCall, tool: str, word: bytes, first: bool, last: bool) -> bytes:

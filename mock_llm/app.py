@@ -179,9 +179,11 @@ class MockApp:
     ) -> None:
         self.reply_json(req, conn, status, chunks.error_object(message, type_, code), headers)
 
-    def start_stream(self, req: Request, conn: Connection, status: int, ctype: bytes, headers: bytes) -> None:
+    def start_stream(
+        self, req: Request, conn: Connection, status: int, ctype: bytes, headers: bytes, first: bytes = b""
+    ) -> None:
         self.count_status(req, status)
-        conn.start_stream(status, ctype, headers)
+        conn.start_stream(status, ctype, headers, first)
 
     def json_body(self, req: Request, conn: Connection, *, required: bool = True) -> dict[str, Any] | None:
         """The request body as a JSON object, or None after answering 400."""

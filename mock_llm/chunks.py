@@ -18,6 +18,7 @@ MALFORMED = b"data: {not json\n\n"
 _TOKEN_TAIL = b'"},"finish_reason":null}]'
 _TS = b',"mock_sent_ns":'
 _END = b"}\n\n"
+_TAIL_TS = _TOKEN_TAIL + _TS
 
 
 def dumps(obj: Any) -> bytes:
@@ -33,7 +34,7 @@ def error_object(message: str, type_: str, code: str | int | None = None) -> dic
 class ChatChunks:
     """The SSE events of one streamed chat completion."""
 
-    __slots__ = ("_args", "_content", "_head", "_reasoning", "_tail", "timestamps")
+    __slots__ = ("_args", "_content", "_head", "_reasoning", "_sizes", "_tail", "timestamps")
 
     def __init__(
         self, completion_id: str, created: int, model: str, timestamps: bool, reasoning_field: str = "reasoning_content"
@@ -46,6 +47,9 @@ class ChatChunks:
         self._args = choice + b'"tool_calls":[{"index":0,"function":{"arguments":"'
         self._tail = _TOKEN_TAIL + _END
         self.timestamps = timestamps
+        # the bytes of a content and of a reasoning event around the token's text (and the stamp's digits)
+        extra = len(_TOKEN_TAIL) + len(_END) + (len(_TS) if timestamps else 0)
+        self._sizes = (len(self._content) + extra, len(self._reasoning) + extra)
 
     def start(self) -> bytes:
         return self.role()
@@ -96,6 +100,22 @@ class ChatChunks:
         if self.timestamps:
             return self._close(self._content + text + _TOKEN_TAIL)
         return self._content + text + self._tail
+
+    def framed_content(self, text: bytes) -> bytes:
+        """``protocol.frame(self.content(text))`` in one formatting (the stream's hot path)."""
+        if self.timestamps:
+            stamp = b"%d" % time.perf_counter_ns()
+            size = self._sizes[0] + len(text) + len(stamp)
+            return b"%x\r\n%b%b%b%b}\n\n\r\n" % (size, self._content, text, _TAIL_TS, stamp)
+        return b"%x\r\n%b%b%b\r\n" % (self._sizes[0] + len(text), self._content, text, self._tail)
+
+    def framed_reasoning(self, text: bytes) -> bytes:
+        """``protocol.frame(self.reasoning(text))`` in one formatting."""
+        if self.timestamps:
+            stamp = b"%d" % time.perf_counter_ns()
+            size = self._sizes[1] + len(text) + len(stamp)
+            return b"%x\r\n%b%b%b%b}\n\n\r\n" % (size, self._reasoning, text, _TAIL_TS, stamp)
+        return b"%x\r\n%b%b%b\r\n" % (self._sizes[1] + len(text), self._reasoning, text, self._tail)
 
     def reasoning(self, text: bytes) -> bytes:
         if self.timestamps:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import heapq
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 SLACK_S = 0.0001
 _CLOCK_MONOTONIC = 1
@@ -38,7 +41,8 @@ def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
-        libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+        # timerfd_settime has no argtypes: it is called with (int, int, byref(spec), None), and converting through
+        # argtypes at each call cost about as much as the system call
     except (OSError, AttributeError):
         return None
     return libc
@@ -58,14 +62,26 @@ class Clock:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._libc: ctypes.CDLL | None = None
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = 0
+        # The deadlines waited for, in a heap of floats (cheaper to order than tuples), each with its (waiter,
+        # callback) in ``_waiting``; two waiters of one deadline get keys one float apart (``math.nextafter``).
+        # Callback None: the waiter's result is set at the deadline; else the callback is called then, unless the
+        # waiter is done (cancelled) by that time (``call_at``).
+        self._heap: list[float] = []
+        self._waiting: dict[float, tuple[asyncio.Future[None], Callable[[], float] | None]] = {}
         self._armed = 0.0  # deadline the timer is set for; 0 = not armed
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
+        self._value = self._spec.it_value  # a view of the deadline's fields, made once
+        self._settime: Any = None
 
     @property
     def precise(self) -> bool:
+        return self._fd >= 0
+
+    def can_call_at(self) -> bool:
+        """True when ``call_at`` may be used: the clock is bound to the running loop and uses its timerfd."""
+        if self._loop is None:
+            self._bind()
         return self._fd >= 0
 
     def _bind(self) -> None:
@@ -81,7 +97,7 @@ class Clock:
         except (NotImplementedError, RuntimeError):  # pragma: no cover - loops without add_reader
             os.close(fd)
             return
-        self._fd, self._libc = fd, libc
+        self._fd, self._libc, self._settime = fd, libc, libc.timerfd_settime
 
     async def sleep_until(self, deadline: float) -> None:
         """Return at ``deadline`` (a ``time.perf_counter()`` value); at once when it has passed."""
@@ -94,36 +110,57 @@ class Clock:
             return
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, fut))
-        if not self._armed or deadline < self._armed:
-            self._arm(deadline)
+        self._push(deadline, (fut, None))
         await fut
 
+    def call_at(self, deadline: float, waiter: asyncio.Future[None], callback: Callable[[], float]) -> None:
+        """Call ``callback()`` from the clock's wake-up at ``deadline`` (no task step in between), unless ``waiter``
+        is done by then, and again at the deadline it returns (0: not again); ``close()`` cancels ``waiter``. Only
+        when ``can_call_at()``; ``callback`` must not raise. A stream uses it to write each token from the wake-up
+        itself (``mock_llm.ticker``)."""
+        self._push(deadline, (waiter, callback))
+
+    def _push(self, deadline: float, entry: tuple[asyncio.Future[None], Callable[[], float] | None]) -> None:
+        waiting = self._waiting
+        while deadline in waiting:
+            deadline = math.nextafter(deadline, math.inf)
+        waiting[deadline] = entry
+        heapq.heappush(self._heap, deadline)
+        if not self._armed or deadline < self._armed:
+            self._arm(deadline)
+
     def _arm(self, deadline: float) -> None:
-        ns = int(deadline * 1e9)
-        spec = self._spec
-        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(ns, 1_000_000_000)
-        assert self._libc is not None
-        self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
+        """Set the timer to ``deadline``; 0 disarms it (a zero ``it_value``)."""
+        value = self._value
+        value.tv_sec, value.tv_nsec = divmod(int(deadline * 1e9), 1_000_000_000)
+        self._settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
         self._armed = deadline
 
     def _fire(self) -> None:
-        try:
-            os.read(self._fd, 8)
-        except BlockingIOError:
-            return
-        except OSError:  # pragma: no cover - fd closed under us
-            return
-        self._armed = 0.0
+        # No read() of the expiration count: setting the timer again (or disarming it) at the end zeroes it, which
+        # is what makes the fd stop being readable; one system call per wake-up less.
+        self._armed = -1.0  # callbacks may add waiters: the timer is armed once, after them
         heap = self._heap
         due = time.perf_counter() + SLACK_S
-        while heap and heap[0][0] <= due:
-            fut = heapq.heappop(heap)[2]
-            if not fut.done():
-                fut.set_result(None)
-        if heap:
-            self._arm(heap[0][0])
+        waiting = self._waiting
+        pop, push, nextafter = heapq.heappop, heapq.heappush, math.nextafter
+        try:
+            while heap and heap[0] <= due:
+                entry = waiting.pop(pop(heap))
+                fut, callback = entry
+                if fut.done():
+                    continue
+                if callback is None:
+                    fut.set_result(None)
+                    continue
+                again = callback()
+                if again:  # the same entry again, at the deadline the callback returned
+                    while again in waiting:
+                        again = nextafter(again, math.inf)
+                    waiting[again] = entry
+                    push(heap, again)
+        finally:
+            self._arm(heap[0] if heap else 0.0)  # 0: disarmed
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -131,7 +168,8 @@ class Clock:
                 self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
-        for _, _, fut in self._heap:
+        for fut, _ in self._waiting.values():
             if not fut.done():
                 fut.cancel()
         self._heap.clear()
+        self._waiting.clear()

@@ -77,6 +77,9 @@ class Application(Protocol):
 
 def is_loopback(peer: Any) -> bool:
     """True when a peer address (``getpeername()``) is a loopback address, IPv4-mapped ones included."""
+    host = peer[0] if isinstance(peer, tuple) and peer else None
+    if isinstance(host, str) and host.startswith("127.") and host.count(".") == 3:
+        return True  # an IPv4 address of 127.0.0.0/8 (the usual client), without parsing it again per connection
     try:
         addr = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
     except (TypeError, ValueError, IndexError):
@@ -104,7 +107,7 @@ class Connection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._dispatching = False
         self._reading_paused = False
-        self._write_paused = False
+        self.write_paused = False  # the transport asked to stop writing (``drain()`` waits for it to resume)
         self._drain_waiter: asyncio.Future[None] | None = None
         self.busy = False  # a response is in progress
         self.started = False  # its status line was written
@@ -149,10 +152,10 @@ class Connection(asyncio.Protocol):
         return False
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         self._wake_drain()
 
     # --- httptools callbacks --------------------------------------------------------------------------
@@ -311,8 +314,9 @@ class Connection(asyncio.Protocol):
             transport.write(head + body)
         self._finish()
 
-    def start_stream(self, status: int, content_type: bytes, headers: bytes = b"") -> None:
-        """Write the status line and headers of a chunked response now."""
+    def start_stream(self, status: int, content_type: bytes, headers: bytes = b"", first: bytes = b"") -> None:
+        """Write the status line and headers of a chunked response now, and its ``first`` chunk when not empty (in
+        the same write)."""
         self.started = True
         if self.closed or self._transport is None:
             return
@@ -330,6 +334,7 @@ class Connection(asyncio.Protocol):
                     headers,
                     _CLOSE if close else b"",
                     b"\r\n",
+                    b"%x\r\n%b\r\n" % (len(first), first) if first else b"",
                 )
             )
         )
@@ -355,12 +360,13 @@ class Connection(asyncio.Protocol):
         self._finish()
 
     @property
-    def write_paused(self) -> bool:
-        return self._write_paused
+    def transport(self) -> asyncio.Transport | None:
+        """The socket's transport (None before it is connected); ``write`` it only while ``closed`` is False."""
+        return self._transport
 
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its low-water mark (or the client is gone)."""
-        if not self._write_paused or self.closed:
+        if not self.write_paused or self.closed:
             return
         waiter = self._loop.create_future()
         self._drain_waiter = waiter
