@@ -20,6 +20,8 @@ import gevent.event
 import gevent.socket
 import gevent.ssl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from geventhttpclient.response import HTTPSocketResponse
 
 from llm_users.client.bounds import TIMEOUT_IDLE, CallWatch, Timeouts, exception_reason
@@ -253,3 +255,56 @@ def test_a_tls_stream_is_read_whole_with_records_waiting_in_the_ssl_object(tmp_p
         server.join(5)
         client.close()
         listener.close()
+
+
+class _Pieces:
+    """Stands for a socket (not a gevent one: read at once) that gives ``pieces`` one per ``recv``, then closes."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = list(pieces)
+
+    def recv(self, _n: int) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def close(self) -> None:
+        self.pieces = []
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    at = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(at, at[1:], strict=False) if b > a]
+
+
+_BODIES = st.lists(st.binary(min_size=1, max_size=40), min_size=0, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_BODIES, st.lists(st.integers(min_value=0), max_size=12), st.booleans())
+def test_the_body_read_through_the_buffers_extend_is_geventhttpclients_own(
+    chunks: list[bytes], cuts: list[int], ext: bool
+) -> None:
+    """``iter_arrivals`` sets the response's ``_on_body`` to its body buffer's ``extend``: for any chunked body
+    (chunk extensions or not, the terminator and trailers) split into reads anywhere, the bytes read, the end
+    state and what geventhttpclient's own ``read`` gives after it are those of geventhttpclient alone."""
+    body = b"".join(b"%x%s\r\n%s\r\n" % (len(c), b";x=1" if ext else b"", c) for c in chunks)
+    wire = HEAD + body + b"0\r\nX-T: 1\r\n\r\n"
+    pieces = _split(wire, cuts)
+    mine = HTTPSocketResponse(_Pieces(pieces))
+    got = b"".join(iter_arrivals(mine))
+    theirs = HTTPSocketResponse(_Pieces(pieces))
+    assert got == theirs.read() == b"".join(chunks)
+    assert mine.message_complete and theirs.message_complete
+    assert mine.should_keep_alive() == theirs.should_keep_alive()
+    assert "_on_body" in vars(mine) and mine.read() == b""  # the extend stays: geventhttpclient reads on
+
+
+def test_the_body_buffers_extend_fills_the_buffer_geventhttpclient_reads() -> None:
+    """After ``iter_arrivals`` stops early (a consumer that takes one read), geventhttpclient's own ``read`` gets
+    the rest of the body through the ``extend`` left on the response."""
+    events = [b"data: %d\n\n" % i for i in range(5)]
+    pieces = [HEAD + _chunk(events[0])] + [_chunk(ev) for ev in events[1:]] + [b"0\r\n\r\n"]
+    raw = HTTPSocketResponse(_Pieces(pieces))
+    it = iter_arrivals(raw)
+    assert next(it) == events[0]
+    it.close()
+    assert raw.read() == b"".join(events[1:])
