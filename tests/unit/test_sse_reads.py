@@ -7,6 +7,7 @@ Every socket is a loopback TCP pair in this process (127.0.0.1, a port the syste
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import struct
@@ -20,9 +21,9 @@ import gevent.event
 import gevent.socket
 import gevent.ssl
 import pytest
+from geventhttpclient.response import HTTPSocketResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from geventhttpclient.response import HTTPSocketResponse
 
 from llm_users.client.bounds import TIMEOUT_IDLE, CallWatch, Timeouts, exception_reason
 from llm_users.client.sse import StreamCut, iter_arrivals
@@ -272,7 +273,7 @@ class _Pieces:
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     at = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(at, at[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(at) if b > a]
 
 
 _BODIES = st.lists(st.binary(min_size=1, max_size=40), min_size=0, max_size=8)
