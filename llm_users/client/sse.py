@@ -21,6 +21,7 @@ _GEVENT_PARTS: tuple[Any, Any, Any, Any] | None = None
 # b"\r" as an int, which ``in`` looks for directly: ``bytes in bytes`` first tries its argument as an int, raising
 # and clearing a TypeError (its message formatted) every time, ~1,850 instructions per read (bench/RESULTS.md)
 _CR = 13
+_LF = 10
 
 
 class StreamCut(Exception):
@@ -53,15 +54,11 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
 
     After a read shorter than the block (the socket was drained: tokens paced by the server) the next read waits
     for the socket to be readable first, then reads once, instead of a ``recv`` that fails with EWOULDBLOCK
-    before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19). The wait is the one
-    gevent's ``recv`` makes after a failed read (``socket._wait`` on its read watcher, under the socket's
-    timeout: ``socket.timeout`` after it, a ``gevent.Timeout`` thrown in, a close by another greenlet, all as
-    from ``recv``), then the plain socket's own ``_sock.recv`` once (what gevent's ``recv`` calls first; woken
-    with nothing, gevent's ``recv``, which waits again). The socket's wait, read watcher and own ``recv`` are
-    taken once per socket (``_plain_parts``; again when its read watcher changes: a close drops it), not at
-    every read: gevent's socket class has a ``__getattr__``, which makes each attribute read of it slow.
-    Only on a plain gevent socket that blocks: any other (TLS: bytes may wait decrypted inside the SSL object
-    while the descriptor is not readable), or a non-blocking one, reads at once, as before.
+    before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19): the wait gevent's
+    ``recv`` makes after a failed read, then the plain socket's own ``_sock.recv`` once (what gevent's ``recv``
+    calls first; woken with nothing, gevent's ``recv``, which waits again); see ``_plain_parts``. Only on a
+    plain gevent socket that blocks: any other (TLS: bytes may wait decrypted inside the SSL object while the
+    descriptor is not readable), or a non-blocking one, reads at once, as before.
     After a full read (a burst) it reads at once, as before; the first read too when the headers came with bytes
     of the body (else the server sent its headers alone, as a stream's server does before its first token). The
     bytes go to llhttp's parser itself (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for
@@ -128,9 +125,46 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
 
 def _plain_parts(sock: Any) -> tuple[Any, Any, Any, Any]:
     """``(sock, read watcher, wait, own recv)`` of a plain gevent socket for ``iter_arrivals``' wait-then-read; the
-    watcher is None (read at once with gevent's ``recv``) for a non-blocking socket (timeout 0) or a closed one."""
-    event = sock._read_event if sock.timeout != 0.0 else None
-    return sock, event, sock._wait, sock._sock.recv
+    watcher is None (read at once with gevent's ``recv``) for a non-blocking socket (timeout 0) or a closed one.
+    The wait is gevent's (``socket._wait`` on the read watcher, under the socket's timeout: ``socket.timeout``
+    after it, a ``gevent.Timeout`` thrown in, a close by another greenlet, all as from ``recv``), or for a socket
+    without timeout (a stream read under its ``CallWatch``) ``_wait_readable``'s. Taken once per socket and
+    body read (again when its read watcher changes: a close drops it; the socket's timeout is read here, set
+    before the body is read), not at every read: gevent's socket class has a ``__getattr__``, which makes each
+    attribute read of it slow (bench/RESULTS.md)."""
+    timeout = sock.timeout
+    event = sock._read_event if timeout != 0.0 else None
+    wait = sock._wait if timeout is not None or event is None else _wait_readable(sock, event)
+    return sock, event, wait, sock._sock.recv
+
+
+def _wait_readable(sock: Any, event: Any) -> Any:
+    """The wait of a socket without timeout for its read watcher ``event``, as gevent's ``Hub.wait`` makes it
+    (``socket._wait`` without timeout) without its ``Waiter`` object: the watcher started with the waiting
+    greenlet's ``switch`` (given the watcher itself, which the wait checks it gets back, as ``Hub.wait`` checks it
+    gets its ``Waiter``), the hub switched to, the watcher stopped however the wait ends. A ``gevent.Timeout`` or
+    any exception thrown in comes out of the hub's ``switch``; a close by another greenlet throws its error into
+    the greenlet the watcher's callback belongs to (``Hub.cancel_wait``), as it throws into a ``Waiter``'s; a
+    watcher some other greenlet already waits on raises gevent's ``ConcurrentObjectUseError`` (its own wait)."""
+    import gevent
+    from gevent.exceptions import InvalidSwitchError
+
+    getcurrent = gevent.getcurrent
+    hub_switch = sock.hub.switch
+    gevent_wait = sock._wait
+
+    def wait(_event: Any) -> None:
+        if event.callback is not None:
+            gevent_wait(event)  # raises ConcurrentObjectUseError
+        event.start(getcurrent().switch, event)
+        try:
+            woke = hub_switch()
+        finally:
+            event.stop()
+        if woke is not event:
+            raise InvalidSwitchError(f"Invalid switch into {getcurrent()}: got {woke!r} (expected {event!r})")
+
+    return wait
 
 
 def drain(raw: Any, limit: int = 1 << 20) -> int:
@@ -218,7 +252,7 @@ def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | str | tupl
             buf += chunk
             if not joined and chunk.find(b"\n\n") < 0:
                 continue
-        elif chunk.endswith(b"\n\n") and chunk.find(b"\n") == len(chunk) - 2:
+        elif chunk.find(b"\n") == len(chunk) - 2 and chunk[-1] == _LF:  # its first "\n" opens its blank line
             yield chunk[:-2].decode()  # one read, one event (tokens paced by the server): its text alone
             continue
         elif chunk.find(b"\n\n") >= 0:
