@@ -85,7 +85,7 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     while True:
         if buf:
             data = bytes(buf)
-            del buf[:]
+            buf.clear()
             if count is not None:
                 if watch is not None:
                     watch.last = _perf()
