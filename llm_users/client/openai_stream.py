@@ -260,19 +260,22 @@ class ChatStreamAccumulator(StreamDecoder):
         fast = self._line
         if fast is None:
             return self._until_template(texts, perf)
-        line, ll, ls, suffix = fast
+        line, _ll, _ls, suffix = fast
         hits = 0
         for ev in texts:
-            # prefix, suffix and a printable text hold no newline: the event is that one data line
-            if ev.startswith(line) and ev.endswith(suffix, ll):
-                text = ev[ll : len(ev) - ls]
-                if '"' not in text and "\\" not in text and text.isprintable():
-                    hits += 1
-                    if text:
-                        if self.state.texts is not None:
-                            self.state.texts.append(text)
-                        self._chunk_times.append(perf())
-                    continue
+            # prefix, suffix and a printable text hold no newline: the event is that one data line. The text is
+            # ev[ll : len(ev) - ls] when ev starts with line and ends with suffix at ll or later: what is left by
+            # removeprefix and removesuffix, each a new string only when it removed (line and suffix are never
+            # empty), one argument each (startswith and endswith parse an argument tuple; bench/RESULTS.md)
+            rest = ev.removeprefix(line)
+            text = rest.removesuffix(suffix)
+            if rest is not ev and text is not rest and '"' not in text and "\\" not in text and text.isprintable():
+                hits += 1
+                if text:
+                    if self.state.texts is not None:
+                        self.state.texts.append(text)
+                    self._chunk_times.append(perf())
+                continue
             # any other event, and the rest of this read, as feed takes them (an equal text before it was a hit)
             self.template_hits += hits
             self.state.events += hits
@@ -302,17 +305,17 @@ class ChatStreamAccumulator(StreamDecoder):
         """``feed_texts`` of a read that is one event (paced tokens): the same template reading, no list."""
         fast = self._line
         if fast is not None:
-            line, ll, ls, suffix = fast
-            if ev.startswith(line) and ev.endswith(suffix, ll):
-                text = ev[ll : len(ev) - ls]
-                if '"' not in text and "\\" not in text and text.isprintable():
-                    self.template_hits += 1
-                    self.state.events += 1
-                    if text:
-                        if self.state.texts is not None:
-                            self.state.texts.append(text)
-                        self._chunk_times.append(perf())
-                    return 0
+            line, _ll, _ls, suffix = fast
+            rest = ev.removeprefix(line)  # as in feed_texts
+            text = rest.removesuffix(suffix)
+            if rest is not ev and text is not rest and '"' not in text and "\\" not in text and text.isprintable():
+                self.template_hits += 1
+                self.state.events += 1
+                if text:
+                    if self.state.texts is not None:
+                        self.state.texts.append(text)
+                    self._chunk_times.append(perf())
+                return 0
         return StreamDecoder.feed_texts(self, [ev], perf)
 
     def _learn(self, data: str, obj: dict[str, Any], ch: Any, delta: Any) -> None:

@@ -17,26 +17,28 @@ from typing import Any
 from sseclient import SSEClient
 
 _perf = time.perf_counter
-_GEVENT_PARTS: tuple[Any, Any, Any] | None = None
+_GEVENT_PARTS: tuple[Any, Any, Any, Any] | None = None
 # b"\r" as an int, which ``in`` looks for directly: ``bytes in bytes`` first tries its argument as an int, raising
 # and clearing a TypeError (its message formatted) every time, ~1,850 instructions per read (bench/RESULTS.md)
 _CR = 13
+_LF = 10
 
 
 class StreamCut(Exception):
     """The connection closed before the HTTP message was complete."""
 
 
-def _gevent_parts() -> tuple[Any, Any, Any]:
-    """gevent's plain socket class, geventhttpclient's ``HTTPResponse.feed`` and llhttp's parser ``feed``, imported
-    at the first read (the SSE decoding here is pure: importing this module imports no gevent)."""
+def _gevent_parts() -> tuple[Any, Any, Any, Any]:
+    """gevent's plain socket class, geventhttpclient's ``HTTPResponse.feed`` and ``HTTPResponse._on_body`` and
+    llhttp's parser ``feed``, imported at the first read (the SSE decoding here is pure: importing this module
+    imports no gevent)."""
     global _GEVENT_PARTS
     if _GEVENT_PARTS is None:
         import gevent.socket
         from geventhttpclient._parser import HTTPResponseParser
         from geventhttpclient.response import HTTPResponse
 
-        _GEVENT_PARTS = (gevent.socket.socket, HTTPResponse.feed, HTTPResponseParser.feed)
+        _GEVENT_PARTS = (gevent.socket.socket, HTTPResponse.feed, HTTPResponseParser.feed, HTTPResponse._on_body)
     return _GEVENT_PARTS
 
 
@@ -51,26 +53,42 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
     ``limit`` bytes beyond its ``mark`` raise ``count.too_large()``.
 
     After a read shorter than the block (the socket was drained: tokens paced by the server) the next read waits
-    for the socket to be readable first, then reads once (``_recv_when_readable``), instead of a ``recv`` that
-    fails with EWOULDBLOCK before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19).
-    Only on a plain gevent socket: any other (TLS: bytes may wait decrypted inside the SSL object while the
-    descriptor is not readable) reads at once, as before.
+    for the socket to be readable first, then reads once, instead of a ``recv`` that fails with EWOULDBLOCK
+    before gevent waits (a syscall and an exception per read; bench/RESULTS.md, issue 19): the wait gevent's
+    ``recv`` makes after a failed read, then the plain socket's own ``_sock.recv`` once (what gevent's ``recv``
+    calls first; woken with nothing, gevent's ``recv``, which waits again); see ``_plain_parts``. Only on a
+    plain gevent socket that blocks: any other (TLS: bytes may wait decrypted inside the SSL object while the
+    descriptor is not readable), or a non-blocking one, reads at once, as before.
     After a full read (a burst) it reads at once, as before; the first read too when the headers came with bytes
     of the body (else the server sent its headers alone, as a stream's server does before its first token). The
     bytes go to llhttp's parser itself (``HTTPResponseParser.feed``): ``HTTPResponse.feed`` only adds a catch for
-    a HEAD answer's stray body, and a HEAD answer is complete at its headers, never read here.
+    a HEAD answer's stray body, and a HEAD answer is complete at its headers, never read here. llhttp hands each
+    HTTP chunk's bytes to the response's ``_on_body``, geventhttpclient's ``self._body_buffer += buf``; that is
+    set, on the response, to the same buffer's ``extend`` (the same bytes appended to the same buffer, which
+    geventhttpclient never rebinds, without a Python frame per chunk).
     """
     buf: bytearray = raw._body_buffer
     drained = not buf
-    plain, response_feed, parser_feed = _gevent_parts()
-    feed = parser_feed.__get__(raw) if getattr(type(raw), "feed", None) is response_feed else raw.feed
+    plain, response_feed, parser_feed, body_cb = _gevent_parts()
+    rtype = type(raw)
+    if getattr(rtype, "feed", None) is response_feed:
+        feed = parser_feed.__get__(raw)
+        if getattr(rtype, "_on_body", None) is body_cb:
+            raw._on_body = buf.extend
+    else:
+        feed = raw.feed
+    watch = count.watch if count is not None else None
+    parts_of: Any = None  # the plain socket whose parts are in event, wait and recv
+    event: Any = None
+    wait: Any = None
+    recv: Any = None
     while True:
         if buf:
             data = bytes(buf)
-            del buf[:]
+            buf.clear()
             if count is not None:
-                if count.watch is not None:
-                    count.watch.last = _perf()
+                if watch is not None:
+                    watch.last = _perf()
                 count.n += len(data)
                 if count.n - count.mark > count.limit:
                     raise count.too_large()
@@ -82,7 +100,19 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
             raise StreamCut("connection closed before the end of the body")
         block = raw.block_size
         try:
-            data = _recv_when_readable(sock, block) if drained and type(sock) is plain else sock.recv(block)
+            if drained and type(sock) is plain:
+                if sock is not parts_of or sock._read_event is not event:
+                    parts_of, event, wait, recv = _plain_parts(sock)
+                if event is None:
+                    data = sock.recv(block)
+                else:
+                    wait(event)
+                    try:
+                        data = recv(block)  # gevent's recv makes this call first
+                    except BlockingIOError:  # woken with nothing to read: gevent's recv waits again
+                        data = sock.recv(block)
+            else:
+                data = sock.recv(block)
         except BaseException:
             raw.release()
             raise
@@ -93,20 +123,48 @@ def iter_arrivals(raw: Any, count: Any = None) -> Iterator[bytes]:
         feed(data)
 
 
-def _recv_when_readable(sock: Any, n: int) -> bytes:
-    """``sock.recv(n)`` of a plain gevent socket, waiting first for it to be readable when it blocks: the wait is
-    the one gevent's ``recv`` makes after a failed read (``socket._wait`` on its read watcher, under the socket's
-    timeout: ``socket.timeout`` after it, a ``gevent.Timeout`` thrown in, a close by another greenlet, all as
-    from ``recv``). A non-blocking socket, or one already closed, reads at once."""
-    if sock.timeout != 0.0:
-        event = sock._read_event
-        if event is not None:
-            sock._wait(event)
-            try:
-                return sock._sock.recv(n)  # gevent's recv makes this call first
-            except BlockingIOError:  # woken with nothing to read: gevent's recv waits again
-                pass
-    return sock.recv(n)
+def _plain_parts(sock: Any) -> tuple[Any, Any, Any, Any]:
+    """``(sock, read watcher, wait, own recv)`` of a plain gevent socket for ``iter_arrivals``' wait-then-read; the
+    watcher is None (read at once with gevent's ``recv``) for a non-blocking socket (timeout 0) or a closed one.
+    The wait is gevent's (``socket._wait`` on the read watcher, under the socket's timeout: ``socket.timeout``
+    after it, a ``gevent.Timeout`` thrown in, a close by another greenlet, all as from ``recv``), or for a socket
+    without timeout (a stream read under its ``CallWatch``) ``_wait_readable``'s. Taken once per socket and
+    body read (again when its read watcher changes: a close drops it; the socket's timeout is read here, set
+    before the body is read), not at every read: gevent's socket class has a ``__getattr__``, which makes each
+    attribute read of it slow (bench/RESULTS.md)."""
+    timeout = sock.timeout
+    event = sock._read_event if timeout != 0.0 else None
+    wait = sock._wait if timeout is not None or event is None else _wait_readable(sock, event)
+    return sock, event, wait, sock._sock.recv
+
+
+def _wait_readable(sock: Any, event: Any) -> Any:
+    """The wait of a socket without timeout for its read watcher ``event``, as gevent's ``Hub.wait`` makes it
+    (``socket._wait`` without timeout) without its ``Waiter`` object: the watcher started with the waiting
+    greenlet's ``switch`` (given the watcher itself, which the wait checks it gets back, as ``Hub.wait`` checks it
+    gets its ``Waiter``), the hub switched to, the watcher stopped however the wait ends. A ``gevent.Timeout`` or
+    any exception thrown in comes out of the hub's ``switch``; a close by another greenlet throws its error into
+    the greenlet the watcher's callback belongs to (``Hub.cancel_wait``), as it throws into a ``Waiter``'s; a
+    watcher some other greenlet already waits on raises gevent's ``ConcurrentObjectUseError`` (its own wait)."""
+    import gevent
+    from gevent.exceptions import InvalidSwitchError
+
+    getcurrent = gevent.getcurrent
+    hub_switch = sock.hub.switch
+    gevent_wait = sock._wait
+
+    def wait(_event: Any) -> None:
+        if event.callback is not None:
+            gevent_wait(event)  # raises ConcurrentObjectUseError
+        event.start(getcurrent().switch, event)
+        try:
+            woke = hub_switch()
+        finally:
+            event.stop()
+        if woke is not event:
+            raise InvalidSwitchError(f"Invalid switch into {getcurrent()}: got {woke!r} (expected {event!r})")
+
+    return wait
 
 
 def drain(raw: Any, limit: int = 1 << 20) -> int:
@@ -194,7 +252,7 @@ def iter_event_lists(chunks: Iterable[bytes]) -> Iterator[list[str] | str | tupl
             buf += chunk
             if not joined and chunk.find(b"\n\n") < 0:
                 continue
-        elif chunk.endswith(b"\n\n") and chunk.find(b"\n") == len(chunk) - 2:
+        elif chunk.find(b"\n") == len(chunk) - 2 and chunk[-1] == _LF:  # its first "\n" opens its blank line
             yield chunk[:-2].decode()  # one read, one event (tokens paced by the server): its text alone
             continue
         elif chunk.find(b"\n\n") >= 0:

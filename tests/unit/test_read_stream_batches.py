@@ -44,6 +44,10 @@ _events = st.one_of(
     st.just(": keep-alive"),
     st.just("data: " + _HEAD + '{"content":"a"},\ndata: "finish_reason":null}]}'),  # two data lines
     st.just("data: " + _HEAD + '{"content":"b"},"finish_reason":"stop"}]}'),
+    # the template's suffix after another start; its start and suffix overlapping (bad JSON)
+    st.just("data: " + _HEAD.replace('"c1"', '"c2"') + '{"content": "w "},"finish_reason":null}]}'),
+    st.just("data: " + _HEAD + '{"content": "},"finish_reason":null}]}'),
+    st.just("data: " + _HEAD + '{"content": "cut short'),  # the template's start, a plain text, no suffix
 )
 _ends = st.sampled_from(["", "event: error\ndata: overloaded", "data: {broken", "data: [DONE]"])
 

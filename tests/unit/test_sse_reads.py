@@ -7,6 +7,7 @@ Every socket is a loopback TCP pair in this process (127.0.0.1, a port the syste
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import struct
@@ -20,7 +21,10 @@ import gevent.event
 import gevent.socket
 import gevent.ssl
 import pytest
+from gevent.exceptions import ConcurrentObjectUseError, InvalidSwitchError
 from geventhttpclient.response import HTTPSocketResponse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llm_users.client.bounds import TIMEOUT_IDLE, CallWatch, Timeouts, exception_reason
 from llm_users.client.sse import StreamCut, iter_arrivals
@@ -253,3 +257,92 @@ def test_a_tls_stream_is_read_whole_with_records_waiting_in_the_ssl_object(tmp_p
         server.join(5)
         client.close()
         listener.close()
+
+
+class _Pieces:
+    """Stands for a socket (not a gevent one: read at once) that gives ``pieces`` one per ``recv``, then closes."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = list(pieces)
+
+    def recv(self, _n: int) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def close(self) -> None:
+        self.pieces = []
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    at = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(at) if b > a]
+
+
+_BODIES = st.lists(st.binary(min_size=1, max_size=40), min_size=0, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_BODIES, st.lists(st.integers(min_value=0), max_size=12), st.booleans())
+def test_the_body_read_through_the_buffers_extend_is_geventhttpclients_own(
+    chunks: list[bytes], cuts: list[int], ext: bool
+) -> None:
+    """``iter_arrivals`` sets the response's ``_on_body`` to its body buffer's ``extend``: for any chunked body
+    (chunk extensions or not, the terminator and trailers) split into reads anywhere, the bytes read, the end
+    state and what geventhttpclient's own ``read`` gives after it are those of geventhttpclient alone."""
+    body = b"".join(b"%x%s\r\n%s\r\n" % (len(c), b";x=1" if ext else b"", c) for c in chunks)
+    wire = HEAD + body + b"0\r\nX-T: 1\r\n\r\n"
+    pieces = _split(wire, cuts)
+    mine = HTTPSocketResponse(_Pieces(pieces))
+    got = b"".join(iter_arrivals(mine))
+    theirs = HTTPSocketResponse(_Pieces(pieces))
+    assert got == theirs.read() == b"".join(chunks)
+    assert mine.message_complete and theirs.message_complete
+    assert mine.should_keep_alive() == theirs.should_keep_alive()
+    assert "_on_body" in vars(mine) and mine.read() == b""  # the extend stays: geventhttpclient reads on
+
+
+def test_the_body_buffers_extend_fills_the_buffer_geventhttpclient_reads() -> None:
+    """After ``iter_arrivals`` stops early (a consumer that takes one read), geventhttpclient's own ``read`` gets
+    the rest of the body through the ``extend`` left on the response."""
+    events = [b"data: %d\n\n" % i for i in range(5)]
+    pieces = [HEAD + _chunk(events[0])] + [_chunk(ev) for ev in events[1:]] + [b"0\r\n\r\n"]
+    raw = HTTPSocketResponse(_Pieces(pieces))
+    it = iter_arrivals(raw)
+    assert next(it) == events[0]
+    del it  # the generator closed: its reads stop
+    assert raw.read() == b"".join(events[1:])
+
+
+def test_a_second_reader_of_a_socket_without_timeout_gets_geventss_error(pair: Any) -> None:
+    """The wait of a socket without timeout (``_wait_readable``) refuses a watcher another greenlet waits on, with
+    gevent's own ``ConcurrentObjectUseError``; the response is released (its socket closed: the first reader's
+    wait ends with gevent's error for a socket closed by another greenlet), as with gevent's wait."""
+    client, server = pair
+    client.settimeout(None)
+    server.sendall(HEAD + _chunk(b"data: 1\n\n"))
+    raw = HTTPSocketResponse(client)
+    first = iter_arrivals(raw)
+    assert next(first) == b"data: 1\n\n"
+    reader = gevent.spawn(next, first)
+    gevent.idle()  # the first reader now waits on the socket
+    with gevent.Timeout(5), pytest.raises(ConcurrentObjectUseError):
+        next(iter_arrivals(raw))
+    assert raw._sock is None
+    with pytest.raises(OSError, match="closed in another greenlet"):
+        reader.get(timeout=5)
+
+
+def test_a_switch_into_the_wait_from_elsewhere_is_refused(pair: Any) -> None:
+    """A greenlet switched into while it waits on its socket (not by its read watcher) raises gevent's
+    ``InvalidSwitchError``, as a wait on a ``Waiter`` does; the response is released."""
+    client, server = pair
+    client.settimeout(None)
+    server.sendall(HEAD + _chunk(b"data: 1\n\n"))
+    raw = HTTPSocketResponse(client)
+    it = iter_arrivals(raw)
+    assert next(it) == b"data: 1\n\n"
+    reader = gevent.spawn(next, it)
+    gevent.idle()
+    gevent.get_hub().loop.run_callback(reader.switch, "not the watcher")
+    with pytest.raises(InvalidSwitchError):
+        reader.get(timeout=5)
+    assert raw._sock is None
