@@ -80,9 +80,14 @@ def test_the_saturation_guard_prints_what_one_process_held_within_the_lag_limit(
     # whether 4 streams stayed within 10 ms depends on the machine's load: the line says which, in both outputs
     assert pp["status"] in ("all_within", "all_over"), pp
     assert f"\n  {pp['text']}\n" in run.output
+    held = "This run held up to 4 open calls in one process"
     if pp["status"] == "all_within":
         assert pp["text"].startswith("per process: event-loop lag p99 <= 10 ms up to 4 open LLM calls (about ")
-    assert pp["text"].endswith("This run held up to 4 open calls in one process")
+        assert pp["text"].endswith(held)
+    else:  # a busy machine (a full `make test` once): the advice follows what was held
+        assert pp["text"].startswith("per process: event-loop lag p99 over 10 ms already at 3-5 open calls (p99 ")
+        assert pp["text"].endswith(f"{held}: for p99 <= 10 ms run at least 2 processes (--processes N on this "
+                                   "machine, or more workers)")  # fmt: skip
     # the per-band series are in the JSON's metrics, tagged with the process and the band, not in the console's table
     tags = {tuple(sorted(m["tags"].items())) for m in run.summary["metrics"] if m["name"] == "client_open_calls"}
     assert (("open_calls", "5"), ("process", "local")) in tags
