@@ -312,18 +312,25 @@ def test_the_body_buffers_extend_fills_the_buffer_geventhttpclient_reads() -> No
     assert raw.read() == b"".join(events[1:])
 
 
-def test_a_second_reader_of_a_socket_without_timeout_gets_geventss_error(pair: Any) -> None:
-    """The wait of a socket without timeout (``_wait_readable``) refuses a watcher another greenlet waits on, with
-    gevent's own ``ConcurrentObjectUseError``; the response is released (its socket closed: the first reader's
-    wait ends with gevent's error for a socket closed by another greenlet), as with gevent's wait."""
+def _waiting_reader(pair: Any) -> tuple[Any, Any]:
+    """A response on a socket without timeout, its first event read, and a greenlet waiting on the socket for the
+    next: (response, greenlet)."""
     client, server = pair
     client.settimeout(None)
     server.sendall(HEAD + _chunk(b"data: 1\n\n"))
     raw = HTTPSocketResponse(client)
-    first = iter_arrivals(raw)
-    assert next(first) == b"data: 1\n\n"
-    reader = gevent.spawn(next, first)
-    gevent.idle()  # the first reader now waits on the socket
+    it = iter_arrivals(raw)
+    assert next(it) == b"data: 1\n\n"
+    reader = gevent.spawn(next, it)
+    gevent.idle()  # the reader now waits on the socket
+    return raw, reader
+
+
+def test_a_second_reader_of_a_socket_without_timeout_gets_geventss_error(pair: Any) -> None:
+    """The wait of a socket without timeout (``_wait_readable``) refuses a watcher another greenlet waits on, with
+    gevent's own ``ConcurrentObjectUseError``; the response is released (its socket closed: the first reader's
+    wait ends with gevent's error for a socket closed by another greenlet), as with gevent's wait."""
+    raw, reader = _waiting_reader(pair)
     with gevent.Timeout(5), pytest.raises(ConcurrentObjectUseError):
         next(iter_arrivals(raw))
     assert raw._sock is None
@@ -334,14 +341,7 @@ def test_a_second_reader_of_a_socket_without_timeout_gets_geventss_error(pair: A
 def test_a_switch_into_the_wait_from_elsewhere_is_refused(pair: Any) -> None:
     """A greenlet switched into while it waits on its socket (not by its read watcher) raises gevent's
     ``InvalidSwitchError``, as a wait on a ``Waiter`` does; the response is released."""
-    client, server = pair
-    client.settimeout(None)
-    server.sendall(HEAD + _chunk(b"data: 1\n\n"))
-    raw = HTTPSocketResponse(client)
-    it = iter_arrivals(raw)
-    assert next(it) == b"data: 1\n\n"
-    reader = gevent.spawn(next, it)
-    gevent.idle()
+    raw, reader = _waiting_reader(pair)
     gevent.get_hub().loop.run_callback(reader.switch, "not the watcher")
     with pytest.raises(InvalidSwitchError):
         reader.get(timeout=5)
