@@ -119,14 +119,20 @@ def test_a_burst_larger_than_the_block_arrives_whole(pair: Any) -> None:
         assert b"".join(iter_arrivals(raw)) == b"".join(events)
 
 
-@pytest.mark.parametrize("how", ["close", "reset"])
-def test_a_close_or_a_reset_while_waiting_ends_the_read_as_before(pair: Any, how: str) -> None:
+def _first_event_read(pair: Any) -> tuple[Any, Any, Any]:
+    """A response on a socket without timeout and its reader, its first event read: (response, reader, server)."""
     client, server = pair
     client.settimeout(None)
     server.sendall(HEAD + _chunk(b"data: 1\n\n"))
     raw = HTTPSocketResponse(client)
     it = iter_arrivals(raw)
     assert next(it) == b"data: 1\n\n"
+    return raw, it, server
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_close_or_a_reset_while_waiting_ends_the_read_as_before(pair: Any, how: str) -> None:
+    raw, it, server = _first_event_read(pair)
 
     def end() -> None:
         gevent.idle()
@@ -315,12 +321,7 @@ def test_the_body_buffers_extend_fills_the_buffer_geventhttpclient_reads() -> No
 def _waiting_reader(pair: Any) -> tuple[Any, Any]:
     """A response on a socket without timeout, its first event read, and a greenlet waiting on the socket for the
     next: (response, greenlet)."""
-    client, server = pair
-    client.settimeout(None)
-    server.sendall(HEAD + _chunk(b"data: 1\n\n"))
-    raw = HTTPSocketResponse(client)
-    it = iter_arrivals(raw)
-    assert next(it) == b"data: 1\n\n"
+    raw, it, _ = _first_event_read(pair)
     reader = gevent.spawn(next, it)
     gevent.idle()  # the reader now waits on the socket
     return raw, reader
