@@ -18,6 +18,7 @@ Nothing happens at import: Flask is imported when the hooks are installed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,9 @@ def mask_answer(response: Any, secrets: list[str]) -> Any:
     text = response.get_data(as_text=True)
     masked = masking.redact(text, secrets)
     if masked != text:
-        response.set_data(masked)
+        data = response.get_json(silent=True) if response.is_json else None
+        # JSON stays JSON: its strings and keys masked (a secret of digits inside a number is left whole)
+        response.set_data(json.dumps(masking.redact_obj(data, secrets)) if data is not None else masked)
     return response
 
 

@@ -245,6 +245,10 @@ def test_web_ui_answers_are_masked_text_only() -> None:
     assert page.get_data(as_text=True) == "<p>http://***@127.0.0.1:9</p> key ***"
     data = mask_answer(Response(json.dumps({"host": url}), mimetype="application/json"), [])
     assert json.loads(data.get_data(as_text=True)) == {"host": "http://***@127.0.0.1:9"}
+    digits = mask_answer(
+        Response(json.dumps({"n": 123456789, "s": "x12345678"}), mimetype="application/json"), ["12345678"]
+    )
+    assert json.loads(digits.get_data(as_text=True)) == {"n": 123456789, "s": "x***"}  # still JSON
     blob = Response(url.encode(), mimetype="application/octet-stream", headers={"Content-Disposition": f"a;f=_{url}"})
     blob = mask_answer(blob, [])
     assert blob.get_data() == url.encode() and blob.headers["Content-Disposition"] == "a;f=_http://***@127.0.0.1:9"
