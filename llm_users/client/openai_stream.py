@@ -37,7 +37,7 @@ class _Template:
     """A parsed content chunk with a hole where its content string is: ``prefix + text + suffix``; ``line`` is
     ``data: `` + prefix, the start of the event's text (``feed_texts``), or None when the chunk spans lines."""
 
-    __slots__ = ("line", "ll", "lp", "ls", "n", "prefix", "suffix")
+    __slots__ = ("line", "lp", "ls", "n", "prefix", "suffix")
 
     def __init__(self, prefix: str, suffix: str) -> None:
         self.prefix = prefix
@@ -46,7 +46,6 @@ class _Template:
         self.ls = len(suffix)
         self.n = self.lp + self.ls
         self.line = None if "\n" in prefix or "\n" in suffix else "data: " + prefix
-        self.ll = self.lp + 6
 
 
 _OTHER_TOKEN_KEYS = ("reasoning_content", "reasoning", "tool_calls")
@@ -124,7 +123,7 @@ class ChatStreamAccumulator(StreamDecoder):
         super().__init__(collect_server_stamps)
         self._chunk_times = self.state.chunk_times
         self._tpl: _Template | None = None
-        self._line: tuple[str, int, int, str] | None = None  # feed_texts' reading of the template
+        self._line: tuple[str, str] | None = None  # feed_texts' reading of the template
         self._tries = _TEMPLATE_TRIES
         self._shapes = True
         self._shape_tries = _SHAPE_TRIES
@@ -260,13 +259,12 @@ class ChatStreamAccumulator(StreamDecoder):
         fast = self._line
         if fast is None:
             return self._until_template(texts, perf)
-        line, _ll, _ls, suffix = fast
+        line, suffix = fast
         hits = 0
         for ev in texts:
-            # prefix, suffix and a printable text hold no newline: the event is that one data line. The text is
-            # ev[ll : len(ev) - ls] when ev starts with line and ends with suffix at ll or later: what is left by
-            # removeprefix and removesuffix, each a new string only when it removed (line and suffix are never
-            # empty), one argument each (startswith and endswith parse an argument tuple; bench/RESULTS.md)
+            # prefix, suffix and a printable text hold no newline: the event is that one data line. The text is what
+            # removeprefix and removesuffix leave, each a new string only when it removed (line and suffix are
+            # never empty), one argument each (startswith and endswith parse an argument tuple; bench/RESULTS.md)
             rest = ev.removeprefix(line)
             text = rest.removesuffix(suffix)
             if rest is not ev and text is not rest and '"' not in text and "\\" not in text and text.isprintable():
@@ -305,7 +303,7 @@ class ChatStreamAccumulator(StreamDecoder):
         """``feed_texts`` of a read that is one event (paced tokens): the same template reading, no list."""
         fast = self._line
         if fast is not None:
-            line, _ll, _ls, suffix = fast
+            line, suffix = fast
             rest = ev.removeprefix(line)  # as in feed_texts
             text = rest.removesuffix(suffix)
             if rest is not ev and text is not rest and '"' not in text and "\\" not in text and text.isprintable():
@@ -340,7 +338,7 @@ class ChatStreamAccumulator(StreamDecoder):
         """Read this stream's content chunks with ``tpl`` (``feed_texts`` from the event text too)."""
         self._tpl = tpl
         if tpl.line is not None and not self._mock:
-            self._line = (tpl.line, tpl.ll, tpl.ls, tpl.suffix)
+            self._line = (tpl.line, tpl.suffix)
 
 
 def parse_chat_json(body: bytes) -> JsonAnswer:
