@@ -20,6 +20,7 @@ The mock itself starts with ``mock_llm.launch.MockProcess`` (re-exported by ``mo
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import socket
@@ -120,6 +121,19 @@ _FREE_PORTS = range(20000, 32768)
 """Below Linux's ephemeral range (32768-60999): the kernel never hands these out as the source port of a
 connection, so the many connections of tests running at once cannot take a port between this check and the
 server's bind (a port from ``bind(0)`` is ephemeral: one was taken that way, "Address already in use")."""
+
+
+def floats_around(x: float, n: int, step: int = 1) -> list[float]:
+    """``x`` and the ``n`` floats on each side of it, ``step`` floats apart (bucket bounds: where rounding decides):
+    ``[x, below 1, above 1, below 2, above 2, ...]``."""
+    out = [x]
+    lo = hi = x
+    for _ in range(n):
+        for _ in range(step):
+            lo = math.nextafter(lo, 0.0)
+            hi = math.nextafter(hi, math.inf)
+        out += [lo, hi]
+    return out
 
 
 def free_port() -> int:

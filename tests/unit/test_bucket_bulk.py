@@ -19,22 +19,14 @@ from hypothesis import strategies as st
 from llm_metrics.engine import bucket_bulk, histogram
 from llm_metrics.engine.bucket_bulk import count_indexes, run_gaps, sum_in_order
 from llm_metrics.engine.histogram import BULK_MIN, GAMMA, Histogram, bucket_index
+from tests.support import floats_around
 
 K = 1.0 / math.log2(GAMMA)  # the histogram's own constant, by the same expression
 
 
 def near_bounds(first: int, last: int, every: int, step: int = 1) -> list[float]:
     """The floats at and around the bounds gamma**i of every ``every``-th bucket, ``step`` floats apart."""
-    out = []
-    for i in range(first, last, every):
-        lo = hi = GAMMA**i
-        out.append(lo)
-        for _ in range(6):
-            for _ in range(step):
-                lo = math.nextafter(lo, 0.0)
-                hi = math.nextafter(hi, math.inf)
-            out += [lo, hi]
-    return out
+    return [v for i in range(first, last, every) for v in floats_around(GAMMA**i, 6, step)]
 
 
 def bulk(values: list[float]) -> dict[int, int]:

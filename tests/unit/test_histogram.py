@@ -21,6 +21,7 @@ from llm_metrics.engine.histogram import (
     bucket_value,
     nearest_rank,
 )
+from tests.support import floats_around
 
 PERCENTILES = [0, 0.1, 1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9, 100]
 
@@ -140,15 +141,7 @@ def test_record_and_record_many_agree_including_special_values() -> None:
 
 def _near_bucket_edges(i: int, step: int) -> list[float]:
     """Floats at and around the bound of bucket ``i`` (gamma ** i), ``step`` floats apart."""
-    edge = GAMMA**i
-    out = [edge]
-    lo = hi = edge
-    for _ in range(8):
-        for _ in range(step):
-            lo = math.nextafter(lo, 0.0)
-            hi = math.nextafter(hi, math.inf)
-        out += [lo, hi]
-    return out
+    return floats_around(GAMMA**i, 8, step)
 
 
 @settings(max_examples=200, deadline=None)
