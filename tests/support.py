@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,10 +152,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def read_http_request(sock: Any, buf: bytes = b"") -> tuple[bytes, bytes, bytes] | None:
-    """One HTTP/1.1 request read from ``sock`` after the bytes ``buf`` already read from it: (head without its
-    blank line, body of Content-Length bytes, the bytes read past it), or None when the peer closed before a whole
-    head. For the raw test servers that keep the exact bytes of what a client sends."""
+def http_requests(sock: Any) -> Iterator[tuple[bytes, bytes]]:
+    """Each HTTP/1.1 request a client sends on ``sock`` (head without its blank line, body of Content-Length
+    bytes), until it closes. For the raw test servers that keep the exact bytes of what a client sends."""
+    buf = b""
+    while (got := _read_http_request(sock, buf)) is not None:
+        head, body, buf = got
+        yield head, body
+
+
+def _read_http_request(sock: Any, buf: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """One request read from ``sock`` after the bytes ``buf`` already read from it: (head, body, the bytes read
+    past it), or None when the peer closed before a whole head."""
     while b"\r\n\r\n" not in buf:
         data = sock.recv(65536)
         if not data:

@@ -27,7 +27,7 @@ from llm_users.client import direct as direct_mod
 from llm_users.client.call import Timeouts, llm_call
 from llm_users.client.direct import DirectPath, direct_path
 from llm_users.client.session import lean_session
-from tests.support import read_http_request
+from tests.support import http_requests
 
 PATH = "/v1/chat/completions"
 _SSE = (
@@ -67,12 +67,7 @@ class _Server:
 
     def _handle(self, sock: Any, _addr: Any) -> None:
         self.conns.append(sock)
-        buf = b""
-        while True:
-            got = read_http_request(sock, buf)
-            if got is None:
-                return
-            head, body, buf = got
+        for head, body in http_requests(sock):
             self.requests.append(head + b"\r\n\r\n" + body)
             if not self._answer(sock, self._mode(), b"stream" in head.lower() or b'"stream": true' in body):
                 return

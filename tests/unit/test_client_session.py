@@ -17,7 +17,7 @@ from locust.contrib.fasthttp import FastHttpSession, FastRequest
 
 from llm_users.client.call import llm_call
 from llm_users.client.session import FrozenURL, LeanCookieJar, lean_session
-from tests.support import read_http_request
+from tests.support import http_requests
 
 _SSE = (
     b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
@@ -37,12 +37,7 @@ class _Server:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
     def _handle(self, sock: Any, _addr: Any) -> None:
-        buf = b""
-        while True:
-            got = read_http_request(sock, buf)
-            if got is None:
-                return
-            head, _body, buf = got
+        for head, _body in http_requests(sock):
             text = head.decode("latin-1")
             cookie = b"Set-Cookie: lb=node7; Path=/\r\n" if not self.heads else b""
             self.heads.append(text)
