@@ -34,6 +34,6 @@ def test_reset_stats_empties_the_llm_metrics_when_spawning_completes(tmp_path: P
     for c in run.summary["counters"]:
         if c["name"] == "http_reqs":
             ours[c["tags"]["name"]] = ours.get(c["tags"]["name"], 0) + c["count"]
-    assert ours == locust, run.output[-3000:]
+    assert ours == locust and sum(ours.values()) > 0, run.output[-3000:]  # counted, after the reset
     # the ramp-up (about 2 s of 6 Users calling every 0.1 s) is left out of both
     assert served > sum(ours.values()) + 10, (served, ours)
